@@ -1,0 +1,45 @@
+"""The `cgphw` command line: a thin layer over the package's stages.
+
+Each stage's commands live in ``cgphw/commands/<stage>.py`` and expose ``register(group)``.
+Every error a user can cause is a ``UserError``: printed as one sentence, exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from cgphw.errors import UserError
+
+COMMAND_MODULES = ("evolve", "nn", "calibrate", "hw", "verify", "bench", "demo")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="cgphw")
+def cli():
+    """cgphw: evolve small 8-bit circuits that compute the int8 weights of a quantized
+    network, and turn them into verified hardware (Amaranth, Verilog, Yosys, cocotb)."""
+
+
+def _register_all() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"cgphw.commands.{name}").register(cli)
+
+
+def main(argv: list[str] | None = None) -> None:
+    _register_all()
+    try:
+        cli.main(args=argv, prog_name="cgphw", standalone_mode=False)
+    except UserError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:  # bad flags, missing arguments
+        exc.show()
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)

@@ -1,0 +1,68 @@
+"""CostTable: per-gate energy, area and delay, read from a gate_costs.json file.
+
+The default table is package data (``cgphw/data/gate_costs.json``), written by
+``cgphw calibrate``; the file states its own source. Constants and wires cost zero.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from cgphw.errors import UserError
+
+FORMAT = "cgphw-gate-costs/1"
+
+
+def default_costs_path() -> Path:
+    return Path(str(resources.files("cgphw") / "data" / "gate_costs.json"))
+
+
+@dataclass(frozen=True)
+class GateCost:
+    energy_pj: float  # energy per evaluation
+    area: float  # in the table's area unit
+    delay_ns: float
+
+
+@dataclass(frozen=True)
+class CostTable:
+    gates: dict[int, GateCost]
+    source: str
+    path: str = ""
+    sha256: str = ""
+    memory: dict = field(default_factory=dict)  # e.g. sram_read_pj_per_byte, dram_read_pj_per_byte
+
+    def arrays(self, ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(energy, area, delay) float64 arrays aligned with the gate ids given."""
+        missing = [i for i in ids if i not in self.gates]
+        if missing:
+            raise UserError(f"cost table {self.path or self.source} has no entry for gate ids {missing}")
+        return tuple(np.array([getattr(self.gates[i], f) for i in ids], np.float64)
+                     for f in ("energy_pj", "area", "delay_ns"))
+
+    def describe(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256, "source": self.source}
+
+
+def load_costs(path: str | os.PathLike | None = None) -> CostTable:
+    path = Path(path) if path is not None else default_costs_path()
+    if not path.is_file():
+        raise UserError(f"cost table {path} does not exist")
+    raw = path.read_bytes()
+    try:
+        doc = json.loads(raw)
+        if doc.get("format") != FORMAT:
+            raise ValueError(f"format is {doc.get('format')!r}, expected {FORMAT!r}")
+        gates = {int(k): GateCost(float(v["energy_pj"]), float(v["area"]), float(v["delay_ns"]))
+                 for k, v in doc["gates"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UserError(f"cost table {path} is malformed ({exc})") from None
+    return CostTable(gates, str(doc.get("source", "")), str(path),
+                     hashlib.sha256(raw).hexdigest(), dict(doc.get("memory", {})))

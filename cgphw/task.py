@@ -1,0 +1,115 @@
+"""Task: what a CGP circuit must compute (shared by nn/, which makes tasks, and cgp/).
+
+A task file is an ``.npz`` with int8 ``inputs[items, n_in]`` and ``targets[items, n_out]``,
+optional float ``weights[items, n_out]`` (per-target error weight) and bool
+``mask[items, n_out]`` (True = this target counts; False = don't care), and optional
+``meta`` (a JSON string: where each target weight lives in a network, and so on).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cgphw.errors import UserError
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    inputs: np.ndarray  # int8 [items, n_in] (n_in may be 0)
+    targets: np.ndarray  # int8 [items, n_out]
+    weights: np.ndarray | None = None  # float64 [items, n_out], >= 0
+    mask: np.ndarray | None = None  # bool [items, n_out]
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        validate(self.inputs, self.targets, self.weights, self.mask)
+
+    @property
+    def n_items(self) -> int:
+        return self.targets.shape[0]
+
+    @property
+    def n_inputs(self) -> int:
+        return self.inputs.shape[1]
+
+    @property
+    def n_outputs(self) -> int:
+        return self.targets.shape[1]
+
+    @property
+    def n_targets(self) -> int:
+        """Targets that count (the N of the threshold rule SE <= t^2 * N)."""
+        return int(self.targets.size if self.mask is None else self.mask.sum())
+
+    def error_weights(self) -> np.ndarray:
+        """float64 [items, n_out]: per-target weight with don't-cares set to 0."""
+        w = np.ones(self.targets.shape) if self.weights is None else self.weights.astype(np.float64)
+        return w if self.mask is None else np.where(self.mask, w, 0.0)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        arrays = {"inputs": self.inputs, "targets": self.targets, "meta": np.array(json.dumps(self.meta))}
+        if self.weights is not None:
+            arrays["weights"] = self.weights
+        if self.mask is not None:
+            arrays["mask"] = self.mask
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp.npz")
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+        return path
+
+
+def validate(inputs, targets, weights=None, mask=None) -> None:
+    for name, arr in (("inputs", inputs), ("targets", targets)):
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.int8 or arr.ndim != 2:
+            raise UserError(f"task {name} must be a 2-D int8 array [items, n], got "
+                            f"{getattr(arr, 'dtype', type(arr).__name__)} of shape {getattr(arr, 'shape', '?')}")
+    if inputs.shape[0] != targets.shape[0]:
+        raise UserError(f"task inputs have {inputs.shape[0]} items but targets have {targets.shape[0]}")
+    if targets.shape[0] == 0 or targets.shape[1] == 0:
+        raise UserError("task has no targets: targets must have at least one item and one output")
+    if weights is not None:
+        if weights.shape != targets.shape or not np.issubdtype(weights.dtype, np.number):
+            raise UserError(f"task weights must be numeric with the targets' shape {targets.shape}, got {weights.shape}")
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise UserError("task weights must be finite and non-negative")
+    if mask is not None and (mask.shape != targets.shape or mask.dtype != np.bool_):
+        raise UserError(f"task mask must be bool with the targets' shape {targets.shape}, got {mask.dtype} {mask.shape}")
+
+
+def load_task(path: str | os.PathLike) -> Task:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"task file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except Exception as exc:  # zip/npy errors come in many types
+        raise UserError(f"task file {path} is not a readable .npz archive ({exc})") from None
+    missing = {"inputs", "targets"} - set(arrays)
+    if missing:
+        raise UserError(f"task file {path} lacks {', '.join(sorted(missing))}: it needs int8 inputs and targets")
+    meta = {}
+    if "meta" in arrays:
+        try:
+            meta = json.loads(str(arrays["meta"]))
+        except json.JSONDecodeError:
+            raise UserError(f"task file {path} has a meta entry that is not JSON") from None
+    try:
+        return Task(arrays["inputs"], arrays["targets"], arrays.get("weights"), arrays.get("mask"), meta)
+    except UserError as exc:
+        raise UserError(f"task file {path}: {exc}") from None
+
+
+def example_task() -> Task:
+    """The thesis' LeNet-5 conv1 filter 0: 3x3 core -> its 16-weight ring (one item)."""
+    core = [-42, -36, 64, 19, 67, 127, 60, 54, 16]
+    ring = [26, -61, -64, -60, 22, -25, 102, -5, 32, 32, -62, -9, -12, -32, -96, -76]
+    return Task(np.array([core], np.int8), np.array([ring], np.int8),
+                meta={"name": "lenet5-conv1-filter0-core-ring", "selector": "core-ring"})
