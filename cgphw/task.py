@@ -61,6 +61,9 @@ class Task:
         fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp.npz")
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
         return path
 

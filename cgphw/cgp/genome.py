@@ -259,11 +259,18 @@ def write_json_atomic(path: str | os.PathLike, doc) -> Path:
         with os.fdopen(fd, "w") as fh:
             json.dump(doc, fh, indent=1)
             fh.write("\n")
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def grid_for(n_inputs: int, n_outputs: int, rows: int, cols: int, levels_back: int | None = None,

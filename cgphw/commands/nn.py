@@ -1,5 +1,322 @@
-"""Commands of this stage (filled in by its issue)."""
+"""Commands of the network stage: `model train|eval|layers|sensitivity`, `task make`, `insert`."""
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from cgphw.errors import UserError
+
+DATA_HELP = "'mnist5k' (built in) or a directory holding the MNIST IDX files"
+MODEL_HELP = "int8 model file (default: the shipped models/lenet5_mnist5k.pt)"
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _emit(doc, as_json: bool, text: str) -> None:
+    click.echo(json.dumps(doc, indent=2) if as_json else text)
+
+
+def _subgroup(group, name: str, help_text: str):
+    """The named subgroup, created unless another stage registered it already."""
+    existing = group.commands.get(name)
+    if existing is not None:
+        return existing
+    sub = click.Group(name, help=help_text)
+    group.add_command(sub)
+    return sub
+
+
+def _ints(text: str | None, what: str) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
+
+
+def _split(data: str, split: str, limit: int | None):
+    from cgphw.nn.data import load_split
+
+    return load_split(data, split).head(limit)
+
+
+def _load(model_path):
+    from cgphw.nn.model import load_model
+
+    return load_model(model_path)
+
+
+def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, limit, max_steps, init, out,
+                force, as_json):
+    from cgphw.nn import data as data_mod
+    from cgphw.nn.accuracy import measure
+    from cgphw.nn.model import file_sha256, save_model
+    from cgphw.nn.train import TrainConfig, train
+
+    out = Path(out)
+    if out.suffix != ".pt":
+        raise UserError(f"the model file name must end in .pt, got {out}")
+    if out.exists() and not force:
+        raise UserError(f"{out} exists: pass --force to replace it")
+    float_state, args = None, {}
+    if arch == "mobilenetv2":
+        args = {"width": width, "num_classes": 10, "in_channels": 1, "input_size": 32,
+                "mean": [0.5], "std": [0.5]}
+        if init is not None:
+            float_state = _torchvision_state(init)
+            args["num_classes"] = int(float_state["classifier.1.weight"].shape[0])
+            args["in_channels"] = int(float_state["features.0.0.weight"].shape[1])
+            from cgphw.nn.mobilenet import MobileNetV2, load_float_state
+
+            load_float_state(MobileNetV2(**args), float_state)  # check keys and shapes up front
+    elif init is not None:
+        raise UserError("--init (a torchvision float state dict) applies only to --arch mobilenetv2")
+    train_split = _split(data, "train", limit)
+    val_split, test_split = _split(data, "validation", None), _split(data, "test", None)
+    cfg = TrainConfig(arch=arch, args=tuple(sorted(args.items())), seed=seed, epochs=epochs,
+                      qat_epochs=qat_epochs, batch=batch, threads=threads, max_steps=max_steps)
+    model, history = train(cfg, train_split, val_split, float_state, progress=_say)
+    val, test = measure(model, val_split), measure(model, test_split)
+    import torch
+
+    model.meta = {
+        "format": "cgphw-model-meta/1", "arch": arch, "args": args, "data": data_mod.describe(data),
+        "train_images": len(train_split), "validation_images": len(val_split), "test_images": len(test_split),
+        "seed": seed, "config": cfg.as_dict(), "init": str(init) if init else None,
+        "command": "cgphw " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None,
+        "torch": torch.__version__, "engine": "x86", "history": history,
+        "accuracy": {"validation": val.as_dict(), "test": test.as_dict(),
+                     "how": f"int8 model (converted, x86 engine), top-1/top-5/mean cross-entropy over all "
+                            f"{len(test_split)} images of the {test.source} split, which training and "
+                            f"model selection never saw (selection used {val.source})"},
+        "reproducible": "bit-identical for the same seed, data, thread count, torch version and CPU "
+                        "(deterministic torch algorithms, seeded shuffling and augmentation)",
+    }
+    save_model(model, out)
+    meta = dict(model.meta, model_file=out.name, model_sha256=file_sha256(out))
+    from cgphw.cgp.genome import write_json_atomic
+
+    write_json_atomic(out.with_suffix(".json"), meta)
+    out.with_suffix(".json").chmod(0o644)
+    doc = {"model": str(out), "metadata": str(out.with_suffix(".json")), "validation": val.as_dict(),
+           "test": test.as_dict(), "seconds": history["seconds"]}
+    _emit(doc, as_json, f"saved {out} ({history['seconds']} s)\nvalidation: {val.line()}\ntest:       {test.line()}")
+
+
+def _torchvision_state(path) -> dict:
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"float state dict {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{path} is not a readable torch state dict ({type(exc).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or "features.0.0.weight" not in state or "classifier.1.weight" not in state:
+        raise UserError(f"{path} is not a torchvision MobileNetV2 float state dict")
+    return state
+
+
+def model_eval(model_path, data, split, limit, as_json):
+    from cgphw.nn.accuracy import measure
+
+    model = _load(model_path)
+    acc = measure(model, _split(data, split, limit))
+    _emit(dict(acc.as_dict(), model=model.path), as_json, acc.line())
+
+
+def model_layers(model_path, as_json):
+    from cgphw.nn.layers import list_layers
+
+    rows = list_layers(_load(model_path))
+    lines = [f"{'layer':<24} {'kind':<15} {'shape':<18} {'weights':>8} {'distinct':>8}  scale range"]
+    lines += [f"{r.name:<24} {r.kind:<15} {'x'.join(map(str, r.shape)):<18} {r.weights:>8} {r.distinct:>8}  "
+              f"{r.scale_min:.3g} .. {r.scale_max:.3g}" for r in rows]
+    _emit([r.as_dict() for r in rows], as_json, "\n".join(lines))
+
+
+def model_sensitivity(model_path, data, split, limit, layers, ks, mode, seed, as_json):
+    from cgphw.nn.accuracy import measure, sensitivity
+
+    model = _load(model_path)
+    images = _split(data, split, limit)
+    k_list = _ints(ks, "--k")
+    names = [n for n in layers.split(",") if n] if layers else None
+    base = measure(model, images)
+    rows = sensitivity(model, images, k_list, names, mode, seed, progress=_say)
+    text = [f"baseline: {base.line()}", f"{'layer':<24} {'k':>4}  top-1 %   delta"]
+    text += [f"{r['layer']:<24} {r['k']:>4}  {100 * r['top1']:6.2f}  {100 * r['delta_top1']:+6.2f}" for r in rows]
+    _emit({"baseline": base.as_dict(), "mode": mode, "seed": seed, "rows": rows}, as_json, "\n".join(text))
+
+
+def task_make(model_path, selector, layer, filters, out, as_json):
+    from cgphw.nn.model import file_sha256
+    from cgphw.nn.tasks import make_task
+    from cgphw.task import Task
+
+    model = _load(model_path)
+    task = make_task(model, selector, layer, _ints(filters, "--filters"))
+    task = Task(task.inputs, task.targets, meta=dict(task.meta, model=dict(task.meta["model"],
+                                                                         sha256=file_sha256(model.path))))
+    path = task.save(out)
+    doc = {"task": str(path), "selector": selector, "items": task.n_items, "inputs": task.n_inputs,
+           "outputs": task.n_outputs, "layers": task.meta["layers"]}
+    _emit(doc, as_json, f"wrote {path}: {task.n_items} item(s), {task.n_inputs} inputs -> "
+                        f"{task.n_outputs} outputs ({selector})")
+
+
+def insert_weights(source, model_path, data, split, limit, as_json):
+    from cgphw.nn.accuracy import measure
+    from cgphw.nn.layers import insert
+
+    model = _load(model_path)
+    replacements, origin = _replacements(Path(source), model)
+    changed = insert(model, replacements)
+    images = _split(data, split, limit)
+    before, after = measure(model, images), measure(changed, images)
+    from cgphw.nn.layers import extract
+
+    codes_changed = {n: int((extract(model, n) != c).sum()) for n, c in replacements.items()}
+    doc = {"source": str(source), "origin": origin, "model": model.path, "layers": sorted(replacements),
+           "codes_changed": codes_changed, "before": before.as_dict(), "after": after.as_dict(),
+           "delta_top1": after.top1 - before.top1, "delta_top5": after.top5 - before.top5,
+           "delta_loss": after.loss - before.loss}
+    text = (f"inserted {origin} into {', '.join(sorted(replacements))} "
+            f"({sum(codes_changed.values())} codes differ)\nbefore: {before.line()}\nafter:  {after.line()}\n"
+            f"delta:  top-1 {100 * doc['delta_top1']:+.2f} points, loss {doc['delta_loss']:+.4f}")
+    _emit(doc, as_json, text)
+
+
+def _sha256(path) -> str:
+    from cgphw.nn.model import file_sha256
+
+    return file_sha256(path)
+
+
+def _replacements(source: Path, model) -> tuple[dict, str]:
+    """Layer -> int8 codes, from a run directory (best genome on its task) or an .npz of layers."""
+    if source.is_dir():
+        from cgphw.cgp.genome import load_genome  # commands may join stages; nn/ itself never sees CGP
+        from cgphw.nn.tasks import place
+        from cgphw.task import load_task
+
+        for name in ("best.json", "task.npz"):
+            if not (source / name).is_file():
+                raise UserError(f"run directory {source} has no {name}")
+        genome, task = load_genome(source / "best.json"), load_task(source / "task.npz")
+        made_from = task.meta.get("model", {}).get("sha256") if isinstance(task.meta.get("model"), dict) else None
+        if made_from and model.path and made_from != _sha256(model.path):
+            _say(f"note: the task of {source} was made from another model file than {model.path}")
+        if genome.grid.n_inputs != task.n_inputs or genome.grid.n_outputs != task.n_outputs:
+            raise UserError(f"the genome in {source}/best.json has {genome.grid.n_inputs} inputs and "
+                            f"{genome.grid.n_outputs} outputs but the task has {task.n_inputs} and {task.n_outputs}")
+        return place(model, task, genome.evaluate(task.inputs)), f"the best circuit of {source}"
+    if not source.is_file():
+        raise UserError(f"{source} is neither a run directory nor a weights .npz file")
+    try:
+        with np.load(source, allow_pickle=False) as archive:
+            weights = {k: archive[k] for k in archive.files}
+    except Exception as exc:
+        raise UserError(f"{source} is not a readable .npz of layer weights ({type(exc).__name__})") from None
+    if not weights:
+        raise UserError(f"{source} holds no layer weights")
+    return weights, f"weights from {source}"
 
 
 def register(group) -> None:
-    pass
+    model = _subgroup(group, "model", "Train, measure and inspect int8 networks.")
+    task = _subgroup(group, "task", "Make CGP tasks from network layers.")
+    data_opt = click.option("--data", default="mnist5k", show_default=True, help=DATA_HELP)
+    model_opt = click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, help=MODEL_HELP)
+    json_opt = click.option("--json", "as_json", is_flag=True, help="print JSON")
+    split_opt = click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test",
+                             show_default=True, help="which images (an IDX directory's test split is t10k)")
+    limit_opt = click.option("--limit", type=click.IntRange(min=1), default=None, help="use only the first N images")
+
+    @model.command("train")
+    @click.option("--arch", type=click.Choice(["lenet5", "mobilenetv2"]), default="lenet5", show_default=True)
+    @click.option("--width", type=float, default=0.5, show_default=True, help="MobileNetV2 width multiplier")
+    @data_opt
+    @click.option("--seed", type=int, default=1, show_default=True)
+    @click.option("--epochs", type=click.IntRange(min=0), default=100, show_default=True, help="float epochs")
+    @click.option("--qat-epochs", type=click.IntRange(min=0), default=12, show_default=True)
+    @click.option("--batch", type=click.IntRange(min=1), default=64, show_default=True)
+    @click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+    @click.option("--limit", type=click.IntRange(min=1), default=None, help="train on the first N images only")
+    @click.option("--max-steps", type=click.IntRange(min=1), default=None, help="batches per epoch at most")
+    @click.option("--init", type=click.Path(dir_okay=False), default=None,
+                  help="torchvision-format MobileNetV2 float state dict to start from")
+    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="model file to write (.pt)")
+    @click.option("--force", is_flag=True, help="replace an existing model file")
+    @json_opt
+    def _train(**kw):
+        """Train an int8 network (float training, then quantization-aware fine-tuning)."""
+        model_train(**kw)
+
+    @model.command("eval")
+    @model_opt
+    @data_opt
+    @split_opt
+    @limit_opt
+    @json_opt
+    def _eval(**kw):
+        """Top-1, top-5 and cross-entropy loss of the int8 network."""
+        model_eval(**kw)
+
+    @model.command("layers")
+    @model_opt
+    @json_opt
+    def _layers(**kw):
+        """List the int8 layers: shape, weights, distinct codes, scale range."""
+        model_layers(**kw)
+
+    @model.command("sensitivity")
+    @model_opt
+    @data_opt
+    @click.option("--split", type=click.Choice(["train", "validation", "test"]), default="validation",
+                  show_default=True)
+    @limit_opt
+    @click.option("--layers", default=None, help="comma-separated layers (default: all); a+b perturbs a and b together")
+    @click.option("--k", "ks", default="1,2,4,8", show_default=True, help="noise amplitudes in int8 codes")
+    @click.option("--mode", type=click.Choice(["sign", "uniform", "offset"]), default="sign", show_default=True,
+                  help="sign: each code +-k at random; uniform: -k..k; offset: every code +k (clipped)")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @json_opt
+    def _sensitivity(**kw):
+        """Accuracy with each layer's int8 codes perturbed by k, per layer and k."""
+        model_sensitivity(**kw)
+
+    @task.command("make")
+    @model_opt
+    @click.option("--selector", required=True,
+                  help="core-ring[:LAYER][:concat] | ring-core[:LAYER][:concat] | layer:A->B | "
+                       "const:L1[,L2] | first-n:N[:LAYER]")
+    @click.option("--layer", default=None, help="layer for selectors that take one")
+    @click.option("--filters", default=None, help="comma-separated filter indices (core-ring, ring-core)")
+    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="task file to write (.npz)")
+    @json_opt
+    def _task_make(**kw):
+        """Write a CGP task file from the model's int8 weights."""
+        task_make(**kw)
+
+    @group.command("insert")
+    @click.argument("source", type=click.Path())
+    @model_opt
+    @data_opt
+    @split_opt
+    @limit_opt
+    @json_opt
+    def _insert(**kw):
+        """Put a run's circuit outputs (RUNDIR) or layer weights (.npz) into the model; accuracy before/after."""
+        insert_weights(**kw)

@@ -1,0 +1,91 @@
+"""How good an int8 network is: top-1, top-5, cross-entropy; and its sensitivity to noise."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cgphw.errors import UserError
+from cgphw.nn.data import Split
+from cgphw.nn.layers import extract, insert, list_layers
+
+BATCH = 500
+SENSITIVITY_MODES = ("sign", "uniform", "offset")
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    top1: float  # fraction 0..1
+    top5: float
+    loss: float  # mean cross-entropy
+    images: int
+    source: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        return (f"top-1 {100 * self.top1:.2f} %  top-5 {100 * self.top5:.2f} %  "
+                f"loss {self.loss:.4f}  ({self.images} images of {self.source})")
+
+
+def logits(model, split: Split) -> torch.Tensor:
+    """float32 [n, classes]: the int8 network's outputs, computed in fixed batches."""
+    outs = [model(torch.from_numpy(split.images[i:i + BATCH])) for i in range(0, len(split), BATCH)]
+    return torch.cat(outs)
+
+
+def score(out: torch.Tensor, labels: np.ndarray, source: str) -> Accuracy:
+    target = torch.from_numpy(labels)
+    k = min(5, out.shape[1])
+    top = out.topk(k, dim=1).indices
+    top1 = (top[:, 0] == target).double().mean().item()
+    top5 = (top == target[:, None]).any(dim=1).double().mean().item()
+    loss = F.cross_entropy(out.double(), target).item()
+    return Accuracy(top1, top5, loss, int(len(labels)), source)
+
+
+def measure(model, split: Split) -> Accuracy:
+    if len(split) == 0:
+        raise UserError(f"data {split.source} holds no images to measure accuracy on")
+    return score(logits(model, split), split.labels, split.source)
+
+
+def perturb(codes: np.ndarray, k: int, mode: str, rng: np.random.Generator) -> np.ndarray:
+    """Codes moved by k (sign: +-k at random; uniform: any of -k..k; offset: +k), clipped to int8."""
+    wide = codes.astype(np.int32)
+    if mode == "sign":
+        wide += k * rng.choice(np.array([-1, 1]), size=codes.shape)
+    elif mode == "uniform":
+        wide += rng.integers(-abs(k), abs(k) + 1, size=codes.shape)
+    elif mode == "offset":
+        wide += k
+    else:
+        raise UserError(f"unknown sensitivity mode {mode!r}: choose one of {', '.join(SENSITIVITY_MODES)}")
+    return np.clip(wide, -128, 127).astype(np.int8)
+
+
+def sensitivity(model, split: Split, ks: list[int], layers: list[str] | None = None,
+                mode: str = "sign", seed: int = 0, progress=None) -> list[dict]:
+    """Accuracy with a layer's codes perturbed by each k, one layer at a time (seeded).
+
+    A layer entry "a+b" perturbs layers a and b together (the study's conv1+conv2 offsets).
+    """
+    entries = layers or [info.name for info in list_layers(model)]
+    base = measure(model, split)
+    rows = []
+    for li, entry in enumerate(entries):
+        names = [n for n in entry.split("+") if n]
+        codes = {name: extract(model, name) for name in names}
+        for k in ks:
+            # One generator per (entry, k): a row does not depend on which other rows ran.
+            rng = np.random.default_rng([seed, li, k + 1024])
+            noisy = {name: perturb(c, k, mode, rng) for name, c in codes.items()}
+            acc = measure(insert(model, noisy), split)
+            rows.append({"layer": entry, "k": k, "mode": mode, "top1": acc.top1, "top5": acc.top5,
+                         "loss": acc.loss, "delta_top1": acc.top1 - base.top1})
+            if progress:
+                progress(f"{entry} k={k}: top-1 {100 * acc.top1:.2f} %")
+    return rows

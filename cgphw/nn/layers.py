@@ -1,0 +1,72 @@
+"""Layer access of an int8 network: list, extract int8 codes, insert codes into a copy."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from cgphw.errors import UserError
+from cgphw.nn import quant
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    kind: str  # conv, depthwise-conv, linear
+    shape: tuple[int, ...]
+    weights: int
+    distinct: int  # distinct int8 codes
+    scale_min: float
+    scale_max: float
+
+    def as_dict(self) -> dict:
+        doc = asdict(self)
+        doc["shape"] = list(self.shape)
+        return doc
+
+
+def list_layers(model) -> list[LayerInfo]:
+    rows = []
+    for name, module in quant.weighted_layers(model.module):
+        codes, scales, _ = quant.read_int8(module)
+        rows.append(LayerInfo(name, quant.layer_kind(module), tuple(codes.shape), int(codes.size),
+                              int(np.unique(codes).size), float(scales.min()), float(scales.max())))
+    return rows
+
+
+def layer_module(model, name: str):
+    for layer, module in quant.weighted_layers(model.module):
+        if layer == name:
+            return module
+    known = [n for n, _ in quant.weighted_layers(model.module)]
+    shown = ", ".join(known[:8]) + (", ..." if len(known) > 8 else "")
+    raise UserError(f"the model has no int8 layer named {name!r} (layers: {shown})")
+
+
+def extract(model, name: str) -> np.ndarray:
+    """The layer's int8 codes (np.int8, in the weight's shape, e.g. [out, in, kh, kw])."""
+    return quant.read_int8(layer_module(model, name))[0]
+
+
+def scales(model, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(per-output-channel scales, zero points) of a layer."""
+    _, scale, zero = quant.read_int8(layer_module(model, name))
+    return scale, zero
+
+
+def insert(model, replacements: dict[str, np.ndarray]):
+    """A copy of the model with these layers' int8 codes replaced (scales, zero points, bias kept)."""
+    checked = {}
+    for name, codes in replacements.items():
+        current = extract(model, name)
+        codes = np.asarray(codes)
+        if codes.dtype != np.int8:
+            raise UserError(f"weights for layer {name} must be int8, got {codes.dtype}")
+        if codes.shape != current.shape:
+            raise UserError(f"weights for layer {name} have shape {list(codes.shape)}, "
+                            f"the layer needs {list(current.shape)}")
+        checked[name] = codes
+    out = model.copy()
+    for name, codes in checked.items():
+        quant.write_int8(layer_module(out, name), codes)
+    return out

@@ -1,0 +1,111 @@
+"""An int8 network and its model file.
+
+A model file (``.pt``) holds only plain data: {"format": "cgphw-model/1", "arch", "args",
+"qat_state" (the QAT model's state dict: float tensors), "meta"}. Loading rebuilds the
+architecture, loads the state and converts it to int8 — no training, no pickled code, and it
+loads with ``torch.load(weights_only=True)``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from cgphw.errors import UserError
+from cgphw.nn import quant
+from cgphw.nn.lenet import LeNet5
+from cgphw.nn.mobilenet import MobileNetV2
+
+FORMAT = "cgphw-model/1"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+DEFAULT_MODEL = MODELS_DIR / "lenet5_mnist5k.pt"
+ARCHS = ("lenet5", "mobilenetv2")
+
+
+def float_network(arch: str, args: dict | None = None) -> nn.Module:
+    args = dict(args or {})
+    if arch == "lenet5":
+        return LeNet5(**args)
+    if arch == "mobilenetv2":
+        return MobileNetV2(**args)
+    raise UserError(f"unknown architecture {arch!r}: choose one of {', '.join(ARCHS)}")
+
+
+def qat_network(arch: str, args: dict | None = None, float_state: dict | None = None) -> nn.Module:
+    """The architecture with fused modules and fake quantizers, ready for QAT."""
+    net = float_network(arch, args)
+    if float_state is not None:
+        net.load_state_dict(float_state)
+    return quant.prepare_qat(net, net.fuse_groups())
+
+
+@dataclass(eq=False)
+class Int8Model:
+    arch: str
+    args: dict
+    qat_state: dict  # what the file stores; the int8 module is derived from it
+    module: nn.Module  # the converted int8 network (eval mode)
+    meta: dict = field(default_factory=dict)
+    path: str | None = None
+
+    @classmethod
+    def from_qat(cls, arch: str, args: dict, qat_model: nn.Module, meta: dict | None = None) -> "Int8Model":
+        state = {k: v.detach().clone() for k, v in qat_model.state_dict().items()}
+        return cls(arch, dict(args), state, quant.convert(qat_model), dict(meta or {}))
+
+    def copy(self) -> "Int8Model":
+        """An independent copy whose int8 weights may be changed (the state is shared, read-only)."""
+        return Int8Model(self.arch, self.args, self.qat_state, copy.deepcopy(self.module), dict(self.meta), self.path)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        quant.use_engine()
+        with torch.inference_mode(), quant.quiet():
+            return self.module(images)
+
+
+def save_model(model: Int8Model, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"format": FORMAT, "arch": model.arch, "args": json.dumps(model.args),
+           "qat_state": model.qat_state, "meta": json.dumps(model.meta)}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        torch.save(doc, fh)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
+    os.replace(tmp, path)
+    return path
+
+
+def load_model(path: str | os.PathLike | None = None) -> Int8Model:
+    path = Path(path) if path is not None else DEFAULT_MODEL
+    if not path.is_file():
+        hint = " (run `cgphw model train` to recreate the shipped model)" if path == DEFAULT_MODEL else ""
+        raise UserError(f"model file {path} does not exist{hint}")
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for a bad file
+        raise UserError(f"model file {path} is not a readable cgphw model ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UserError(f"model file {path} is not a {FORMAT} file")
+    try:
+        args, meta = json.loads(doc["args"]), json.loads(doc["meta"])
+        net = qat_network(doc["arch"], args)
+        net.load_state_dict(doc["qat_state"])
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"model file {path} does not match its architecture {doc.get('arch')!r} ({exc})") from None
+    model = Int8Model.from_qat(doc["arch"], args, net, meta)
+    model.path = str(path)
+    return model
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

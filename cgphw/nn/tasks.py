@@ -1,0 +1,166 @@
+"""Selectors: turn int8 layers into CGP tasks (stored weights -> weights to compute).
+
+Selector strings (LAYER defaults to the first layer with 5x5 kernels where one is needed):
+  core-ring[:LAYER][:concat]  3x3 core of each 5x5 kernel -> its 16-weight ring; one item per
+                              kernel, or one item of all chosen kernels concatenated
+  ring-core[:LAYER][:concat]  the reverse
+  layer:A->B                  all weights of layer A -> all weights of layer B (one item)
+  const:L1[,L2...]            no inputs -> every weight of the layers (one item; value bank)
+  first-n:N[:LAYER]           the layer's first N weights (flat order) -> the whole layer
+
+The task's meta records where each input comes from and where each target lives, as runs
+[layer, first flat index, count] per item, so that outputs can be put back (``place``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from cgphw.errors import UserError
+from cgphw.nn.layers import extract, list_layers
+from cgphw.task import Task
+
+SELECTORS = ("core-ring", "ring-core", "layer", "const", "first-n")
+CORE = [(r, c) for r in range(1, 4) for c in range(1, 4)]
+RING = [(0, c) for c in range(5)] + [p for r in range(1, 4) for p in ((r, 0), (r, 4))] + [(4, c) for c in range(5)]
+CORE_FLAT = [r * 5 + c for r, c in CORE]
+RING_FLAT = [r * 5 + c for r, c in RING]
+
+
+def core_and_ring(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(9 core weights row-major, 16 ring weights: row 0, rows 1-3 first/last, row 4) of a 5x5 kernel."""
+    flat = np.asarray(kernel).reshape(25)
+    return flat[CORE_FLAT], flat[RING_FLAT]
+
+
+def make_task(model, selector: str, layer: str | None = None, filters: list[int] | None = None) -> Task:
+    name, _, rest = selector.partition(":")
+    parts = [p for p in rest.split(":") if p] if rest else []
+    if name in ("core-ring", "ring-core"):
+        concat = "concat" in parts
+        named = [p for p in parts if p != "concat"]
+        if len(named) > 1:
+            raise UserError(f"selector {selector!r} names more than one layer")
+        task = _kernel_task(model, name == "ring-core", _pick_layer(model, named, layer), filters, concat)
+    elif filters is not None:
+        raise UserError("--filters applies only to the core-ring and ring-core selectors")
+    elif name == "layer":
+        source, arrow, target = rest.partition("->")
+        if not arrow or not source or not target:
+            raise UserError(f"selector {selector!r} must look like layer:A->B")
+        task = _whole_task(model, [source], [target])
+    elif name == "const":
+        names = [n for n in rest.split(",") if n] or ([layer] if layer else [])
+        if not names:
+            raise UserError("selector const needs layers, e.g. const:conv1,conv2")
+        task = _whole_task(model, [], names)
+    elif name == "first-n":
+        if not parts or not parts[0].isdigit() or int(parts[0]) < 1:
+            raise UserError(f"selector {selector!r} must look like first-n:N[:LAYER] with N >= 1")
+        task = _first_n_task(model, int(parts[0]), _pick_layer(model, parts[1:], layer, any_shape=True))
+    else:
+        raise UserError(f"unknown selector {selector!r}: use one of {', '.join(SELECTORS)}")
+    meta = dict(task.meta, selector=selector, model={"arch": model.arch, "path": model.path})
+    return Task(task.inputs, task.targets, meta=meta)
+
+
+def _pick_layer(model, named: list[str], option: str | None, any_shape: bool = False) -> str:
+    if len(named) > 1:
+        raise UserError(f"a selector names one layer, got {', '.join(named)}")
+    if named and option and named[0] != option:
+        raise UserError(f"the selector names layer {named[0]} but --layer says {option}")
+    if named or option:
+        return named[0] if named else option
+    for info in list_layers(model):
+        if any_shape or info.shape[-2:] == (5, 5):
+            return info.name
+    raise UserError("the model has no layer with 5x5 kernels: name one with --layer")
+
+
+def _kernel_task(model, reverse: bool, layer: str, filters, concat: bool) -> Task:
+    codes = extract(model, layer)
+    if codes.ndim != 4 or codes.shape[-2:] != (5, 5):
+        raise UserError(f"layer {layer} has weights of shape {list(codes.shape)}; core-ring needs 5x5 kernels")
+    chosen = list(range(codes.shape[0])) if filters is None else list(filters)
+    bad = [f for f in chosen if not 0 <= f < codes.shape[0]]
+    if bad or not chosen:
+        raise UserError(f"layer {layer} has filters 0..{codes.shape[0] - 1}; cannot choose {bad or 'none'}")
+    ins, outs, at_in, at_out = [], [], [], []
+    for f in chosen:
+        for c in range(codes.shape[1]):
+            core, ring = core_and_ring(codes[f, c])
+            base = (f * codes.shape[1] + c) * 25
+            src, dst = (ring, core) if reverse else (core, ring)
+            src_flat, dst_flat = (RING_FLAT, CORE_FLAT) if reverse else (CORE_FLAT, RING_FLAT)
+            ins.append(src)
+            outs.append(dst)
+            at_in.append([(layer, base + i) for i in src_flat])
+            at_out.append([(layer, base + i) for i in dst_flat])
+    if concat:
+        ins, outs = [np.concatenate(ins)], [np.concatenate(outs)]
+        at_in, at_out = [sum(at_in, [])], [sum(at_out, [])]
+    return Task(np.array(ins, np.int8), np.array(outs, np.int8),
+                meta=_where(model, at_in, at_out, kernels=[[f, c] for f in chosen for c in range(codes.shape[1])]))
+
+
+def _whole_task(model, sources: list[str], targets: list[str]) -> Task:
+    flat = {n: extract(model, n).ravel() for n in dict.fromkeys(sources + targets)}
+    ins = np.concatenate([flat[n] for n in sources]) if sources else np.zeros(0, np.int8)
+    outs = np.concatenate([flat[n] for n in targets])
+    at_in = [[(n, i) for n in sources for i in range(flat[n].size)]]
+    at_out = [[(n, i) for n in targets for i in range(flat[n].size)]]
+    return Task(ins[None, :].astype(np.int8), outs[None, :].astype(np.int8), meta=_where(model, at_in, at_out))
+
+
+def _first_n_task(model, n: int, layer: str) -> Task:
+    flat = extract(model, layer).ravel()
+    if n > flat.size:
+        raise UserError(f"layer {layer} has only {flat.size} weights, fewer than first-n:{n}")
+    return Task(flat[None, :n].copy(), flat[None, :].copy(),
+                meta=_where(model, [[(layer, i) for i in range(n)]], [[(layer, i) for i in range(flat.size)]]))
+
+
+def _where(model, at_in, at_out, **extra) -> dict:
+    used = dict.fromkeys(name for item in at_in + at_out for name, _ in item)
+    shapes = {name: list(extract(model, name).shape) for name in used}
+    return {"layers": shapes, "inputs_from": [_runs(item) for item in at_in],
+            "targets_at": [_runs(item) for item in at_out], **extra}
+
+
+def _runs(pairs) -> list[list]:
+    """[(layer, flat)...] -> [[layer, start, count]...] joining consecutive indices."""
+    runs: list[list] = []
+    for name, index in pairs:
+        if runs and runs[-1][0] == name and runs[-1][1] + runs[-1][2] == index:
+            runs[-1][2] += 1
+        else:
+            runs.append([name, int(index), 1])
+    return runs
+
+
+def target_locations(meta: dict) -> list[list[tuple[str, int]]]:
+    """Per item, per output: (layer, flat index) where that target weight lives."""
+    if "targets_at" not in meta:
+        raise UserError("the task does not record where its targets live (it was not made by `cgphw task make`)")
+    return [[(name, start + i) for name, start, count in item for i in range(count)] for item in meta["targets_at"]]
+
+
+def place(model, task: Task, outputs: np.ndarray) -> dict[str, np.ndarray]:
+    """Layer name -> int8 codes: the model's codes with the task's targets replaced by ``outputs``."""
+    outputs = np.asarray(outputs)
+    if outputs.shape != task.targets.shape:
+        raise UserError(f"circuit outputs have shape {list(outputs.shape)}, the task's targets "
+                        f"{list(task.targets.shape)}")
+    where = target_locations(task.meta)
+    if len(where) != outputs.shape[0] or any(len(item) != outputs.shape[1] for item in where):
+        raise UserError("the task's target map does not match its targets' shape")
+    layers = {name for item in where for name, _ in item}
+    codes = {name: extract(model, name).ravel().copy() for name in sorted(layers)}
+    for name, shape in task.meta.get("layers", {}).items():
+        if name in codes and list(extract(model, name).shape) != list(shape):
+            raise UserError(f"layer {name} has shape {list(extract(model, name).shape)} in this model "
+                            f"but {shape} in the task: the task was made from another network")
+    for i, item in enumerate(where):
+        for j, (name, index) in enumerate(item):
+            if task.mask is None or task.mask[i, j]:
+                codes[name][index] = outputs[i, j]
+    return {name: flat.astype(np.int8).reshape(extract(model, name).shape) for name, flat in codes.items()}
