@@ -2,4 +2,14 @@
 from cgphw.errors import UserError
 from cgphw.task import Task, load_task
 
-__all__ = ["Task", "UserError", "load_task"]
+__all__ = ["Task", "UserError", "load_task", "evolve", "resume", "RunResult"]
+
+_LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search"}
+
+
+def __getattr__(name):  # the CGP engine loads numba: import it only when used
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'cgphw' has no attribute {name!r}")

@@ -1,5 +1,40 @@
-"""Commands of this stage (filled in by its issue)."""
+"""`cgphw demo`: evolve a circuit for the shipped example task and show it."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
 
 
 def register(group) -> None:
-    pass
+    @group.command("demo")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("runs/demo"),
+                  show_default=True, help="Run directory (replaced if it exists).")
+    @click.option("--seed", type=int, default=1, show_default=True)
+    @click.option("--generations", type=int, default=2_000_000, show_default=True)
+    @click.option("--time-budget", type=float, default=45.0, show_default=True, help="Seconds of search at most.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    def demo_cmd(out, seed, generations, time_budget, as_json):
+        """Evolve the thesis' LeNet-5 kernel (3x3 core -> 16-weight ring) on a 5x5 grid."""
+        from cgphw.cgp.search import evolve
+        from cgphw.commands.evolve import progress_printer, summary_lines
+        from cgphw.task import example_task
+
+        task = example_task()
+        click.echo(f"task: core {task.inputs[0].tolist()} -> ring {task.targets[0].tolist()}", err=True)
+        click.echo("evolving on a 5x5 grid, levels-back 5, threshold 0 (first run compiles numba kernels) ...",
+                   err=True)
+        result = evolve(task, rows=5, cols=5, levels_back=5, lam=4, mutation_max=0.15, threshold=0.0, seed=seed,
+                        generations=generations, time_budget=time_budget, out=out, force=True,
+                        progress=progress_printer())
+        out_values = result.genome.evaluate(task.inputs)[0].tolist()
+        if as_json:
+            click.echo(json.dumps({"run_dir": str(result.run_dir), "stop_reason": result.stop_reason,
+                                   "metrics": result.metrics, "outputs": out_values,
+                                   "expressions": result.genome.expressions()}))
+            return
+        click.echo("\n".join(summary_lines(result.metrics, result.genome, None,
+                                           f"run {result.run_dir}  (stopped: {result.stop_reason})")))
+        click.echo(f"outputs      {out_values}")
+        click.echo(f"targets      {task.targets[0].tolist()}")

@@ -1,5 +1,132 @@
-"""Commands of this stage (filled in by its issue)."""
+"""`cgphw evolve` (run or resume a CGP search) and `cgphw show` (a run's circuit)."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from cgphw.errors import UserError
+
+
+def progress_printer():
+    """Progress on stderr: one line per tick (generation, error, energy, speed)."""
+    last = {}
+
+    def show(info: dict) -> None:
+        dg = info["generations"] - last.get("generations", 0)
+        dt = info["seconds"] - last.get("seconds", 0.0)
+        last.update(generations=info["generations"], seconds=info["seconds"])
+        rate = dg / dt if dt > 0 else 0.0
+        click.echo(f"gen {info['generations']:>11,}  phase {info['phase']}  error {info['error_se']:<10g} "
+                   f"energy {info['energy_pj']:.4f} pJ  gates {info['gates']:>5}  {rate:,.0f} gen/s", err=True)
+
+    return show
+
+
+def summary_lines(metrics: dict, genome, value_bank=None, header: str = "") -> list[str]:
+    lines = [header] if header else []
+    m = metrics
+    if "error_se" in m:
+        reached = m.get("threshold_reached")
+        lines.append(f"error (SE)   {m['error_se']:g}" + (f"   threshold t={m['threshold']:g}: "
+                                                          f"{'reached' if reached else 'NOT reached'}"
+                                                          if "threshold" in m else ""))
+    lines.append(f"energy       {m['energy_pj']:.4f} pJ   area {m['area']:g}   delay {m['delay_ns']:g} ns   "
+                 f"gates {m['gates']}")
+    if "generations" in m:
+        lines.append(f"search       {m['generations']:,} generations, {m['evaluations']:,} offspring, "
+                     f"{m.get('seconds', 0):.1f} s")
+    g = genome.grid
+    lines.append(f"grid         {g.rows}x{g.cols}, levels-back {g.levels_back}, {g.n_inputs} inputs -> "
+                 f"{g.n_outputs} outputs")
+    if value_bank:
+        lines.append(f"value bank   {value_bank['n_values']} distinct values feed {g.n_outputs} outputs")
+    return lines + ["circuit:"] + ["  " + e for e in genome.expressions()]
 
 
 def register(group) -> None:
-    pass
+    @group.command("evolve")
+    @click.argument("task_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+    @click.option("--rows", type=int, help="Grid rows.")
+    @click.option("--cols", type=int, help="Grid columns.")
+    @click.option("--levels-back", type=int, help="Columns a node may read back (default: cols).")
+    @click.option("--lambda", "lam", type=int, default=4, show_default=True, help="Offspring per generation.")
+    @click.option("--mutation-max", type=float, default=0.15, show_default=True,
+                  help="Mutate 1..ceil(F * genes) genes per offspring.")
+    @click.option("--threshold", type=float, default=0.0, show_default=True,
+                  help="Per-weight RMS error t allowed (SE <= t^2 N).")
+    @click.option("--value-bank", is_flag=True, help="Evolve the distinct values only, then wire each weight.")
+    @click.option("--function-set", default="seed27", show_default=True, help="Set name or comma-separated gate ids/names.")
+    @click.option("--seed", type=int, default=0, show_default=True)
+    @click.option("--generations", type=int, help="Stop after N generations (default 1,000,000 if no other limit).")
+    @click.option("--time-budget", type=float, help="Stop after SEC seconds of search.")
+    @click.option("--patience", type=int, help="Stop after N generations without improvement.")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default runs/<task>-s<seed>).")
+    @click.option("--costs", type=click.Path(dir_okay=False, path_type=Path), help="Gate cost table (default: packaged).")
+    @click.option("--checkpoint-every", type=float, default=30.0, show_default=True, help="Seconds between checkpoints.")
+    @click.option("--force", is_flag=True, help="Replace an existing run in --out.")
+    @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
+                  help="Continue the run in RUNDIR from its checkpoint.")
+    @click.option("--quiet", is_flag=True, help="No progress on stderr.")
+    @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    def evolve_cmd(task_file, rows, cols, levels_back, lam, mutation_max, threshold, value_bank, function_set, seed,
+                   generations, time_budget, patience, out, costs, checkpoint_every, force, resume_dir, quiet, as_json):
+        """Evolve a circuit for TASK_FILE (.npz with int8 inputs/targets), or --resume a run."""
+        from cgphw.cgp.search import Interrupted, evolve, resume
+
+        prog = None if quiet else progress_printer()
+        try:
+            if resume_dir is not None:
+                if task_file is not None or rows is not None or cols is not None:
+                    raise UserError("--resume takes the run directory only (plus --generations/--time-budget)")
+                result = resume(resume_dir, generations=generations, time_budget=time_budget, progress=prog)
+            else:
+                if task_file is None:
+                    raise UserError("give a task file (cgphw evolve TASK.npz --rows R --cols C) or --resume RUNDIR")
+                if rows is None or cols is None:
+                    raise UserError("--rows and --cols are required to evolve a new circuit")
+                if checkpoint_every <= 0:
+                    raise UserError("--checkpoint-every must be a positive number of seconds")
+                out = out if out is not None else Path("runs") / f"{task_file.stem}-s{seed}"
+                result = evolve(task_file, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
+                                function_set, seed, generations, time_budget, patience, out, costs, prog,
+                                checkpoint_every, force)
+        except Interrupted as exc:
+            click.echo(str(exc), err=True)
+            sys.exit(130)
+        if as_json:
+            click.echo(json.dumps({"run_dir": str(result.run_dir), "stop_reason": result.stop_reason,
+                                   "metrics": result.metrics, "genome": result.genome.to_json()}))
+        else:
+            click.echo("\n".join(summary_lines(result.metrics, result.genome, result.value_bank,
+                                               f"run {result.run_dir}  (stopped: {result.stop_reason})")))
+
+    @group.command("show")
+    @click.argument("path", type=click.Path(path_type=Path))
+    @click.option("--costs", type=click.Path(dir_okay=False, path_type=Path), help="Cost table for a bare genome.")
+    @click.option("--json", "as_json", is_flag=True, help="Print metrics and expressions as JSON.")
+    def show_cmd(path, costs, as_json):
+        """Show a run (RUNDIR) or a genome/best.json file: metrics and the circuit."""
+        from cgphw.cgp.genome import Genome
+        from cgphw.cgp.metrics import circuit_metrics
+        from cgphw.costs import load_costs
+
+        file = path / "best.json" if path.is_dir() else path
+        if not file.is_file():
+            raise UserError(f"{path} is neither a run directory with best.json nor a genome file")
+        try:
+            doc = json.loads(file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"{file} is not valid JSON") from None
+        inner = doc.get("genome") if isinstance(doc, dict) and isinstance(doc.get("genome"), dict) else doc
+        genome = Genome.from_json(inner, source=str(file))
+        metrics = doc.get("metrics") if isinstance(doc, dict) and "metrics" in doc else \
+            circuit_metrics(genome, load_costs(costs))
+        vb = doc.get("value_bank") if isinstance(doc, dict) else None
+        if as_json:
+            click.echo(json.dumps({"metrics": metrics, "expressions": genome.expressions(),
+                                   "genome_hash": genome.digest()}))
+        else:
+            click.echo("\n".join(summary_lines(metrics, genome, vb, f"{file}")))

@@ -1,0 +1,113 @@
+"""The run directory: config.json, task.npz, costs.json, stats.csv, checkpoint.json and
+best.json. Every JSON file is written atomically (temp file + rename)."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+from cgphw.cgp.genome import write_json_atomic
+from cgphw.errors import UserError
+
+CONFIG_FORMAT = "cgphw-run-config/1"
+CHECKPOINT_FORMAT = "cgphw-checkpoint/1"
+RUN_FORMAT = "cgphw-run/1"
+STATS_FIELDS = ("generation", "time", "error", "energy", "delay", "gates", "event")
+RUN_FILES = ("config.json", "task.npz", "costs.json", "stats.csv", "checkpoint.json", "best.json")
+
+
+def sha256_file(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def prepare_run_dir(out, force: bool = False) -> Path:
+    """Create the run directory; an existing run is only replaced when ``force`` is set."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a directory")
+    if (out / "config.json").exists() and not force:
+        raise UserError(f"{out} already holds a run; continue it with --resume {out} or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    return out
+
+
+def copy_costs(run_dir: Path, costs_path) -> Path:
+    dst = run_dir / "costs.json"
+    tmp = run_dir / ".costs.json.tmp"
+    shutil.copyfile(costs_path, tmp)
+    tmp.replace(dst)
+    return dst
+
+
+def read_json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path.parent} has no {path.name}: it is not a cgphw run directory{what}")
+    try:
+        doc = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise UserError(f"{path} is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise UserError(f"{path} does not hold a JSON object")
+    return doc
+
+
+def read_config(run_dir: Path) -> dict:
+    doc = read_json(Path(run_dir) / "config.json", "")
+    if doc.get("format") != CONFIG_FORMAT:
+        raise UserError(f"{run_dir}/config.json has format {doc.get('format')!r}, expected {CONFIG_FORMAT!r}")
+    return doc
+
+
+def write_checkpoint(run_dir: Path, snapshot: dict, seconds: float, finished: str | None) -> None:
+    write_json_atomic(Path(run_dir) / "checkpoint.json",
+                      {"format": CHECKPOINT_FORMAT, **snapshot, "seconds": seconds, "stop_reason": finished})
+
+
+def read_checkpoint(run_dir: Path) -> dict:
+    doc = read_json(Path(run_dir) / "checkpoint.json", " that can be resumed (no checkpoint)")
+    if doc.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{run_dir}/checkpoint.json has format {doc.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
+    for key in ("genome", "rng", "generation", "stall", "offspring", "evaluated", "seconds"):
+        if key not in doc:
+            raise UserError(f"{run_dir}/checkpoint.json lacks {key!r}")
+    return doc
+
+
+def write_best(run_dir: Path, genome_json: dict, metrics: dict, value_bank: dict | None, costs: dict) -> None:
+    write_json_atomic(Path(run_dir) / "best.json", {"format": RUN_FORMAT, "genome": genome_json,
+                                                    "metrics": metrics, "value_bank": value_bank, "costs": costs})
+
+
+class StatsLog:
+    """stats.csv: one row per improvement and one per progress tick. On resume, rows past
+    the checkpoint's generation are dropped so the log matches the run that continues."""
+
+    def __init__(self, run_dir: Path, keep_upto: int | None = None):
+        self.path = Path(run_dir) / "stats.csv"
+        rows = []
+        if keep_upto is not None and self.path.is_file():
+            with self.path.open(newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if r.get("generation", "").isdigit()
+                        and int(r["generation"]) <= keep_upto]
+        tmp = self.path.with_name(".stats.csv.tmp")
+        with tmp.open("w", newline="") as fh:
+            w = csv.DictWriter(fh, STATS_FIELDS)
+            w.writeheader()
+            w.writerows({k: r.get(k, "") for k in STATS_FIELDS} for r in rows)
+        tmp.replace(self.path)
+        self.fh = self.path.open("a", newline="")
+        self.writer = csv.writer(self.fh)
+
+    def add(self, generation: int, seconds: float, m: dict, event: str) -> None:
+        self.writer.writerow([generation, f"{seconds:.3f}", repr(float(m["error_se"])), repr(float(m["energy_pj"])),
+                              repr(float(m["delay_ns"])), int(m["gates"]), event])
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
