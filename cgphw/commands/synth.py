@@ -1,0 +1,90 @@
+"""`cgphw synth`: synthesis report of an exported circuit against its ROM baseline."""
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from cgphw.errors import UserError
+
+
+def register(group) -> None:
+    group.add_command(synth_cmd)
+
+
+@click.command("synth")
+@click.argument("rtldir", metavar="RTLDIR", type=click.Path(path_type=str))
+@click.option("--prove", is_flag=True,
+              help="Prove with Yosys (miter + SAT) that the mapped netlist equals the emitted RTL.")
+@click.option("--netlist", "netlist_path", type=click.Path(dir_okay=False), default=None,
+              help="Report on (and prove) this gate-level Verilog netlist instead of synthesising.")
+@click.option("--cells", "cells_path", type=click.Path(dir_okay=False), default=None,
+              help="Cell energy table [default: Nangate 45 nm, as calibration].")
+@click.option("--costs", "costs_path", type=click.Path(dir_okay=False), default=None,
+              help="Gate cost table for the CGP estimate [default: cgphw/data/gate_costs.json].")
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the activity stimulus.")
+@click.option("--evaluations", default=4096, show_default=True, type=int,
+              help="Random evaluations simulated for the activity.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def synth_cmd(rtldir, prove, netlist_path, cells_path, costs_path, seed, evaluations, as_json):
+    """Synthesise RTLDIR (what `cgphw export` wrote) to the calibrated cell set and report
+    cells, transistors, area, longest path and energy per evaluation, the CGP search's own
+    estimate, and the ROM baseline side by side. Writes RTLDIR/NAME.synth.json and the
+    mapped netlist RTLDIR/NAME.synth.v. Exits 1 when the netlist disagrees with the
+    genome in simulation or a --prove fails."""
+    from cgphw.costs import load_costs
+    from cgphw.hw.cells import load_cells
+    from cgphw.hw.synth_report import synth_rtl_dir
+
+    if evaluations < 16:
+        raise UserError(f"--evaluations must be at least 16, got {evaluations}")
+    library, costs = load_cells(cells_path), load_costs(costs_path)
+    doc = synth_rtl_dir(rtldir, library, costs, prove=prove, netlist_path=netlist_path, seed=seed,
+                        evaluations=evaluations, progress=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(doc, indent=1) if as_json else format_report(doc))
+    if not doc["ok"]:
+        click.echo("error: " + failure_sentence(doc), err=True)
+        sys.exit(1)
+
+
+def failure_sentence(doc: dict) -> str:
+    problems = []
+    if not doc["circuit"]["simulation"]["matches_genome"]:
+        problems.append("the mapped netlist does not compute the genome's weights in simulation")
+    if doc["baseline"] is not None and not doc["baseline"]["simulation"]["matches_values"]:
+        problems.append("the mapped ROM baseline does not return its stored weights in simulation")
+    failed = [k for k, p in (doc["proof"] or {}).items() if not p["equivalent"]]
+    if failed:
+        problems.append(f"the equivalence proof FAILED for the {' and '.join(failed)}: SAT found inputs on "
+                        "which the netlist differs from the RTL (proof.*.detail in the report)")
+    return "; ".join(problems)
+
+
+def format_report(doc: dict) -> str:
+    c, e, cmp_ = doc["circuit"], doc["estimate"], doc["comparison"]
+    lines = [f"{doc['name']}: {c['n_cells']} cells ({c['flip_flops']} flip-flops), {c['transistors']} transistors, "
+             f"area {c['area']:.2f} um2, longest path {c['depth']} cells / {c['delay_ns']:.3f} ns",
+             f"  energy {c['energy_pj']:.4f} pJ per evaluation, {c['energy_pj_per_weight']:.5f} pJ per generated "
+             f"weight (activity {c['activity']:.3f}); simulation vs genome: "
+             f"{'exact' if c['simulation']['matches_genome'] else 'MISMATCH'} on {c['simulation']['vectors']} vectors",
+             f"  CGP estimate {e['energy_pj']:.4f} pJ for {e['active_gates']} gates; synthesised logic "
+             f"{e['synthesised_logic_pj']:.4f} pJ; ratio {e['ratio'] if e['ratio'] is not None else 'n/a'} "
+             f"(agree within {e['tolerance']}: {'yes' if e['agree'] else 'no'})",
+             f"  why: {e['explanation']}"]
+    if "zero_input" in doc:
+        lines.append(f"  zero inputs: {doc['zero_input']['statement']}")
+    b = doc["baseline"]
+    if b is None:
+        lines.append("  baseline: none in the manifest (no known weights to put in a ROM)")
+    else:
+        lines.append(f"  {'':22}{'circuit':>12}{'ROM baseline':>14}")
+        lines.append(f"  {'area um2':22}{c['area']:>12.2f}{b['area']:>14.2f}")
+        lines.append(f"  {'pJ per weight (logic)':22}{c['energy_pj_per_weight']:>12.5f}{b['energy_pj_per_weight']:>14.5f}")
+        lines.append(f"  {'cells':22}{c['n_cells']:>12}{b['n_cells']:>14}")
+    lines.append(f"  with stored-weight reads from SRAM ({cmp_['sram_read_pj_per_byte']} pJ/byte): circuit "
+                 f"{cmp_['circuit_pj_per_weight_incl_stored_reads']:.4f} pJ per weight vs SRAM read "
+                 f"{cmp_['sram_pj_per_weight']:.4f} pJ per weight")
+    for what, p in (doc["proof"] or {}).items():
+        lines.append(f"  proof ({what}): {'EQUIVALENT' if p['equivalent'] else 'FAILED'} — {p['method']}")
+    return "\n".join(lines)

@@ -1,0 +1,314 @@
+"""`cgphw synth RTLDIR`: synthesise an exported circuit and its ROM baseline, price both
+with the calibrated cell model, compare with the CGP search's own estimate, prove.
+
+RTLDIR is what `cgphw export` writes: ``NAME.json`` (manifest ``cgphw-rtl/1``),
+``NAME.il``/``NAME.v``, and the baseline ``NAME_rom.il``/``.v``. The report goes to
+``NAME.synth.json`` and the mapped netlist to ``NAME.synth.v``, both written atomically.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from cgphw import gates as G
+from cgphw.cgp.genome import Genome, write_json_atomic
+from cgphw.costs import CostTable
+from cgphw.errors import UserError
+from cgphw.hw.cells import CellLibrary
+from cgphw.hw.synth import ACTIVITY_EVALUATIONS, CostReport, Mapped, cost_report, default_stimulus, \
+    prove_equivalent, read_netlist, synthesis_script, synthesise
+
+RTL_FORMAT = "cgphw-rtl/1"
+REPORT_FORMAT = "cgphw-synth/1"
+# Synthesised logic energy / CGP estimate counts as agreement inside this band: the estimate
+# sums gates priced one by one on uniform random inputs, the netlist shares and folds logic
+# across gate boundaries and sees the activity the circuit really has.
+AGREEMENT_BAND = (0.5, 1.5)
+
+
+def load_rtl_dir(rtldir: str | os.PathLike) -> tuple[Path, dict, Genome]:
+    """The export directory, its manifest and genome; UserError names what is wrong."""
+    path = Path(rtldir)
+    if path.is_file() and path.suffix == ".json":
+        path, candidates = path.parent, [path]
+    elif path.is_dir():
+        named = path / f"{path.name}.json"
+        candidates = [named] if named.is_file() else sorted(
+            p for p in path.glob("*.json") if not p.name.endswith(".synth.json"))
+    else:
+        raise UserError(f"{rtldir} is not an RTL directory written by `cgphw export`")
+    manifests = [(p, doc) for p in candidates if isinstance(doc := _read_json(p), dict)
+                 and doc.get("format") == RTL_FORMAT]
+    if len(manifests) != 1:
+        raise UserError(f"{path} holds {'no' if not manifests else 'more than one'} cgphw-rtl/1 manifest; "
+                        "give the directory `cgphw export` wrote (or its NAME.json)")
+    manifest_path, manifest = manifests[0]
+    for key in ("name", "top", "files", "genome", "latency"):
+        if key not in manifest:
+            raise UserError(f"manifest {manifest_path} lacks the field {key!r}")
+    if not isinstance(manifest["latency"], int) or manifest["latency"] < 0:
+        raise UserError(f"manifest {manifest_path} has latency {manifest['latency']!r}; expected a whole number >= 0")
+    files = manifest["files"]
+    if not isinstance(files, dict) or not (files.get("rtlil") or files.get("verilog")):
+        raise UserError(f"manifest {manifest_path} names no rtlil or verilog file")
+    for role in ("rtlil", "verilog"):
+        if files.get(role) and not (path / files[role]).is_file():
+            raise UserError(f"manifest {manifest_path} names {files[role]}, which is not in {path}")
+    baseline = manifest.get("baseline")
+    if baseline is not None:
+        if not isinstance(baseline, dict) or "top" not in baseline or not (baseline.get("rtlil") or baseline.get("verilog")):
+            raise UserError(f"manifest {manifest_path} has a malformed baseline entry")
+        for role in ("rtlil", "verilog"):
+            if baseline.get(role) and not (path / baseline[role]).is_file():
+                raise UserError(f"manifest {manifest_path} names baseline {baseline[role]}, which is not in {path}")
+    genome = Genome.from_json(manifest["genome"], source=f"the genome in {manifest_path}")
+    return path, manifest, genome
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _rtl_source(rtldir: Path, entry: dict) -> tuple[str, str, str]:
+    """(text, language, file path) of a design entry, RTLIL preferred."""
+    role = "rtlil" if entry.get("rtlil") else "verilog"
+    path = rtldir / entry[role]
+    try:
+        return path.read_text(), role, str(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path} ({exc.__class__.__name__})") from None
+
+
+# --- the CGP search's own estimate ----------------------------------------------------------
+def cgp_estimate(genome: Genome, costs: CostTable) -> dict:
+    """Sum of the active gates' table energies, and what synthesis can remove from it."""
+    n_in, nodes = genome.grid.n_inputs, genome.nodes
+    active = [int(k) for k in genome.active_nodes()]
+    ids = sorted({int(nodes[k][2]) for k in active})
+    energy = dict(zip(ids, costs.arrays(ids)[0])) if ids else {}
+    constant, seen, folded, shared = set(), {}, [], []
+    for k in active:  # ascending order: operands first
+        in0, in1, gid = (int(v) for v in nodes[k])
+        operands = (in0, in1)[: G.gate(gid).arity]
+        pin = n_in + k
+        if all(p in constant for p in operands):  # constants, and gates of constants only
+            constant.add(pin)
+            folded.append(k)
+            continue
+        key = (gid, operands if gid not in (1, 3, 8, 9, 10) else tuple(sorted(operands)))
+        if key in seen:  # the same gate on the same operands: one copy in hardware
+            shared.append(k)
+        seen.setdefault(key, k)
+    total = float(sum(energy[int(nodes[k][2])] for k in active))
+    removable = float(sum(energy[int(nodes[k][2])] for k in folded + shared))
+    return {"energy_pj": round(total, 9), "active_gates": len(active),
+            "constant_folded_gates": len(folded), "duplicate_gates": len(shared),
+            "energy_pj_after_folding_and_sharing": round(total - removable, 9)}
+
+
+# --- the report ---------------------------------------------------------------------------
+def _elements(values: np.ndarray, count: int) -> np.ndarray:
+    """int8 [steps, count] from a port's per-step values (int or bit matrix)."""
+    if count == 0:
+        return np.zeros((len(values), 0), np.int8)
+    if values.ndim == 2:  # bit matrix [steps, 8 * count]
+        weights = (1 << np.arange(8)).astype(np.int64)
+        return (values.reshape(len(values), count, 8).astype(np.int64) @ weights).astype(np.uint8).view(np.int8)
+    shifted = values[:, None] >> (8 * np.arange(count))
+    return (shifted & 0xFF).astype(np.uint8).view(np.int8)
+
+
+def _check_circuit(report: CostReport, stimulus: dict, genome: Genome, latency: int) -> dict:
+    """Does the mapped netlist compute what Genome.evaluate does, on the activity stimulus?"""
+    n_in, n_out = genome.grid.n_inputs, genome.grid.n_outputs
+    steps = report.simulation.evaluations + 1
+    stored = _elements(stimulus["stored"], n_in) if n_in else np.zeros((steps, 0), np.int8)
+    produced = _elements(report.simulation.outputs["weights"], n_out)
+    expected = genome.evaluate(stored)
+    got, want = produced[latency:], expected[: steps - latency]
+    if latency and "valid_out" in report.simulation.outputs:
+        valid = report.simulation.outputs["valid_out"][latency:]
+        got, want = got[valid == 1], want[valid == 1]
+    mismatches = int(np.count_nonzero(np.any(got != want, axis=1)))
+    return {"vectors": int(len(got)), "mismatching_vectors": mismatches, "matches_genome": mismatches == 0}
+
+
+def _check_rom(report: CostReport, stimulus: dict, values: list, latency: int) -> dict:
+    addr = stimulus["addr"]
+    words = np.array(values + [0], np.int64)
+    expected = words[np.minimum(addr, len(values))].astype(np.uint8).view(np.int8)
+    data = (report.simulation.outputs["data"] & 0xFF).astype(np.uint8).view(np.int8)
+    got, want = data[latency:], expected[: len(expected) - latency]
+    mismatches = int(np.count_nonzero(got != want))
+    return {"vectors": int(len(got)), "mismatching_vectors": mismatches, "matches_values": mismatches == 0}
+
+
+def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTable, prove: bool = False,
+                  netlist_path: str | os.PathLike | None = None, seed: int = 0,
+                  evaluations: int = ACTIVITY_EVALUATIONS, progress=None) -> dict:
+    say = progress or (lambda _msg: None)
+    path, manifest, genome = load_rtl_dir(rtldir)
+    name, top, latency = str(manifest["name"]), str(manifest["top"]), int(manifest["latency"])
+    rtl, language, rtl_file = _rtl_source(path, manifest["files"])
+    if netlist_path is not None:
+        netlist_file = Path(netlist_path)
+        if not netlist_file.is_file():
+            raise UserError(f"netlist {netlist_file} does not exist")
+        say(f"reading the netlist {netlist_file}")
+        mapped = read_netlist(netlist_file.read_text(), top)
+    else:
+        say(f"synthesising {top}")
+        mapped = synthesise(rtl, top, language, label=rtl_file)
+    _check_ports(mapped, genome, top)
+    stimulus = default_stimulus(mapped.netlist, seed, evaluations)
+    circuit = cost_report(mapped, library, stimulus)
+    flops = circuit.cells.get("$_DFF_P_", 0)
+    n_out = genome.grid.n_outputs
+    doc = {
+        "format": REPORT_FORMAT, "name": name, "top": top, "genome_hash": manifest.get("genome_hash"),
+        "latency": latency, "pipeline": manifest.get("pipeline"),
+        "cells_table": library.describe(), "costs_table": costs.describe(),
+        "flow": synthesis_script(top) if netlist_path is None else [f"read_verilog {netlist_path}"],
+        "activity": {"method": "zero-delay simulation of the mapped netlist, uniform random stored weights "
+                               "each evaluation (rst=0, valid_in=1)", "evaluations": evaluations, "seed": seed},
+        "netlist": f"{name}.synth.v",
+        "circuit": {**circuit.to_json(), "flip_flops": flops,
+                    "energy_pj_per_weight": round(circuit.energy_pj / n_out, 9),
+                    "simulation": _check_circuit(circuit, stimulus, genome, latency)},
+    }
+    logic_pj = circuit.energy_pj - _flop_energy_pj(circuit, mapped, library)
+    estimate = cgp_estimate(genome, costs)
+    ratio = logic_pj / estimate["energy_pj"] if estimate["energy_pj"] else None
+    doc["estimate"] = {**estimate, "synthesised_logic_pj": round(logic_pj, 9),
+                       "ratio": None if ratio is None else round(ratio, 4),
+                       "tolerance": list(AGREEMENT_BAND),
+                       "agree": ratio is not None and AGREEMENT_BAND[0] <= ratio <= AGREEMENT_BAND[1],
+                       "explanation": _explain(estimate, circuit, logic_pj, flops)}
+    if genome.grid.n_inputs == 0:
+        doc["zero_input"] = _zero_input_note(circuit, estimate)
+    doc["baseline"] = _baseline(path, manifest, library, seed, evaluations, say)
+    doc["comparison"] = _compare(doc, genome, costs)
+    doc["proof"] = None
+    if prove:
+        say("proving the netlist equal to the RTL")
+        steps = latency + 2 if latency else 0
+        proof = prove_equivalent(rtl, mapped.verilog, top, language, steps)
+        doc["proof"] = {"circuit": vars(proof)}
+        if doc["baseline"] is not None and netlist_path is None:
+            b = manifest["baseline"]
+            b_rtl, b_lang, _ = _rtl_source(path, b)
+            b_steps = int(b.get("latency", 0)) + 2 if b.get("latency") else 0
+            doc["proof"]["baseline"] = vars(prove_equivalent(b_rtl, doc["baseline"].pop("_verilog"), str(b["top"]),
+                                                             b_lang, b_steps))
+    if doc["baseline"] is not None:
+        doc["baseline"].pop("_verilog", None)
+    doc["ok"] = bool(doc["circuit"]["simulation"]["matches_genome"]
+                     and (doc["baseline"] is None or doc["baseline"]["simulation"]["matches_values"])
+                     and (doc["proof"] is None or all(p["equivalent"] for p in doc["proof"].values())))
+    if netlist_path is None:
+        _write_text_atomic(path / f"{name}.synth.v", mapped.verilog)
+    write_json_atomic(path / f"{name}.synth.json", doc)
+    return doc
+
+
+def _check_ports(mapped: Mapped, genome: Genome, top: str) -> None:
+    """The netlist's ports must be the ones the manifest's genome implies."""
+    want = {"weights": 8 * genome.grid.n_outputs}
+    if genome.grid.n_inputs:
+        want["stored"] = 8 * genome.grid.n_inputs
+    ports = {**mapped.netlist.inputs, **mapped.netlist.outputs}
+    for port, width in want.items():
+        if len(ports.get(port, ())) != width:
+            raise UserError(f"{top} has no {width}-bit port {port!r}, which the manifest's genome "
+                            f"({genome.grid.n_inputs} inputs, {genome.grid.n_outputs} outputs) implies")
+
+
+def _flop_energy_pj(report: CostReport, mapped: Mapped, library: CellLibrary) -> float:
+    fj = sum(library.cells[c.type].energy_fj * report.simulation.toggles[c.name] + library.cells[c.type].clock_energy_fj
+             for c in mapped.netlist.flops)
+    return fj / 1000.0 * library.energy_to_anchor
+
+
+def _explain(estimate: dict, circuit: CostReport, logic_pj: float, flops: int) -> str:
+    parts = [f"the search prices {estimate['active_gates']} active gates one by one, each calibrated alone on "
+             "uniform random operands"]
+    if estimate["constant_folded_gates"]:
+        parts.append(f"{estimate['constant_folded_gates']} of them compute only from constants and fold away "
+                     "(constant folding)")
+    if estimate["duplicate_gates"]:
+        parts.append(f"{estimate['duplicate_gates']} repeat another gate on the same operands and are shared")
+    parts.append("synthesis also merges logic across gate boundaries (e.g. a shift feeding an add costs no "
+                 "cells) and the gates inside a circuit see correlated, not uniform, operands, which changes "
+                 "their switching activity")
+    if flops:
+        parts.append(f"the {flops} pipeline flip-flops are excluded from this comparison (the search does not price them)")
+    return "; ".join(parts) + "."
+
+
+def _zero_input_note(circuit: CostReport, estimate: dict) -> dict:
+    n = circuit.n_cells
+    return {"gates_surviving_synthesis": n,
+            "statement": (f"This circuit has no inputs, so synthesis folds its {estimate['active_gates']} active gates "
+                          f"into constants: {n} cells survive. Its weights are hard-wired (tied to supply and "
+                          f"ground) and cost {circuit.energy_pj:.3g} pJ of logic energy per evaluation, whatever the "
+                          f"search's estimate ({estimate['energy_pj']:.3g} pJ) says. The saving over memory comes "
+                          "from fixing the weights in silicon, which any hard-wired constant does, not from the "
+                          "evolved arithmetic; the price is that the weights can no longer be changed.")}
+
+
+def _baseline(path: Path, manifest: dict, library: CellLibrary, seed: int, evaluations: int, say) -> dict | None:
+    b = manifest.get("baseline")
+    if b is None:
+        return None
+    rtl, language, rtl_file = _rtl_source(path, b)
+    say(f"synthesising the baseline {b['top']}")
+    mapped = synthesise(rtl, str(b["top"]), language, label=rtl_file)
+    words = int(b.get("words") or len(b.get("values") or []) or 1)
+    stimulus = default_stimulus(mapped.netlist, seed + 1, evaluations, below={"addr": words})
+    report = cost_report(mapped, library, stimulus)
+    out = {"top": b["top"], **report.to_json(), "words": words,
+           "energy_pj_per_weight": round(report.energy_pj, 9), "_verilog": mapped.verilog,
+           "activity": "uniform random addresses below the word count, one read (one weight) per evaluation"}
+    if isinstance(b.get("values"), list) and "addr" in stimulus and "data" in report.simulation.outputs:
+        out["simulation"] = _check_rom(report, stimulus, [int(v) for v in b["values"]], int(b.get("latency", 0)))
+    else:
+        out["simulation"] = {"matches_values": True, "vectors": 0, "note": "no word list in the manifest"}
+    return out
+
+
+def _compare(doc: dict, genome: Genome, costs: CostTable) -> dict:
+    c, b = doc["circuit"], doc["baseline"]
+    n_in, n_out = genome.grid.n_inputs, genome.grid.n_outputs
+    sram = float(costs.memory.get("sram_read_pj_per_byte", 0.0))
+    per_weight_circuit = c["energy_pj_per_weight"] + (n_in / n_out) * sram
+    out = {"generated_weights_per_evaluation": n_out, "stored_weights_read_per_evaluation": n_in,
+           "sram_read_pj_per_byte": sram,
+           "circuit_pj_per_weight_incl_stored_reads": round(per_weight_circuit, 9),
+           "sram_pj_per_weight": sram, "circuit_area": c["area"]}
+    if b is not None:
+        out.update({"baseline_pj_per_weight": b["energy_pj_per_weight"], "baseline_area": b["area"],
+                    "area_ratio_circuit_over_baseline": round(c["area"] / b["area"], 4) if b["area"] else None,
+                    "energy_ratio_circuit_over_baseline": (round(c["energy_pj_per_weight"] / b["energy_pj_per_weight"], 4)
+                                                           if b["energy_pj_per_weight"] else None)})
+    return out
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a netlist is for everyone
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

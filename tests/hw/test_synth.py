@@ -1,0 +1,167 @@
+"""`cgphw synth RTLDIR`: reports, the CGP estimate, the ROM baseline, zero-input circuits,
+formal equivalence (passing on correct netlists, failing on a broken one), bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from cgphw.cgp.genome import Genome, grid_for, write_json_atomic
+from cgphw.cli import main
+from cgphw.costs import load_costs
+from cgphw.hw.cells import load_cells
+from cgphw.hw.export import export
+from cgphw.hw.synth_report import cgp_estimate, synth_rtl_dir
+from cgphw.task import Task
+
+
+def chain_genome(n_in: int, nodes: list, outputs: list) -> Genome:
+    """One node per column, each may read everything before it; pin n_in + k is node k."""
+    grid = grid_for(n_in, len(outputs), 1, len(nodes), len(nodes) + 1, "seed27")
+    return Genome(grid, np.array([g for node in nodes for g in node] + list(outputs), np.int32))
+
+
+# in0, in1; n0 = add(in0, in1); n1 = mul(n0, in0); n2 = shr1(n1); n3 = const_1; n4 = add(n3, n3)
+# (folds to 2); n5 = sub(n2, n4); outputs: n0, n5, n2 (a shift: wires), in1 (pass-through), n4.
+MIXED = chain_genome(2, [[0, 1, 1], [2, 0, 3], [3, 0, 7], [0, 0, 22], [5, 5, 1], [4, 6, 2]], [2, 7, 4, 1, 6])
+
+
+def make_run(tmp_path, genome: Genome, items: int = 3):
+    run = tmp_path / "run"
+    run.mkdir()
+    x = np.random.default_rng(0).integers(-128, 128, (items, genome.grid.n_inputs)).astype(np.int8)
+    Task(x, genome.evaluate(x)).save(run / "task.npz")
+    write_json_atomic(run / "best.json", {"format": "cgphw-run/1", "genome": genome.to_json(),
+                                          "metrics": {"threshold_reached": True, "error_se": 0, "threshold": 0}})
+    return run
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def comb_synth(tmp_path_factory):
+    """An exported combinational circuit with a ROM baseline, synthesised and proved once."""
+    tmp = tmp_path_factory.mktemp("comb")
+    target, _ = export(make_run(tmp, MIXED), out_dir=tmp / "rtl", name="mixed")
+    return target, synth_rtl_dir(target, load_cells(), load_costs(), prove=True)
+
+
+@pytest.fixture
+def comb_dir(comb_synth):
+    return comb_synth[0]
+
+
+def test_combinational_report_with_proof(comb_synth):
+    comb_dir, doc = comb_synth
+    assert doc["ok"] and doc["proof"]["circuit"]["equivalent"] and doc["proof"]["baseline"]["equivalent"]
+    c = doc["circuit"]
+    assert c["simulation"]["matches_genome"] and c["simulation"]["vectors"] == 4097
+    assert c["n_cells"] > 100 and c["transistors"] > 0 and c["area"] > 0 and c["depth"] > 0 and c["energy_pj"] > 0
+    assert c["flip_flops"] == 0 and c["energy_pj_per_weight"] == pytest.approx(c["energy_pj"] / 5, abs=1e-8)
+    b = doc["baseline"]
+    assert b["simulation"]["matches_values"] and b["words"] == 3 * 5 and b["energy_pj_per_weight"] > 0
+    assert doc["comparison"]["baseline_area"] == b["area"]
+    on_disk = json.loads((comb_dir / "mixed.synth.json").read_text())
+    assert on_disk == json.loads(json.dumps(doc))
+    assert "\\$_XOR_" in (comb_dir / "mixed.synth.v").read_text()
+
+
+def test_cgp_estimate_sums_active_gates_once():
+    costs = load_costs()
+    e = {gid: costs.gates[gid].energy_pj for gid in (1, 2, 3, 7, 22)}
+    est = cgp_estimate(MIXED, costs)
+    assert est["active_gates"] == 6 and est["constant_folded_gates"] == 2 and est["duplicate_gates"] == 0
+    assert est["energy_pj"] == pytest.approx(2 * e[1] + e[2] + e[3] + e[7] + e[22], abs=1e-9)
+    assert est["energy_pj_after_folding_and_sharing"] == pytest.approx(e[1] + e[2] + e[3] + e[7], abs=1e-9)
+
+
+def test_estimate_agrees_with_synthesis_within_tolerance(comb_synth):
+    est = comb_synth[1]["estimate"]
+    assert est["agree"] and est["tolerance"][0] <= est["ratio"] <= est["tolerance"][1]
+    assert "constant folding" in est["explanation"]
+
+
+@pytest.mark.slow
+def test_pipelined_circuit_proves_over_its_latency(tmp_path):
+    target, manifest = export(make_run(tmp_path, MIXED), out_dir=tmp_path / "rtl", name="mixedp", pipeline=1)
+    doc = synth_rtl_dir(target, load_cells(), load_costs(), prove=True)
+    assert manifest["latency"] >= 2 and doc["circuit"]["flip_flops"] > 0
+    assert doc["ok"] and doc["proof"]["circuit"]["equivalent"] and doc["proof"]["baseline"]["equivalent"]
+    assert f"-seq {manifest['latency'] + 2}" in doc["proof"]["circuit"]["method"]
+    assert doc["circuit"]["simulation"]["matches_genome"]
+
+
+def test_broken_netlist_fails_the_proof(comb_dir, tmp_path, capsys):
+    broken = tmp_path / "mixed"
+    shutil.copytree(comb_dir, broken)
+    netlist = broken / "mixed.synth.v"
+    text = netlist.read_text()
+    assert "\\$_XOR_ " in text
+    netlist.write_text(text.replace("\\$_XOR_ ", "\\$_XNOR_ ", 1))  # one inverted cell
+    code, out, err = run_cli(["synth", str(broken), "--prove", "--netlist", str(netlist)], capsys)
+    assert code == 1 and "proof FAILED for the circuit" in err and "Traceback" not in err
+    report = json.loads((broken / "mixed.synth.json").read_text())
+    assert report["proof"]["circuit"]["equivalent"] is False and "gold_weights" in report["proof"]["circuit"]["detail"]
+    code, out, err = run_cli(["synth", str(comb_dir), "--prove", "--netlist", str(comb_dir / "mixed.synth.v")], capsys)
+    assert code == 0 and "EQUIVALENT" in out, err
+
+
+def test_zero_input_circuit_folds_away(tmp_path, capsys):
+    # n0 = const_1, n1 = const_127, n2 = add(n0, n1), n3 = mul(n2, n2), n4 = neg(n3)
+    genome = chain_genome(0, [[0, 0, 22], [0, 0, 26], [0, 1, 1], [2, 2, 3], [3, 0, 4]], [2, 4, 1])
+    source = tmp_path / "g.json"
+    genome.save(source)
+    target, manifest = export(source, out_dir=tmp_path / "rtl", name="consts")
+    code, out, err = run_cli(["synth", str(target), "--prove", "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["circuit"]["n_cells"] == 0 and doc["circuit"]["energy_pj"] == 0.0
+    z = doc["zero_input"]
+    assert z["gates_surviving_synthesis"] == 0 and "hard-wired" in z["statement"]
+    assert doc["estimate"]["constant_folded_gates"] == doc["estimate"]["active_gates"] == 5
+    assert doc["estimate"]["energy_pj"] > 0 and doc["baseline"]["words"] == 3
+    assert doc["proof"]["circuit"]["equivalent"]
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "no_file", "bad_genome", "bad_rtl", "bad_costs",
+                                  "bad_latency", "other_genome"])
+def test_malformed_rtldir_exits_2(comb_dir, tmp_path, capsys, case):
+    rtl = tmp_path / "mixed"
+    args = ["synth", str(rtl)]
+    if case == "missing":
+        rtl = tmp_path / "nowhere"
+        args = ["synth", str(rtl)]
+    elif case == "empty":
+        rtl.mkdir()
+    else:
+        shutil.copytree(comb_dir, rtl)
+        (rtl / "mixed.synth.json").unlink(missing_ok=True)
+        manifest = json.loads((rtl / "mixed.json").read_text())
+        if case == "no_file":
+            (rtl / "mixed.il").unlink()
+        elif case == "bad_genome":
+            manifest["genome"]["nodes"][0][2] = 999
+        elif case == "bad_rtl":
+            (rtl / "mixed.il").write_text("this is not rtlil\n")
+        elif case == "bad_latency":
+            manifest["latency"] = "soon"
+        elif case == "other_genome":  # a valid genome with more inputs than the RTL has
+            manifest["genome"] = chain_genome(3, [[0, 1, 1]], [3, 2]).to_json()
+        elif case == "bad_costs":
+            (tmp_path / "costs.json").write_text("{}")
+            args += ["--costs", str(tmp_path / "costs.json")]
+        (rtl / "mixed.json").write_text(json.dumps(manifest))
+    code, _, err = run_cli(args, capsys)
+    last = err.strip().splitlines()[-1]  # earlier lines: progress
+    assert code == 2 and last.startswith("error: ") and "Traceback" not in err, err
+    assert not (rtl / "mixed.synth.json").exists()
