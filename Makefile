@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CGPHW  := $(VENV)/bin/cgphw
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench example clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,17 @@ test: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(CGPHW) bench
+
+# The committed example in rtl_out/: the study's LeNet-5 core->ring circuit, evolved,
+# exported, synthesised and proven. Re-run after changing the gate costs or the engine.
+EXAMPLE := lenet5_core_ring
+example: $(VENV)/.installed
+	mkdir -p runs
+	$(CGPHW) task example --out runs/$(EXAMPLE).npz
+	$(CGPHW) evolve runs/$(EXAMPLE).npz --rows 5 --cols 5 --levels-back 5 --seed 1 \
+	    --generations 2000000 --out runs/$(EXAMPLE) --force --quiet
+	$(CGPHW) export runs/$(EXAMPLE) --name $(EXAMPLE)
+	$(CGPHW) synth rtl_out/$(EXAMPLE) --prove
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

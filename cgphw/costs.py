@@ -48,7 +48,10 @@ class CostTable:
                      for f in ("energy_pj", "area", "delay_ns"))
 
     def describe(self) -> dict:
-        return {"path": self.path, "sha256": self.sha256, "source": self.source}
+        # The package's own table is named portably, not by this machine's install path.
+        default = self.path and Path(self.path).resolve() == default_costs_path().resolve()
+        return {"path": "cgphw:data/gate_costs.json" if default else self.path,
+                "sha256": self.sha256, "source": self.source}
 
 
 def load_costs(path: str | os.PathLike | None = None) -> CostTable:

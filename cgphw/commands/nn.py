@@ -310,6 +310,14 @@ def register(group) -> None:
         """Write a CGP task file from the model's int8 weights."""
         task_make(**kw)
 
+    @task.command("example")
+    @click.option("--out", required=True, type=click.Path(dir_okay=False), help="task file to write (.npz)")
+    def _task_example(out):
+        """Write the built-in example task: the study's LeNet-5 conv1 filter 0, 3x3 core -> 16-weight ring."""
+        from cgphw.task import example_task
+
+        click.echo(f"wrote {example_task().save(out)}")
+
     @group.command("insert")
     @click.argument("source", type=click.Path())
     @model_opt

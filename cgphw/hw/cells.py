@@ -50,7 +50,10 @@ class CellLibrary:
         return float(self.anchor_scaling.get("energy_factor", 1.0))
 
     def describe(self) -> dict:
-        return {"name": self.name, "path": self.path, "sha256": self.sha256}
+        # The package's own table is named portably, not by this machine's install path.
+        default = self.path and Path(self.path).resolve() == default_cells_path().resolve()
+        return {"name": self.name, "path": "cgphw:data/cells_nangate45.json" if default else self.path,
+                "sha256": self.sha256}
 
     def energy_fj(self, netlist: Netlist, toggles: Mapping[str, float]) -> float:
         """Energy per evaluation (fJ) of a netlist given its cells' measured activity."""

@@ -1,0 +1,180 @@
+"""verify(): simulate an exported circuit (or a run, exported on the fly) against the
+software model and judge it; the Verdict is what ``cgphw verify`` prints."""
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cgphw.cgp.problem import error_scale, quantized_weights
+from cgphw.errors import UserError
+from cgphw.verify import runner
+from cgphw.verify.design import Design, export_to, find_manifest, load_design
+from cgphw.verify.scoreboard import describe_mismatch
+from cgphw.verify.stimulus import Stimulus, build_stimulus
+
+DEFAULT_RANDOM_VECTORS = 1000
+
+
+@dataclass
+class Verdict:
+    design: str
+    simulator: str
+    subject: str  # what was simulated
+    latency: int
+    vectors: int = 0  # distinct input vectors whose outputs were compared
+    cycles: int = 0
+    checks: int = 0  # output comparisons (one per cycle with a result due)
+    mismatches: int = 0
+    first_mismatch: dict | None = None
+    task: dict | None = None
+    problems: list[str] = field(default_factory=list)  # anything else that fails the verdict
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.mismatches == 0 and self.checks > 0 and not self.problems
+
+    def line(self) -> str:
+        head = (f"{'PASS' if self.passed else 'FAIL'} {self.design} on {self.simulator} ({self.subject}, "
+                f"latency {self.latency}): {self.vectors} vectors, {self.cycles} cycles, "
+                f"{self.mismatches} mismatches")
+        if self.task:
+            t = self.task
+            head += (f"; task: {t['equal']}/{t['weights']} simulated weights equal targets, SE {_num(t['error_se'])}"
+                     + (f" (reported {_num(t['reported_error_se'])})" if t["reported_error_se"] is not None else ""))
+        return head
+
+    def details(self) -> list[str]:
+        lines = []
+        if self.first_mismatch:
+            lines.append("first mismatch: " + describe_mismatch(self.first_mismatch))
+        lines += [f"problem: {p}" for p in self.problems]
+        return lines
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "design": self.design, "simulator": self.simulator,
+                "subject": self.subject, "latency": self.latency, "vectors": self.vectors,
+                "cycles": self.cycles, "checks": self.checks, "mismatches": self.mismatches,
+                "first_mismatch": self.first_mismatch, "task": self.task, "problems": self.problems,
+                "seconds": round(self.seconds, 3)}
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
+
+
+def task_claim(design: Design, observed: list | None) -> tuple[dict | None, list[str]]:
+    """What the simulated hardware produced on the task's real inputs (``observed``, one
+    row per task item, None where unreadable) against the targets and against what the
+    search reported."""
+    if design.task_inputs is None:
+        return None, []
+    if observed is None or len(observed) != len(design.task_inputs) or any(row is None for row in observed):
+        return None, ["the simulation did not show readable outputs for every task item"]
+    produced = np.array(observed, np.int64)
+    diff = produced - design.task_targets.astype(np.int64)
+    weights = np.ones(diff.shape) if design.task_weights is None else design.task_weights
+    counted = weights > 0
+    # The search's own fixed-point form of the weighted error, so equal means equal.
+    scale = error_scale(weights)
+    se = int((quantized_weights(weights, scale) * diff * diff).sum()) / 2.0 ** scale
+    metrics = design.metrics or {}
+    reported = metrics.get("error_se")
+    claim = {"items": int(len(produced)), "weights": int(counted.sum()), "equal": int(((diff == 0) & counted).sum()),
+             "error_se": se, "reported_error_se": None if reported is None else float(reported)}
+    problems = []
+    if reported is not None and not math.isclose(se, float(reported), rel_tol=1e-9, abs_tol=1e-9):
+        problems.append(f"on the task's inputs the simulated circuit's squared error is {_num(se)}, "
+                        f"but the search reported {_num(float(reported))}")
+    threshold = metrics.get("threshold")
+    if metrics.get("threshold_reached") is True and threshold is not None:
+        n = int(metrics.get("n_targets") or counted.sum())
+        limit = float(threshold) ** 2 * n
+        if se > limit * (1 + 1e-9) + 1e-9:
+            problems.append(f"the search reported its threshold {threshold} reached, but the squared error "
+                            f"{_num(se)} exceeds threshold^2 * {n} = {_num(limit)}")
+    return claim, problems
+
+
+def design_stimulus(design: Design, n_random: int, seed: int) -> Stimulus:
+    return build_stimulus(design.genome, design.top, design.ports, design.latency, design.task_inputs,
+                          n_random, seed)
+
+
+def _same_verilog(a: str, b: str) -> bool:
+    # The first line names the generator's version; the design is the rest.
+    def body(text):
+        return [ln for ln in text.splitlines() if not ln.startswith("/* Generated by")]
+    return body(a) == body(b)
+
+
+def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path) -> Verdict:
+    """Simulate ``design`` with ``stimulus`` on ``sim`` and fill a Verdict (task claim included)."""
+    start = time.perf_counter()
+    if sim == "amaranth":
+        from cgphw.hw import emit
+        from cgphw.verify.amaranth_backend import simulate_component
+
+        component = emit.build_component(design.genome, design.pipeline)
+        verdict = Verdict(design.top, "amaranth", "Amaranth component rebuilt from the manifest genome",
+                          design.latency)
+        if not _same_verilog(emit.to_verilog(component, design.top), design.verilog.read_text(errors="replace")):
+            verdict.problems.append(f"{design.verilog.name} differs from the Verilog of the component rebuilt "
+                                    "from its genome, so Amaranth's simulator cannot vouch for it; "
+                                    "verify the file itself with --sim icarus or --sim verilator")
+        summary = simulate_component(component, stimulus).summary()
+    else:
+        verdict = Verdict(design.top, sim, f"exported Verilog {design.verilog.name}", design.latency)
+        stim_path = workdir / "stimulus.json"
+        stimulus.save(stim_path)
+        run = runner.run_cocotb(sim, [design.verilog], design.top, "cgphw.verify.tb_circuit", workdir,
+                                {"CGPHW_STIMULUS": str(stim_path.resolve())})
+        summary = run.report
+        if summary is None:
+            verdict.problems.append(f"the {sim} simulation ended before its testbench finished; "
+                                    f"log {run.log}:\n{run.log_tail()}")
+            summary = {}
+        elif run.failed and not summary.get("mismatches"):
+            verdict.problems.append(f"cocotb reports {run.failed} failed test(s); log {run.log}")
+        elif not run.tests:
+            verdict.problems.append(f"cocotb recorded no test result; log {run.log}")
+    verdict.vectors = summary.get("vectors", 0)
+    verdict.cycles = summary.get("cycles", 0)
+    verdict.checks = summary.get("checks", 0)
+    verdict.mismatches = summary.get("mismatches", 0)
+    verdict.first_mismatch = summary.get("first_mismatch")
+    if summary and not summary.get("complete", False):
+        verdict.problems.append(f"only {verdict.cycles} of {len(stimulus.cycles)} cycles were simulated")
+    if summary:
+        verdict.task, problems = task_claim(design, summary.get("task_outputs"))
+        verdict.problems += problems
+    verdict.seconds = time.perf_counter() - start
+    return verdict
+
+
+def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS, seed: int = 0,
+           pipeline: int | None = None, workdir: str | Path | None = None) -> Verdict:
+    """Verify an RTL directory (or manifest), or a run / genome exported first with
+    ``pipeline``. ``workdir`` keeps the build, logs and stimulus (a temp dir otherwise)."""
+    sim = sim or runner.default_simulator()
+    runner.simulator_environment(sim)  # a missing simulator fails before any work
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    with tempfile.TemporaryDirectory(prefix="cgphw-verify-") as tmp:
+        work = Path(workdir) if workdir is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        manifest = None if path.is_dir() and (path / "best.json").is_file() else find_manifest(path)
+        if manifest is None:
+            if path.is_dir() and not (path / "best.json").is_file():
+                raise UserError(f"{path} is neither an RTL directory (from `cgphw export`) nor a run directory")
+            manifest = find_manifest(export_to(path, work / "rtl", pipeline))  # a run, best.json or genome
+        elif pipeline is not None:
+            raise UserError("--pipeline applies to a run or genome; an RTL directory already fixes its pipeline")
+        design = load_design(manifest)
+        return run_design(design, sim, design_stimulus(design, n_random, seed), work)
