@@ -38,8 +38,17 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
-    except click.ClickException as exc:  # bad flags, missing arguments
-        exc.show()
+    except click.ClickException as exc:  # bad flags, missing arguments: one line, like every other error
+        if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # a bare group: show its help
+            exc.show()
+            sys.exit(2)
+        hint = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) is not None else ""
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a path the user gave that cannot be read or written
+        if exc.filename is None:
+            raise
+        click.echo(f"error: cannot use {exc.filename}: {exc.strerror or exc}", err=True)
+        sys.exit(2)

@@ -18,6 +18,7 @@ import numpy as np
 from cgphw.errors import UserError
 
 FORMAT = "cgphw-gate-costs/1"
+MAX_FIGURE = 1e4  # per gate: pJ, area unit, ns
 
 
 def default_costs_path() -> Path:
@@ -65,7 +66,16 @@ def load_costs(path: str | os.PathLike | None = None) -> CostTable:
             raise ValueError(f"format is {doc.get('format')!r}, expected {FORMAT!r}")
         gates = {int(k): GateCost(float(v["energy_pj"]), float(v["area"]), float(v["delay_ns"]))
                  for k, v in doc["gates"].items()}
+        for gid, c in gates.items():  # the search sums them as integers: keep far from int64 overflow
+            if not all(0 <= x <= MAX_FIGURE for x in (c.energy_pj, c.area, c.delay_ns)):
+                raise ValueError(f"gate {gid} has energy/area/delay {c.energy_pj}, {c.area}, {c.delay_ns}; "
+                                 f"each must be a number from 0 to {MAX_FIGURE:g}")
+        memory = doc.get("memory", {})
+        if not isinstance(memory, dict):
+            raise ValueError("memory must be a JSON object")
+        for key, value in memory.items():
+            if key.endswith("_per_byte") and not (isinstance(value, (int, float)) and 0 <= value <= MAX_FIGURE):
+                raise ValueError(f"memory.{key} must be a number from 0 to {MAX_FIGURE:g}, got {value!r}")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"cost table {path} is malformed ({exc})") from None
-    return CostTable(gates, str(doc.get("source", "")), str(path),
-                     hashlib.sha256(raw).hexdigest(), dict(doc.get("memory", {})))
+    return CostTable(gates, str(doc.get("source", "")), str(path), hashlib.sha256(raw).hexdigest(), dict(memory))

@@ -58,13 +58,22 @@ class Task:
         if self.mask is not None:
             arrays["mask"] = self.mask
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp.npz")
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp.npz")
+        except OSError as exc:
+            raise UserError(f"cannot write the task file {path} ({exc.strerror or exc})") from None
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
+            mask = os.umask(0)
+            os.umask(mask)
+            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the usual file mode
+            os.replace(tmp, path)
+        except BaseException as exc:
+            Path(tmp).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise UserError(f"cannot write the task file {path} ({exc.strerror or exc})") from None
+            raise
         return path
 
 
@@ -78,8 +87,10 @@ def validate(inputs, targets, weights=None, mask=None) -> None:
     if targets.shape[0] == 0 or targets.shape[1] == 0:
         raise UserError("task has no targets: targets must have at least one item and one output")
     if weights is not None:
-        if weights.shape != targets.shape or not np.issubdtype(weights.dtype, np.number):
-            raise UserError(f"task weights must be numeric with the targets' shape {targets.shape}, got {weights.shape}")
+        real = np.issubdtype(weights.dtype, np.integer) or np.issubdtype(weights.dtype, np.floating)
+        if weights.shape != targets.shape or not real:
+            raise UserError(f"task weights must be real numbers with the targets' shape {targets.shape}, "
+                            f"got {weights.dtype} {weights.shape}")
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise UserError("task weights must be finite and non-negative")
     if mask is not None and (mask.shape != targets.shape or mask.dtype != np.bool_):
@@ -104,6 +115,8 @@ def load_task(path: str | os.PathLike) -> Task:
             meta = json.loads(str(arrays["meta"]))
         except json.JSONDecodeError:
             raise UserError(f"task file {path} has a meta entry that is not JSON") from None
+        if not isinstance(meta, dict):
+            raise UserError(f"task file {path} has a meta entry that is not a JSON object")
     try:
         return Task(arrays["inputs"], arrays["targets"], arrays.get("weights"), arrays.get("mask"), meta)
     except UserError as exc:

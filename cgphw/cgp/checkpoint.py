@@ -59,7 +59,19 @@ def read_config(run_dir: Path) -> dict:
     doc = read_json(Path(run_dir) / "config.json", "")
     if doc.get("format") != CONFIG_FORMAT:
         raise UserError(f"{run_dir}/config.json has format {doc.get('format')!r}, expected {CONFIG_FORMAT!r}")
+    for key, kinds in _CONFIG_FIELDS.items():
+        value = doc.get(key)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise UserError(f"{run_dir}/config.json has a malformed or missing {key!r}: {value!r}")
     return doc
+
+
+_NUMBER = (int, float)
+_CONFIG_FIELDS = {"rows": (int,), "cols": (int,), "levels_back": (int,), "lambda": (int,), "seed": (int,),
+                  "mutation_max": _NUMBER, "threshold": _NUMBER, "checkpoint_every": _NUMBER,
+                  "value_bank": (bool,), "function_set": (list,), "costs": (dict,),
+                  "generations": (int, type(None)), "time_budget": (*_NUMBER, type(None)),
+                  "patience": (int, type(None))}
 
 
 def write_checkpoint(run_dir: Path, snapshot: dict, seconds: float, finished: str | None) -> None:
@@ -74,6 +86,8 @@ def read_checkpoint(run_dir: Path) -> dict:
     for key in ("genome", "rng", "generation", "stall", "offspring", "evaluated", "seconds"):
         if key not in doc:
             raise UserError(f"{run_dir}/checkpoint.json lacks {key!r}")
+    if isinstance(doc["seconds"], bool) or not isinstance(doc["seconds"], (int, float)):
+        raise UserError(f"{run_dir}/checkpoint.json holds a malformed state (seconds {doc['seconds']!r})")
     return doc
 
 

@@ -15,6 +15,7 @@ from cgphw.cgp.genome import Genome
 from cgphw.cgp.problem import COST_SCALE, Problem
 
 RECORDS = 4096
+MAX_LAMBDA = 1000
 
 
 def seed_stream(seed: int) -> np.ndarray:
@@ -46,8 +47,8 @@ def metrics_from(problem: Problem, acc, delay: float) -> dict:
 
 class Engine:
     def __init__(self, problem: Problem, lam: int, mutation_max: float):
-        if lam < 1:
-            raise_user(f"lambda must be at least 1, got {lam}")
+        if not 1 <= lam <= MAX_LAMBDA:  # every offspring holds a copy of the evaluation state
+            raise_user(f"lambda must be from 1 to {MAX_LAMBDA:,}, got {lam}")
         if not (0 < mutation_max <= 1):
             raise_user(f"mutation-max must be in (0, 1], got {mutation_max}")
         self.problem, self.lam = problem, int(lam)

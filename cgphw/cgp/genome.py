@@ -23,6 +23,7 @@ from cgphw import gates as G
 from cgphw.errors import UserError
 
 FORMAT = "cgphw-genome/1"
+MAX_NODES = 1_000_000  # far above useful grids; keeps genes in int32 and memory bounded
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,9 @@ class Grid:
                 raise UserError(f"{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
         if self.n_inputs < 0:
             raise UserError(f"the number of inputs cannot be negative, got {self.n_inputs}")
+        if self.rows * self.cols > MAX_NODES:
+            raise UserError(f"a {self.rows}x{self.cols} grid has {self.rows * self.cols:,} nodes; "
+                            f"at most {MAX_NODES:,} are supported")
         for i in self.function_ids:
             G.gate(i)
         if self.n_inputs == 0 and not self.constant_ids:
@@ -169,10 +173,11 @@ class Genome:
         try:
             if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 raise ValueError(f"format must be {FORMAT!r}, found {doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}")
-            grid = Grid(int(doc["n_inputs"]), int(doc["n_outputs"]), int(doc["rows"]), int(doc["cols"]),
-                        int(doc["levels_back"]), tuple(int(i) for i in doc["function_set"]))
-            nodes = np.asarray(doc["nodes"], dtype=np.int64)
-            outputs = np.asarray(doc["outputs"], dtype=np.int64)
+            grid = Grid(*(_whole(doc[k], k) for k in ("n_inputs", "n_outputs", "rows", "cols", "levels_back")),
+                        tuple(_whole(i, "a function_set entry") for i in doc["function_set"]))
+            nodes, outputs = np.asarray(doc["nodes"]), np.asarray(doc["outputs"])
+            if any(a.size and a.dtype.kind not in "iu" for a in (nodes, outputs)):
+                raise ValueError("nodes and outputs must hold whole numbers in range")  # 1.5 must not pass as 1
             if nodes.shape != (grid.n_nodes, 3):
                 raise ValueError(f"nodes must be a {grid.n_nodes} x 3 list, found shape {nodes.shape}")
             if outputs.shape != (grid.n_outputs,):
@@ -180,12 +185,18 @@ class Genome:
             if np.abs(nodes).max(initial=0) > 2**31 - 1 or np.abs(outputs).max(initial=0) > 2**31 - 1:
                 raise ValueError("a gene is out of range")
             return cls(grid, np.concatenate([nodes.ravel(), outputs]).astype(np.int32))
-        except (KeyError, TypeError, ValueError, UserError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, UserError) as exc:
             what = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
             raise UserError(f"{source} is not a valid cgphw genome: {what}") from None
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_json_atomic(path, self.to_json())
+
+
+def _whole(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{what} must be a whole number, found {value!r}")
+    return value
 
 
 def check_genes(grid: Grid, genes: np.ndarray) -> None:
@@ -250,14 +261,15 @@ def load_genome(path: str | os.PathLike) -> Genome:
     return Genome.from_json(doc, source=str(path))
 
 
-def write_json_atomic(path: str | os.PathLike, doc) -> Path:
-    """Write JSON to a temporary file beside ``path`` and rename: never half-written."""
+def write_json_atomic(path: str | os.PathLike, doc, indent: int | None = 1) -> Path:
+    """Write JSON to a temporary file beside ``path`` and rename: never half-written.
+    ``indent=None`` writes compactly (much faster for large documents)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=1)
+            json.dump(doc, fh, indent=indent)
             fh.write("\n")
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
         os.replace(tmp, path)

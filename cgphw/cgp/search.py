@@ -33,6 +33,7 @@ from cgphw.task import Task, load_task
 DEFAULT_GENERATIONS = 1_000_000  # used when no stopping rule is given: a run always ends
 CHUNK_SECONDS = 0.25
 PROGRESS_SECONDS = 1.0
+MAX_COUNT = 10**18  # generations / patience: the compiled loop counts in int64
 
 
 class Interrupted(Exception):
@@ -120,12 +121,12 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
 
 
 def check_limits(generations, time_budget, patience):
-    if generations is not None and int(generations) < 1:
-        raise UserError(f"generations must be at least 1, got {generations}")
+    if generations is not None and not 1 <= int(generations) <= MAX_COUNT:
+        raise UserError(f"generations must be from 1 to {MAX_COUNT:.0e}, got {generations}")
     if time_budget is not None and not (float(time_budget) > 0 and math.isfinite(float(time_budget))):
         raise UserError(f"the time budget must be a positive number of seconds, got {time_budget}")
-    if patience is not None and int(patience) < 1:
-        raise UserError(f"patience must be at least 1 generation, got {patience}")
+    if patience is not None and not 1 <= int(patience) <= MAX_COUNT:
+        raise UserError(f"patience must be from 1 to {MAX_COUNT:.0e} generations, got {patience}")
     return (None if generations is None else int(generations),
             None if time_budget is None else float(time_budget), None if patience is None else int(patience))
 

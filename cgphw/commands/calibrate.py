@@ -38,8 +38,8 @@ def calibrate_cmd(out_path, cells_path, fset, seed, evaluations, jobs, as_json):
     from cgphw.hw.calibrate import calibrate
     from cgphw.hw.cells import load_cells
 
-    if evaluations < 16:
-        raise UserError(f"--evaluations must be at least 16, got {evaluations}")
+    if not 16 <= evaluations <= 1_000_000:
+        raise UserError(f"--evaluations must be from 16 to 1,000,000, got {evaluations}")
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
     library = load_cells(cells_path)

@@ -87,7 +87,7 @@ def register(group) -> None:
                     raise UserError("give a task file (cgphw evolve TASK.npz --rows R --cols C) or --resume RUNDIR")
                 if rows is None or cols is None:
                     raise UserError("--rows and --cols are required to evolve a new circuit")
-                if checkpoint_every <= 0:
+                if not checkpoint_every > 0:  # NaN too: it would never checkpoint
                     raise UserError("--checkpoint-every must be a positive number of seconds")
                 out = out if out is not None else Path("runs") / f"{task_file.stem}-s{seed}"
                 result = evolve(task_file, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
@@ -125,8 +125,23 @@ def register(group) -> None:
         metrics = doc.get("metrics") if isinstance(doc, dict) and "metrics" in doc else \
             circuit_metrics(genome, load_costs(costs))
         vb = doc.get("value_bank") if isinstance(doc, dict) else None
+        _check_shown(file, metrics, vb)
         if as_json:
             click.echo(json.dumps({"metrics": metrics, "expressions": genome.expressions(),
                                    "genome_hash": genome.digest()}))
         else:
             click.echo("\n".join(summary_lines(metrics, genome, vb, f"{file}")))
+
+
+def _check_shown(file, metrics, value_bank) -> None:
+    """best.json's metrics and value bank hold what summary_lines prints, as numbers."""
+    def number(v):
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+    if not (isinstance(metrics, dict) and all(number(metrics.get(k)) for k in ("energy_pj", "area", "delay_ns", "gates"))
+            and all(number(metrics[k]) for k in ("error_se", "threshold", "generations", "evaluations", "seconds")
+                    if k in metrics)):
+        raise UserError(f"{file} has malformed metrics: every figure must be a number "
+                        "(energy_pj, area, delay_ns and gates are required)")
+    if value_bank and not (isinstance(value_bank, dict) and number(value_bank.get("n_values"))):
+        raise UserError(f"{file} has a malformed value_bank: it needs n_values")

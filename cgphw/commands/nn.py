@@ -66,6 +66,9 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
         raise UserError(f"the model file name must end in .pt, got {out}")
     if out.exists() and not force:
         raise UserError(f"{out} exists: pass --force to replace it")
+    existing = next(p for p in (out.parent.absolute(), *out.parent.absolute().parents) if p.exists())
+    if not existing.is_dir():  # found out before training, not after it
+        raise UserError(f"cannot write the model file {out}: {existing} is not a directory")
     float_state, args = None, {}
     if arch == "mobilenetv2":
         args = {"width": width, "num_classes": 10, "in_channels": 1, "input_size": 32,
@@ -221,6 +224,9 @@ def _replacements(source: Path, model) -> tuple[dict, str]:
         if genome.grid.n_inputs != task.n_inputs or genome.grid.n_outputs != task.n_outputs:
             raise UserError(f"the genome in {source}/best.json has {genome.grid.n_inputs} inputs and "
                             f"{genome.grid.n_outputs} outputs but the task has {task.n_inputs} and {task.n_outputs}")
+        metrics = json.loads((source / "best.json").read_text()).get("metrics")
+        if isinstance(metrics, dict) and metrics.get("threshold_reached") is False:
+            _say(f"note: the run in {source} never reached its error threshold; inserting its best circuit anyway")
         return place(model, task, genome.evaluate(task.inputs)), f"the best circuit of {source}"
     if not source.is_file():
         raise UserError(f"{source} is neither a run directory nor a weights .npz file")

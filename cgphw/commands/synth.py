@@ -8,6 +8,8 @@ import click
 
 from cgphw.errors import UserError
 
+MAX_EVALUATIONS = 1_000_000  # activity simulation memory grows with it
+
 
 def register(group) -> None:
     group.add_command(synth_cmd)
@@ -37,8 +39,10 @@ def synth_cmd(rtldir, prove, netlist_path, cells_path, costs_path, seed, evaluat
     from cgphw.hw.cells import load_cells
     from cgphw.hw.synth_report import synth_rtl_dir
 
-    if evaluations < 16:
-        raise UserError(f"--evaluations must be at least 16, got {evaluations}")
+    if not 16 <= evaluations <= MAX_EVALUATIONS:
+        raise UserError(f"--evaluations must be from 16 to {MAX_EVALUATIONS:,}, got {evaluations}")
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
     library, costs = load_cells(cells_path), load_costs(costs_path)
     doc = synth_rtl_dir(rtldir, library, costs, prove=prove, netlist_path=netlist_path, seed=seed,
                         evaluations=evaluations, progress=lambda m: click.echo(m, err=True))
@@ -68,7 +72,7 @@ def format_report(doc: dict) -> str:
              f"  energy {c['energy_pj']:.4f} pJ per evaluation, {c['energy_pj_per_weight']:.5f} pJ per generated "
              f"weight (activity {c['activity']:.3f}); simulation vs genome: "
              f"{'exact' if c['simulation']['matches_genome'] else 'MISMATCH'} on {c['simulation']['vectors']} vectors",
-             f"  CGP estimate {e['energy_pj']:.4f} pJ for {e['active_gates']} gates; synthesised logic "
+             f"  CGP estimate {e['energy_pj']:.4f} pJ for {e['gates']} gates ({e['active_nodes']} active nodes); synthesised logic "
              f"{e['synthesised_logic_pj']:.4f} pJ; ratio {e['ratio'] if e['ratio'] is not None else 'n/a'} "
              f"(agree within {e['tolerance']}: {'yes' if e['agree'] else 'no'})",
              f"  why: {e['explanation']}"]

@@ -23,9 +23,10 @@ def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:
 @click.option("--sim", type=click.Choice(SIMULATORS), default=None,
               help="Simulator [default: icarus when installed, else amaranth]. amaranth simulates the "
                    "component rebuilt from the manifest genome; icarus and verilator the exported Verilog.")
-@click.option("--vectors", "n_random", type=click.IntRange(min=0), default=1000, show_default=True,
+@click.option("--vectors", "n_random", type=click.IntRange(0, 1_000_000), default=1000, show_default=True,
               help="Random input vectors, on top of the task's inputs and the corner cases.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random vectors and bubbles.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the random vectors and bubbles.")
 @click.option("--pipeline", type=click.IntRange(min=1), default=None,
               help="For a run or genome: verify its pipelined form (a register bank every K logic levels).")
 @click.option("--keep", "workdir", type=click.Path(file_okay=False), default=None,

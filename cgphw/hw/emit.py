@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -152,8 +152,8 @@ class GenomeCircuit(wiring.Component):
             m.d.comb += computed[pin].eq(G.GATES[gid].amaranth(*args))
 
         out_stage = self.latency + 1 if self.clocked else 1
-        for j, pin in enumerate(p.outputs):
-            m.d.comb += self.weights[j].eq(at(pin, out_stage))
+        # one assignment of the whole bus: per-element part-selects make Icarus crawl on wide buses
+        m.d.comb += self.weights.as_value().eq(Cat(*(at(pin, out_stage) for pin in p.outputs)))
 
         if self.clocked:
             valid = self.valid_in

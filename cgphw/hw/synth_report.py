@@ -55,18 +55,30 @@ def load_rtl_dir(rtldir: str | os.PathLike) -> tuple[Path, dict, Genome]:
     files = manifest["files"]
     if not isinstance(files, dict) or not (files.get("rtlil") or files.get("verilog")):
         raise UserError(f"manifest {manifest_path} names no rtlil or verilog file")
+    baseline = manifest.get("baseline")
+    for entry in (files, baseline if isinstance(baseline, dict) else {}):
+        if any(entry.get(role) and not isinstance(entry[role], str) for role in ("rtlil", "verilog")):
+            raise UserError(f"manifest {manifest_path} names an rtlil/verilog file that is not a string")
     for role in ("rtlil", "verilog"):
         if files.get(role) and not (path / files[role]).is_file():
             raise UserError(f"manifest {manifest_path} names {files[role]}, which is not in {path}")
-    baseline = manifest.get("baseline")
     if baseline is not None:
         if not isinstance(baseline, dict) or "top" not in baseline or not (baseline.get("rtlil") or baseline.get("verilog")):
             raise UserError(f"manifest {manifest_path} has a malformed baseline entry")
         for role in ("rtlil", "verilog"):
             if baseline.get(role) and not (path / baseline[role]).is_file():
                 raise UserError(f"manifest {manifest_path} names baseline {baseline[role]}, which is not in {path}")
+        values = baseline.get("values")
+        if not (_whole(baseline.get("words", 1), 1) and _whole(baseline.get("latency") or 0, 0)
+                and (values is None or isinstance(values, list) and all(_whole(v, -128, 127) for v in values))):
+            raise UserError(f"manifest {manifest_path} has a malformed baseline: words >= 1, latency >= 0 and "
+                            "int8 values must be whole numbers")
     genome = Genome.from_json(manifest["genome"], source=f"the genome in {manifest_path}")
     return path, manifest, genome
+
+
+def _whole(value, lo: int, hi: int = 2**31 - 1) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
 def _read_json(path: Path):
@@ -108,7 +120,8 @@ def cgp_estimate(genome: Genome, costs: CostTable) -> dict:
         seen.setdefault(key, k)
     total = float(sum(energy[int(nodes[k][2])] for k in active))
     removable = float(sum(energy[int(nodes[k][2])] for k in folded + shared))
-    return {"energy_pj": round(total, 9), "active_gates": len(active),
+    gates = sum(1 for k in active if G.gate(int(nodes[k][2])).arity > 0 and int(nodes[k][2]) != G.WIRE_ID)
+    return {"energy_pj": round(total, 9), "active_nodes": len(active), "gates": gates,
             "constant_folded_gates": len(folded), "duplicate_gates": len(shared),
             "energy_pj_after_folding_and_sharing": round(total - removable, 9)}
 
@@ -162,11 +175,18 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
         if not netlist_file.is_file():
             raise UserError(f"netlist {netlist_file} does not exist")
         say(f"reading the netlist {netlist_file}")
-        mapped = read_netlist(netlist_file.read_text(), top)
+        try:
+            text = netlist_file.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read the netlist {netlist_file} ({exc.__class__.__name__})") from None
+        mapped = read_netlist(text, top)
     else:
         say(f"synthesising {top}")
         mapped = synthesise(rtl, top, language, label=rtl_file)
     _check_ports(mapped, genome, top)
+    if latency > evaluations:  # no output would be compared with the genome
+        raise UserError(f"the manifest's latency {latency} leaves nothing to check in {evaluations} evaluations; "
+                        "raise --evaluations above the latency")
     stimulus = default_stimulus(mapped.netlist, seed, evaluations)
     circuit = cost_report(mapped, library, stimulus)
     flops = circuit.cells.get("$_DFF_P_", 0)
@@ -237,7 +257,7 @@ def _flop_energy_pj(report: CostReport, mapped: Mapped, library: CellLibrary) ->
 
 
 def _explain(estimate: dict, circuit: CostReport, logic_pj: float, flops: int) -> str:
-    parts = [f"the search prices {estimate['active_gates']} active gates one by one, each calibrated alone on "
+    parts = [f"the search prices {estimate['active_nodes']} active nodes one by one, each calibrated alone on "
              "uniform random operands"]
     if estimate["constant_folded_gates"]:
         parts.append(f"{estimate['constant_folded_gates']} of them compute only from constants and fold away "
@@ -255,7 +275,7 @@ def _explain(estimate: dict, circuit: CostReport, logic_pj: float, flops: int) -
 def _zero_input_note(circuit: CostReport, estimate: dict) -> dict:
     n = circuit.n_cells
     return {"gates_surviving_synthesis": n,
-            "statement": (f"This circuit has no inputs, so synthesis folds its {estimate['active_gates']} active gates "
+            "statement": (f"This circuit has no inputs, so synthesis folds its {estimate['active_nodes']} active nodes "
                           f"into constants: {n} cells survive. Its weights are hard-wired (tied to supply and "
                           f"ground) and cost {circuit.energy_pj:.3g} pJ of logic energy per evaluation, whatever the "
                           f"search's estimate ({estimate['energy_pj']:.3g} pJ) says. The saving over memory comes "

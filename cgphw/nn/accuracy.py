@@ -73,7 +73,15 @@ def sensitivity(model, split: Split, ks: list[int], layers: list[str] | None = N
 
     A layer entry "a+b" perturbs layers a and b together (the study's conv1+conv2 offsets).
     """
+    if not ks:
+        raise UserError("give at least one noise amplitude k")
+    if any(abs(k) > 255 for k in ks):  # codes span -128..127: a larger k only clips
+        raise UserError(f"noise amplitudes must lie in -255..255, got {ks}")
+    if seed < 0:
+        raise UserError(f"the seed must be a non-negative integer, got {seed}")
     entries = layers or [info.name for info in list_layers(model)]
+    if any(not [n for n in entry.split("+") if n] for entry in entries):
+        raise UserError(f"every layer entry must name a layer (a or a+b), got {entries}")
     base = measure(model, split)
     rows = []
     for li, entry in enumerate(entries):

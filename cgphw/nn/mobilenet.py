@@ -57,8 +57,8 @@ class MobileNetV2(nn.Module):
     def __init__(self, width: float = 1.0, num_classes: int = 1000, in_channels: int = 3,
                  input_size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
-        if width <= 0:
-            raise UserError(f"MobileNetV2 width multiplier must be positive, got {width}")
+        if not 0 < width <= 4:  # NaN fails too; wider nets do not fit in memory
+            raise UserError(f"MobileNetV2 width multiplier must be positive and at most 4, got {width}")
         self.in_channels, self.input_size = in_channels, input_size
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)

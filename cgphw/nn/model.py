@@ -72,14 +72,21 @@ class Int8Model:
 
 def save_model(model: Int8Model, path: str | os.PathLike) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     doc = {"format": FORMAT, "arch": model.arch, "args": json.dumps(model.args),
            "qat_state": model.qat_state, "meta": json.dumps(model.meta)}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        torch.save(doc, fh)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"cannot write the model file {path} ({exc.strerror or exc})") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(doc, fh)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
 
 
@@ -96,6 +103,8 @@ def load_model(path: str | os.PathLike | None = None) -> Int8Model:
         raise UserError(f"model file {path} is not a {FORMAT} file")
     try:
         args, meta = json.loads(doc["args"]), json.loads(doc["meta"])
+        if not isinstance(args, dict) or not isinstance(meta, dict):
+            raise ValueError("its args and meta must be JSON objects")
         net = qat_network(doc["arch"], args)
         net.load_state_dict(doc["qat_state"])
     except UserError:

@@ -47,9 +47,14 @@ def make_task(model, selector: str, layer: str | None = None, filters: list[int]
         source, arrow, target = rest.partition("->")
         if not arrow or not source or not target:
             raise UserError(f"selector {selector!r} must look like layer:A->B")
+        if layer is not None:
+            raise UserError("--layer does not apply to layer:A->B, which names both layers")
         task = _whole_task(model, [source], [target])
     elif name == "const":
-        names = [n for n in rest.split(",") if n] or ([layer] if layer else [])
+        names = [n for n in rest.split(",") if n]
+        if names and layer is not None:
+            raise UserError("give the layers either in the selector (const:L1,L2) or with --layer, not both")
+        names = names or ([layer] if layer else [])
         if not names:
             raise UserError("selector const needs layers, e.g. const:conv1,conv2")
         task = _whole_task(model, [], names)
@@ -141,7 +146,17 @@ def target_locations(meta: dict) -> list[list[tuple[str, int]]]:
     """Per item, per output: (layer, flat index) where that target weight lives."""
     if "targets_at" not in meta:
         raise UserError("the task does not record where its targets live (it was not made by `cgphw task make`)")
-    return [[(name, start + i) for name, start, count in item for i in range(count)] for item in meta["targets_at"]]
+    bad = UserError("the task's meta.targets_at is malformed: per item it lists [layer, first flat index, count] runs")
+    try:
+        runs = [[tuple(run) for run in item] for item in meta["targets_at"]]
+    except TypeError:
+        raise bad from None
+    for item in runs:
+        for run in item:
+            if len(run) != 3 or not isinstance(run[0], str) or any(
+                    isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in run[1:]):
+                raise bad
+    return [[(name, start + i) for name, start, count in item for i in range(count)] for item in runs]
 
 
 def place(model, task: Task, outputs: np.ndarray) -> dict[str, np.ndarray]:
@@ -155,7 +170,14 @@ def place(model, task: Task, outputs: np.ndarray) -> dict[str, np.ndarray]:
         raise UserError("the task's target map does not match its targets' shape")
     layers = {name for item in where for name, _ in item}
     codes = {name: extract(model, name).ravel().copy() for name in sorted(layers)}
-    for name, shape in task.meta.get("layers", {}).items():
+    for name, index in (loc for item in where for loc in item):
+        if index >= codes[name].size:
+            raise UserError(f"the task places a weight at {name}.flat[{index}] but layer {name} has "
+                            f"{codes[name].size} weights: the task was made from another network")
+    shapes = task.meta.get("layers", {})
+    if not isinstance(shapes, dict):
+        raise UserError("the task's meta.layers is malformed: it must map layer names to shapes")
+    for name, shape in shapes.items():
         if name in codes and list(extract(model, name).shape) != list(shape):
             raise UserError(f"layer {name} has shape {list(extract(model, name).shape)} in this model "
                             f"but {shape} in the task: the task was made from another network")

@@ -110,14 +110,16 @@ def load_design(path: str | os.PathLike) -> Design:
     inputs = targets = None
     if task:
         try:
-            inputs = np.array(task["inputs"], np.int64).reshape(-1, n_in)
             targets = np.array(task["targets"], np.int64).reshape(-1, n_out)
+            # items from the targets: reshape(-1, 0) is ambiguous for a circuit without inputs
+            inputs = np.array(task["inputs"], np.int64).reshape(len(targets), n_in)
         except (KeyError, TypeError, ValueError):
             raise UserError(f"{manifest_path}: task inputs/targets do not fit {n_in} inputs and {n_out} outputs") from None
         if inputs.min(initial=0) < -128 or inputs.max(initial=0) > 127:
             raise UserError(f"{manifest_path}: task inputs are not int8")
         inputs, targets = inputs.astype(np.int8), targets.astype(np.int8)
-    metrics = (doc.get("source") or {}).get("metrics") or doc.get("metrics")
+    source = doc.get("source") if isinstance(doc.get("source"), dict) else {}
+    metrics = source.get("metrics") or doc.get("metrics")
     weights = _error_weights(doc, targets) if task else None
     return Design(directory, doc, top, verilog, latency, pipeline, design_ports, genome, inputs, targets,
                   weights, metrics if isinstance(metrics, dict) else None)

@@ -87,7 +87,7 @@ class Stimulus:
     def save(self, path: str | os.PathLike) -> Path:
         from cgphw.cgp.genome import write_json_atomic
 
-        return write_json_atomic(path, self.to_json())
+        return write_json_atomic(path, self.to_json(), indent=None)  # can be tens of MB
 
 
 def load_stimulus(path: str | os.PathLike) -> Stimulus:
@@ -118,7 +118,7 @@ def build_stimulus(genome, top: str, ports: Ports, latency: int, task_inputs: np
     rng = np.random.default_rng(seed)
     parts = []
     if task_inputs is not None and len(task_inputs):
-        parts.append(("task", np.asarray(task_inputs, np.int8).reshape(-1, n_in)))
+        parts.append(("task", np.asarray(task_inputs, np.int8).reshape(len(task_inputs), n_in)))
     parts.append(("corner", corner_vectors(n_in)))
     if n_in and n_random:
         parts.append(("random", random_vectors(n_in, n_random, rng)))

@@ -79,3 +79,139 @@ def test_demo_and_bench(tmp_path):
     assert res.returncode == 0, res.stderr
     row = json.loads(res.stdout)["results"][0]
     assert row["workload"] == "5x5" and row["offspring_per_s"] > 0 and row["lambda"] == 4
+
+
+# --- adversarial input, in process (fast): one `error:` line, exit 2, nothing written -------
+def _fails_in_process(capsys, *argv) -> str:
+    from cgphw.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def _bad_costs(tmp_path, case):
+    from cgphw.costs import default_costs_path
+
+    doc = json.loads(default_costs_path().read_text())
+    if case == "memory-list":
+        doc["memory"] = [1, 2]
+    else:
+        doc["gates"]["1"]["energy_pj"] = {"nan": float("nan"), "negative": -1.0, "huge": 1e300}[case]
+    path = tmp_path / f"costs-{case}.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("memory-list", "memory must be a JSON object"), ("nan", "from 0 to"), ("negative", "from 0 to"),
+    ("huge", "from 0 to")])
+def test_evolve_refuses_a_malformed_cost_table(capsys, tmp_path, case, fragment):
+    example_task().save(tmp_path / "ok.npz")
+    err = _fails_in_process(capsys, "evolve", tmp_path / "ok.npz", "--rows", 2, "--cols", 2, "--quiet",
+                            "--costs", _bad_costs(tmp_path, case), "--out", tmp_path / "r")
+    assert fragment in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("meta-list", "not a JSON object"), ("complex-weights", "real numbers")])
+def test_evolve_refuses_a_malformed_task(capsys, tmp_path, case, fragment):
+    arrays = {"inputs": np.zeros((1, 2), np.int8), "targets": np.ones((1, 3), np.int8)}
+    if case == "meta-list":
+        arrays["meta"] = np.array("[1, 2]")
+    else:
+        arrays["weights"] = np.ones((1, 3), complex)
+    np.savez(tmp_path / "t.npz", **arrays)
+    err = _fails_in_process(capsys, "evolve", tmp_path / "t.npz", "--rows", 2, "--cols", 2, "--quiet",
+                            "--out", tmp_path / "r")
+    assert fragment in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--rows", 100000, "--cols", 100000], "at most 1,000,000"),
+    (["--rows", 2, "--cols", 2, "--checkpoint-every", "nan"], "--checkpoint-every"),
+    (["--rows", 2, "--cols", 2, "--out", "{file}/sub"], "Not a directory"),
+    (["--rows", 2, "--cols", 2, "--lambda", 10**9], "lambda must be from 1 to"),
+    (["--rows", 2, "--cols", 2, "--patience", 10**23], "patience must be from 1 to"),
+    (["--rows", 2, "--cols", 2, "--generations", 10**23], "generations must be from 1 to")])
+def test_evolve_refuses_impossible_grids_flags_and_out(capsys, tmp_path, args, fragment):
+    example_task().save(tmp_path / "ok.npz")
+    (tmp_path / "afile").write_text("")
+    args = [str(a).replace("{file}", str(tmp_path / "afile")) for a in args]
+    if "--out" not in args:
+        args += ["--out", str(tmp_path / "r")]
+    err = _fails_in_process(capsys, "evolve", tmp_path / "ok.npz", "--quiet", "--generations", 10, *args)
+    assert fragment in err and not (tmp_path / "r").exists()
+
+
+def _genome_doc():
+    from cgphw.cgp.genome import grid_for, random_genome
+
+    return random_genome(grid_for(2, 3, 2, 2), np.random.default_rng(0)).to_json()
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    (lambda g: g.update(outputs=[10**30] * 3), "whole numbers"),
+    (lambda g: g.update(outputs=[1.5] * 3), "whole numbers"),
+    (lambda g: g.update(rows=2.5), "rows must be a whole number"),
+    (lambda g: g.update(rows="2"), "rows must be a whole number"),
+    (lambda g: g.update(rows=True), "rows must be a whole number"),
+    (lambda g: g.update(rows=10**12), "at most 1,000,000")])
+def test_show_refuses_malformed_genome_numbers(capsys, tmp_path, edit, fragment):
+    doc = _genome_doc()
+    edit(doc)
+    (tmp_path / "g.json").write_text(json.dumps(doc))
+    assert fragment in _fails_in_process(capsys, "show", tmp_path / "g.json")
+
+
+@pytest.mark.parametrize("field, value", [("metrics", None), ("metrics", [1]), ("metrics", {}),
+                                          ("metrics", {"energy_pj": "x"}), ("value_bank", [1]),
+                                          ("value_bank", {"x": 1})])
+def test_show_refuses_malformed_best_json(capsys, tmp_path, field, value):
+    metrics = {"energy_pj": 0.1, "area": 1.0, "delay_ns": 0.2, "gates": 1, "error_se": 0.0}
+    doc = {"format": "cgphw-run/1", "genome": _genome_doc(), "metrics": metrics, "value_bank": None}
+    doc[field] = value
+    (tmp_path / "best.json").write_text(json.dumps(doc))
+    assert "malformed" in _fails_in_process(capsys, "show", tmp_path / "best.json")
+
+
+@pytest.mark.parametrize("file, key, value", [
+    ("config.json", "rows", "x"), ("config.json", "lambda", None), ("config.json", "costs", [1]),
+    ("config.json", "value_bank", None), ("config.json", "threshold", "x"), ("checkpoint.json", "seconds", "x")])
+def test_resume_refuses_malformed_run_files(capsys, tmp_path, file, key, value):
+    from cgphw.cgp.search import evolve
+
+    run = tmp_path / "run"
+    evolve(example_task(), rows=2, cols=2, generations=5, out=run)
+    doc = json.loads((run / file).read_text())
+    if value is None:
+        doc.pop(key)
+    else:
+        doc[key] = value
+    (run / file).write_text(json.dumps(doc))
+    assert "malformed" in _fails_in_process(capsys, "evolve", "--resume", run, "--quiet")
+
+
+@pytest.mark.parametrize("seconds", ["inf", "nan", "0"])
+def test_bench_refuses_endless_or_empty_timing(capsys, seconds):
+    assert "--seconds" in _fails_in_process(capsys, "bench", "--seconds", seconds)
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["evolve", "ok.npz", "--rows", "x", "--cols", 2], "'--rows'"), (["nosuchcommand"], "No such command"),
+    (["evolve", ".", "--rows", 2, "--cols", 2], "is a directory"), (["show"], "Missing argument")])
+def test_click_usage_errors_are_one_error_line(capsys, tmp_path, monkeypatch, argv, fragment):
+    monkeypatch.chdir(tmp_path)
+    example_task().save(tmp_path / "ok.npz")
+    assert fragment in _fails_in_process(capsys, *argv)
+
+
+def test_unwritable_path_is_one_error_line(capsys, tmp_path):
+    """An OSError on a path the user named (here: --out below a file) is exit 2, not a traceback."""
+    example_task().save(tmp_path / "ok.npz")
+    (tmp_path / "afile").write_text("")
+    err = _fails_in_process(capsys, "evolve", tmp_path / "ok.npz", "--rows", 2, "--cols", 2, "--quiet",
+                            "--out", tmp_path / "afile" / "run")
+    assert "cannot use" in err and "Not a directory" in err

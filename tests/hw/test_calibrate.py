@@ -144,3 +144,12 @@ def test_bad_cells_file_exits_2(tmp_path, capsys, content):
     code, _, stderr = run_cli(["calibrate", "--cells", str(path), "--out", str(out)], capsys)
     assert code == 2 and stderr.startswith("error: cell table") and "Traceback" not in stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize("evaluations", ["0", str(10**11)])
+def test_calibrate_refuses_evaluations_out_of_range(tmp_path, capsys, evaluations):
+    out = tmp_path / "never.json"
+    code, _, stderr = run_cli(["calibrate", "--function-set", "add", "--evaluations", evaluations,
+                               "--out", str(out)], capsys)
+    assert code == 2 and stderr.startswith("error: --evaluations") and "\n" not in stderr.strip()
+    assert not out.exists()

@@ -232,6 +232,16 @@ def test_value_bank_outputs_share_nodes():
     assert text.count("assign n5 =") == 1  # one adder feeds three outputs
 
 
+@pytest.mark.parametrize("pipeline", [None, 1])
+def test_weights_bus_is_driven_by_one_assignment(pipeline):
+    # one part-select assign per output made Icarus take minutes on 2,550 outputs (20,400 bits)
+    nodes = [[0, 0, 22], [2, 2, 19], [2, 2, 4], [3, 2, 1]]
+    genome = chain_genome(2, nodes, [5, 0, 3, 1, 4, 5, 2] * 20)
+    text = to_verilog(build_component(genome, pipeline), "wide")
+    assigns = [line for line in text.splitlines() if line.strip().startswith("assign weights")]
+    assert len(assigns) == 1 and assigns[0].strip().startswith("assign weights = {"), assigns[:3]
+
+
 def test_zero_input_circuit():
     # column 0 has nothing to read: constants with connection genes 0
     nodes = [[0, 0, 26], [0, 0, 23], [0, 1, 2], [2, 0, 12], [3, 1, 3], [4, 0, G.WIRE_ID]]
@@ -255,7 +265,8 @@ def test_pass_through_and_constant_outputs_are_wires():
     component = build_component(genome)
     np.testing.assert_array_equal(simulate_comb(component, vectors), genome.evaluate(vectors))
     text = to_verilog(component, "wires")
-    assert "assign weights[7:0] = stored[23:16];" in text and "8'h80" in text
+    # element 0 is the lowest byte, so it comes last in the one concatenation
+    assert "assign weights = { stored[7:0], stored[15:8], 16'h8000, stored[7:0], stored[23:16] };" in text
     piped = check_pipelined(genome, 3, vectors)
     assert piped.latency == 1  # outputs are always registered in the pipelined form
 

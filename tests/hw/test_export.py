@@ -219,6 +219,15 @@ def _corrupt(tmp_path, what):
         from cgphw.task import Task
 
         Task(np.zeros((1, 9), np.int8), np.zeros((1, 3), np.int8)).save(run / "task.npz")
+    elif what == "task-meta-list":
+        np.savez(run / "task.npz", inputs=np.zeros((1, 9), np.int8), targets=np.zeros((1, 16), np.int8),
+                 meta=np.array("[1, 2]"))
+    elif what == "huge-gene":
+        best["genome"]["outputs"][0] = 10**30
+        (run / "best.json").write_text(json.dumps(best))
+    elif what == "float-rows":
+        best["genome"]["rows"] = 2.5
+        (run / "best.json").write_text(json.dumps(best))
     return run
 
 
@@ -226,6 +235,7 @@ def _corrupt(tmp_path, what):
     ("not-json", "not a readable JSON"), ("no-best", "has no best.json"), ("format", "not a cgphw run"),
     ("genome", "not a valid cgphw genome"), ("metrics", "threshold_reached"), ("no-task", "no task.npz"),
     ("bad-task", "not a readable .npz"), ("task-shape", "16 outputs but its task has 9 and 3"),
+    ("task-meta-list", "not a JSON object"), ("huge-gene", "whole numbers"), ("float-rows", "whole number"),
 ])
 def test_malformed_run_dir_is_exit_2_and_writes_nothing(tmp_path, capsys, what, message):
     run = _corrupt(tmp_path, what)

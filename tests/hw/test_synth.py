@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -80,7 +81,8 @@ def test_cgp_estimate_sums_active_gates_once():
     costs = load_costs()
     e = {gid: costs.gates[gid].energy_pj for gid in (1, 2, 3, 7, 22)}
     est = cgp_estimate(MIXED, costs)
-    assert est["active_gates"] == 6 and est["constant_folded_gates"] == 2 and est["duplicate_gates"] == 0
+    assert est["active_nodes"] == 6 and est["gates"] == 5  # the search's count leaves out the constant
+    assert est["constant_folded_gates"] == 2 and est["duplicate_gates"] == 0
     assert est["energy_pj"] == pytest.approx(2 * e[1] + e[2] + e[3] + e[7] + e[22], abs=1e-9)
     assert est["energy_pj_after_folding_and_sharing"] == pytest.approx(e[1] + e[2] + e[3] + e[7], abs=1e-9)
 
@@ -128,13 +130,17 @@ def test_zero_input_circuit_folds_away(tmp_path, capsys):
     assert doc["circuit"]["n_cells"] == 0 and doc["circuit"]["energy_pj"] == 0.0
     z = doc["zero_input"]
     assert z["gates_surviving_synthesis"] == 0 and "hard-wired" in z["statement"]
-    assert doc["estimate"]["constant_folded_gates"] == doc["estimate"]["active_gates"] == 5
+    assert doc["estimate"]["constant_folded_gates"] == doc["estimate"]["active_nodes"] == 5
+    assert doc["estimate"]["gates"] == 3
     assert doc["estimate"]["energy_pj"] > 0 and doc["baseline"]["words"] == 3
     assert doc["proof"]["circuit"]["equivalent"]
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "no_file", "bad_genome", "bad_rtl", "bad_costs",
-                                  "bad_latency", "other_genome"])
+                                  "bad_latency", "other_genome", "file_not_str", "baseline_file_not_str",
+                                  "latency_past_evaluations", "costs_memory_list", "negative_seed",
+                                  "huge_evaluations", "binary_netlist", "baseline_words_str",
+                                  "baseline_values_not_int8", "baseline_latency_str", "costs_sram_str"])
 def test_malformed_rtldir_exits_2(comb_dir, tmp_path, capsys, case):
     rtl = tmp_path / "mixed"
     args = ["synth", str(rtl)]
@@ -160,6 +166,33 @@ def test_malformed_rtldir_exits_2(comb_dir, tmp_path, capsys, case):
         elif case == "bad_costs":
             (tmp_path / "costs.json").write_text("{}")
             args += ["--costs", str(tmp_path / "costs.json")]
+        elif case == "file_not_str":
+            manifest["files"]["rtlil"] = 5
+        elif case == "baseline_file_not_str":
+            manifest["baseline"]["rtlil"] = 7
+        elif case == "latency_past_evaluations":
+            manifest["latency"] = 10**6
+        elif case == "baseline_words_str":
+            manifest["baseline"]["words"] = "x"
+        elif case == "baseline_values_not_int8":
+            manifest["baseline"]["values"] = [300]
+        elif case == "baseline_latency_str":
+            manifest["baseline"]["latency"] = "x"
+        elif case in ("costs_memory_list", "costs_sram_str"):
+            doc = json.loads(Path(load_costs().path).read_text())
+            if case == "costs_memory_list":
+                doc["memory"] = [1]
+            else:
+                doc["memory"]["sram_read_pj_per_byte"] = "x"
+            (tmp_path / "costs.json").write_text(json.dumps(doc))
+            args += ["--costs", str(tmp_path / "costs.json")]
+        elif case == "negative_seed":
+            args += ["--seed", "-1"]
+        elif case == "huge_evaluations":
+            args += ["--evaluations", str(10**11)]
+        elif case == "binary_netlist":
+            (tmp_path / "net.v").write_bytes(b"\xff\xfe\x00")
+            args += ["--netlist", str(tmp_path / "net.v")]
         (rtl / "mixed.json").write_text(json.dumps(manifest))
     code, _, err = run_cli(args, capsys)
     last = err.strip().splitlines()[-1]  # earlier lines: progress

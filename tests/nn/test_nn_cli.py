@@ -99,3 +99,83 @@ def test_cli_errors_are_one_sentence_exit_2(capsys, tmp_path, lenet):
     assert "does not exist" in fails(capsys, "model", "eval", "--model", str(tmp_path / "none.pt"))
     assert "--init" in fails(capsys, "model", "train", "--init", str(bad), "--out", str(tmp_path / "n.pt"))
     assert "--k must be" in fails(capsys, "model", "sensitivity", "--k", "one")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--seed", "-1"], "non-negative"), (["--k", ""], "at least one noise amplitude"),
+    (["--k", "-2000"], "-255..255"), (["--layers", "+"], "must name a layer")])
+def test_sensitivity_refuses_bad_flags(capsys, args, fragment):
+    argv = ["model", "sensitivity", "--limit", "5", "--layers", "conv1", "--k", "1", *args]
+    assert fragment in fails(capsys, *argv)
+
+
+def _edit_targets_at(task, case):
+    meta = json.loads(json.dumps(task.meta))
+    first = meta["targets_at"][0][0]
+    if case == "negative-index":
+        meta["targets_at"][0][0] = [first[0], -5, first[2]]
+    elif case == "index-past-layer":
+        meta["targets_at"][0][0] = [first[0], 10**6, first[2]]
+    elif case == "short-run":
+        meta["targets_at"][0][0] = [first[0]]
+    elif case == "layer-not-str":
+        meta["targets_at"][0][0] = [5, first[1], first[2]]
+    elif case == "none":
+        meta["targets_at"] = None
+    elif case == "layers-list":
+        meta["layers"] = [1]
+    return meta
+
+
+@pytest.mark.parametrize("case, fragment", [
+    ("negative-index", "targets_at is malformed"), ("index-past-layer", "has 150 weights"),
+    ("short-run", "targets_at is malformed"), ("layer-not-str", "targets_at is malformed"),
+    ("none", "targets_at is malformed"), ("layers-list", "meta.layers is malformed")])
+def test_insert_refuses_a_malformed_target_map(capsys, tmp_path, lenet, case, fragment):
+    from cgphw.task import Task, load_task
+
+    run_dir = _rundir(tmp_path, lenet, True)
+    task = load_task(run_dir / "task.npz")
+    Task(task.inputs, task.targets, meta=_edit_targets_at(task, case)).save(run_dir / "task.npz")
+    assert fragment in fails(capsys, "insert", str(run_dir), "--limit", "5")
+
+
+@pytest.mark.parametrize("command", [["task", "make", "--selector", "core-ring"], ["task", "example"]])
+def test_task_out_in_a_missing_or_file_directory(capsys, tmp_path, command):
+    (tmp_path / "afile").write_text("")
+    for out in (tmp_path / "nodir" / "t.npz", tmp_path / "afile" / "t.npz"):
+        assert f"cannot write the task file {out}" in fails(capsys, *command, "--out", str(out))
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+@pytest.mark.parametrize("width", ["nan", "1e9"])
+def test_train_refuses_an_impossible_mobilenet_width(capsys, tmp_path, width):
+    err = fails(capsys, "model", "train", "--arch", "mobilenetv2", "--width", width, "--epochs", "0",
+                "--qat-epochs", "0", "--limit", "8", "--out", str(tmp_path / "m.pt"))
+    assert "width multiplier" in err and not (tmp_path / "m.pt").exists()
+
+
+@pytest.mark.parametrize("field", ["args", "meta"])
+def test_model_file_with_non_object_json_field(capsys, tmp_path, field):
+    import torch
+
+    from cgphw.nn.model import DEFAULT_MODEL
+
+    doc = torch.load(DEFAULT_MODEL, map_location="cpu", weights_only=True)
+    doc[field] = "[1]"
+    torch.save(doc, tmp_path / "m.pt")
+    assert "must be JSON objects" in fails(capsys, "model", "layers", "--model", str(tmp_path / "m.pt"))
+
+
+def test_train_refuses_an_out_below_a_file_before_training(capsys, tmp_path):
+    (tmp_path / "afile").write_text("")
+    err = fails(capsys, "model", "train", "--epochs", "0", "--qat-epochs", "0", "--limit", "8",
+                "--out", str(tmp_path / "afile" / "sub" / "m.pt"))
+    assert "is not a directory" in err and [p.name for p in tmp_path.iterdir()] == ["afile"]
+
+
+@pytest.mark.parametrize("selector", ["const:conv1", "layer:conv1->conv1"])
+def test_task_make_refuses_an_ignored_layer_option(capsys, tmp_path, selector):
+    out = tmp_path / "t.npz"
+    assert "--layer" in fails(capsys, "task", "make", "--selector", selector, "--layer", "conv2", "--out", str(out))
+    assert not out.exists()

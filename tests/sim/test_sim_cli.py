@@ -119,6 +119,28 @@ def test_circuit_without_inputs(tmp_path, capsys, pipeline):
         assert code == 0 and "1 vectors" in out, out
 
 
+def test_run_without_inputs_verifies_against_its_task(tmp_path, capsys):
+    """A value-bank style run (0 inputs, a task with one empty input row) used to be refused:
+    reshape(-1, 0) of the manifest's task inputs is ambiguous."""
+    import numpy as np
+
+    from cgphw.cgp.genome import grid_for, random_genome
+    from cgphw.task import Task
+
+    g = random_genome(grid_for(0, 5, 2, 2, function_ids=[22, 23, 24, 25, 26, 11, 4, 1]), np.random.default_rng(3))
+    inputs = np.zeros((1, 0), np.int8)
+    run = tmp_path / "bank"
+    run.mkdir()
+    Task(inputs, g.evaluate(inputs)).save(run / "task.npz")
+    (run / "best.json").write_text(json.dumps({
+        "format": "cgphw-run/1", "genome": g.to_json(), "value_bank": None, "costs": {},
+        "metrics": {"error_se": 0.0, "threshold": 0.0, "threshold_reached": True}}))
+    sims = ["amaranth"] + ([] if missing_reason("icarus") else ["icarus"])
+    for sim in sims:
+        code, out, _ = cgphw(capsys, "verify", str(run), "--sim", sim)
+        assert code == 0 and "task: 5/5 simulated weights equal targets, SE 0" in out, out
+
+
 def test_default_simulator_is_icarus_when_installed(monkeypatch):
     import cgphw.verify.runner as R
 
@@ -126,3 +148,22 @@ def test_default_simulator_is_icarus_when_installed(monkeypatch):
         assert R.default_simulator() == "icarus"
     monkeypatch.setenv("PATH", "/nonexistent")
     assert R.default_simulator() == "amaranth"
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--seed", "-1"], "--seed"), (["--vectors", str(10**11)], "--vectors"),
+    (["--keep", "FILE/sub"], "Not a directory"), (["--write-stimulus", "FILE/s.json"], "cannot use"),
+    (["SOURCE-NOT-OBJECT"], None)])
+def test_verify_refuses_bad_flags_and_paths(rtl_comb, tmp_path, capsys, args, fragment):
+    (tmp_path / "afile").write_text("")
+    if args == ["SOURCE-NOT-OBJECT"]:  # a manifest whose "source" is not an object still verifies
+        manifest = next(p for p in rtl_comb.glob("*.json"))
+        doc = json.loads(manifest.read_text())
+        doc["source"] = "x"
+        manifest.write_text(json.dumps(doc))
+        code, _, err = cgphw(capsys, "verify", str(rtl_comb), "--sim", "amaranth", "--vectors", "5")
+        assert code == 0 and "Traceback" not in err, err
+        return
+    args = [a.replace("FILE", str(tmp_path / "afile")) for a in args]
+    code, _, err = cgphw(capsys, "verify", str(rtl_comb), "--sim", "amaranth", *args)
+    assert code == 2 and fragment in err and "Traceback" not in err, err
