@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cgphw.cgp.genome import Genome, grid_for, write_json_atomic
-from cgphw.cli import main
+from test_calibrate import run_cli  # the same CLI runner (tests/hw is on sys.path)
 from cgphw.costs import load_costs
 from cgphw.hw.cells import load_cells
 from cgphw.hw.export import export
@@ -37,16 +37,6 @@ def make_run(tmp_path, genome: Genome, items: int = 3):
     write_json_atomic(run / "best.json", {"format": "cgphw-run/1", "genome": genome.to_json(),
                                           "metrics": {"threshold_reached": True, "error_se": 0, "threshold": 0}})
     return run
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
