@@ -28,6 +28,8 @@ class Task:
 
     def __post_init__(self):
         validate(self.inputs, self.targets, self.weights, self.mask)
+        if not self.error_weights().any():
+            raise UserError("task has no target that counts: its mask or weights leave every target at weight 0")
 
     @property
     def n_items(self) -> int:

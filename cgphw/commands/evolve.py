@@ -6,8 +6,13 @@ import sys
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from cgphw.errors import UserError
+
+# What defines a run (fixed at its start): --resume refuses them rather than ignore them.
+RUN_SETTINGS = ("task_file", "rows", "cols", "levels_back", "lam", "mutation_max", "threshold", "value_bank",
+                "function_set", "seed", "patience", "out", "costs", "checkpoint_every", "force")
 
 
 def progress_printer():
@@ -79,8 +84,12 @@ def register(group) -> None:
         prog = None if quiet else progress_printer()
         try:
             if resume_dir is not None:
-                if task_file is not None or rows is not None or cols is not None:
-                    raise UserError("--resume takes the run directory only (plus --generations/--time-budget)")
+                ctx = click.get_current_context()
+                given = [p.opts[0] if isinstance(p, click.Option) else p.human_readable_name for p in ctx.command.params
+                         if p.name in RUN_SETTINGS and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
+                if given:  # the run's settings live in its config.json; changing them would not be a resume
+                    raise UserError(f"--resume continues a run as it was configured, so it takes only "
+                                    f"--generations and --time-budget, not {', '.join(given)}")
                 result = resume(resume_dir, generations=generations, time_budget=time_budget, progress=prog)
             else:
                 if task_file is None:

@@ -89,6 +89,8 @@ def _kernel_task(model, reverse: bool, layer: str, filters, concat: bool) -> Tas
     bad = [f for f in chosen if not 0 <= f < codes.shape[0]]
     if bad or not chosen:
         raise UserError(f"layer {layer} has filters 0..{codes.shape[0] - 1}; cannot choose {bad or 'none'}")
+    if len(set(chosen)) != len(chosen):  # a repeated filter would count its error twice
+        raise UserError(f"--filters names a filter more than once: {','.join(map(str, chosen))}")
     ins, outs, at_in, at_out = [], [], [], []
     for f in chosen:
         for c in range(codes.shape[1]):

@@ -60,6 +60,9 @@ def test_evolve_show_and_resume_cli(tmp_path):
     assert doc["metrics"]["generations"] == 3000 and doc["stop_reason"] == "generations"
     again = cgphw("evolve", tmp_path / "ex.npz", "--rows", 5, "--cols", 5, "--out", tmp_path / "run")
     assert_user_error(again, "already holds a run")
+    for changed in (["--seed", 3], ["--lambda", 8, "--threshold", 1], [tmp_path / "ex.npz"]):  # not silently ignored
+        res = cgphw("evolve", "--resume", tmp_path / "run", *changed, "--generations", 4000)
+        assert_user_error(res, "takes only --generations and --time-budget")
     res = cgphw("evolve", "--resume", tmp_path / "run", "--generations", 4000, "--json", "--quiet")
     assert res.returncode == 0 and json.loads(res.stdout)["metrics"]["generations"] == 4000
     res = cgphw("show", tmp_path / "run", "--json")
@@ -116,11 +119,16 @@ def test_evolve_refuses_a_malformed_cost_table(capsys, tmp_path, case, fragment)
 
 
 @pytest.mark.parametrize("case, fragment", [
-    ("meta-list", "not a JSON object"), ("complex-weights", "real numbers")])
+    ("meta-list", "not a JSON object"), ("complex-weights", "real numbers"),
+    ("all-masked", "no target that counts"), ("zero-weights", "no target that counts")])
 def test_evolve_refuses_a_malformed_task(capsys, tmp_path, case, fragment):
     arrays = {"inputs": np.zeros((1, 2), np.int8), "targets": np.ones((1, 3), np.int8)}
     if case == "meta-list":
         arrays["meta"] = np.array("[1, 2]")
+    elif case == "all-masked":
+        arrays["mask"] = np.zeros((1, 3), bool)
+    elif case == "zero-weights":
+        arrays["weights"] = np.zeros((1, 3))
     else:
         arrays["weights"] = np.ones((1, 3), complex)
     np.savez(tmp_path / "t.npz", **arrays)

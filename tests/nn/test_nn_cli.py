@@ -179,3 +179,10 @@ def test_task_make_refuses_an_ignored_layer_option(capsys, tmp_path, selector):
     out = tmp_path / "t.npz"
     assert "--layer" in fails(capsys, "task", "make", "--selector", selector, "--layer", "conv2", "--out", str(out))
     assert not out.exists()
+
+
+def test_task_make_refuses_a_repeated_filter(capsys, tmp_path):
+    out = tmp_path / "t.npz"
+    assert "more than once" in fails(capsys, "task", "make", "--selector", "core-ring", "--filters", "0,0",
+                                     "--out", str(out))
+    assert not out.exists()
