@@ -7,19 +7,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
+
 from cgphw.verify.stimulus import Stimulus
 
 
 def pack(values) -> int:
     """int8 values -> flat bus word, element i at bits [8i+7 : 8i]."""
-    word = 0
-    for i, v in enumerate(values):
-        word |= (int(v) & 0xFF) << (8 * i)
-    return word
+    return int.from_bytes(np.asarray(values, dtype=np.int64).astype(np.int8).tobytes(), "little")
 
 
 def unpack(word: int, count: int) -> list[int]:
-    return [((word >> (8 * i)) & 0xFF) - (((word >> (8 * i)) & 0x80) << 1) for i in range(count)]
+    """Flat bus word -> ``count`` int8 values (bytes, not shifts: linear in the bus width)."""
+    return np.frombuffer(word.to_bytes(count, "little"), dtype=np.int8).tolist()
 
 
 class Scoreboard:
