@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cgphw.errors import UserError
+from cgphw.files import atomic_file
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,21 +61,10 @@ class Task:
             arrays["mask"] = self.mask
         path = Path(path)
         try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=path.name, suffix=".tmp.npz")
+            with atomic_file(path, "wb") as fh:
+                np.savez_compressed(fh, **arrays)
         except OSError as exc:
             raise UserError(f"cannot write the task file {path} ({exc.strerror or exc})") from None
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
-            mask = os.umask(0)
-            os.umask(mask)
-            os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; give the usual file mode
-            os.replace(tmp, path)
-        except BaseException as exc:
-            Path(tmp).unlink(missing_ok=True)
-            if isinstance(exc, OSError):
-                raise UserError(f"cannot write the task file {path} ({exc.strerror or exc})") from None
-            raise
         return path
 
 

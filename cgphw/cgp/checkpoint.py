@@ -3,12 +3,11 @@ best.json. Every JSON file is written atomically (temp file + rename)."""
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
-from cgphw.cgp.genome import write_json_atomic
+from cgphw.files import write_json_atomic
 from cgphw.errors import UserError
 
 CONFIG_FORMAT = "cgphw-run-config/1"
@@ -16,10 +15,6 @@ CHECKPOINT_FORMAT = "cgphw-checkpoint/1"
 RUN_FORMAT = "cgphw-run/1"
 STATS_FIELDS = ("generation", "time", "error", "energy", "delay", "gates", "event")
 RUN_FILES = ("config.json", "task.npz", "costs.json", "stats.csv", "checkpoint.json", "best.json")
-
-
-def sha256_file(path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def prepare_run_dir(out, force: bool = False) -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +20,7 @@ import numpy as np
 
 from cgphw import gates as G
 from cgphw.errors import UserError
+from cgphw.files import write_json_atomic
 
 FORMAT = "cgphw-genome/1"
 MAX_NODES = 1_000_000  # far above useful grids; keeps genes in int32 and memory bounded
@@ -259,30 +259,6 @@ def load_genome(path: str | os.PathLike) -> Genome:
     if isinstance(doc, dict) and "genome" in doc and isinstance(doc["genome"], dict):
         doc = doc["genome"]
     return Genome.from_json(doc, source=str(path))
-
-
-def write_json_atomic(path: str | os.PathLike, doc, indent: int | None = 1) -> Path:
-    """Write JSON to a temporary file beside ``path`` and rename: never half-written.
-    ``indent=None`` writes compactly (much faster for large documents)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(doc, fh, indent=indent)
-            fh.write("\n")
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def grid_for(n_inputs: int, n_outputs: int, rows: int, cols: int, levels_back: int | None = None,

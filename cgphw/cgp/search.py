@@ -28,6 +28,7 @@ from cgphw.cgp.problem import build_problem
 from cgphw.cgp.valuebank import ValueBank, value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import UserError
+from cgphw.files import sha256_file, write_json_atomic
 from cgphw.task import Task, load_task
 
 DEFAULT_GENERATIONS = 1_000_000  # used when no stopping rule is given: a run always ends
@@ -86,8 +87,8 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
         task.save(run_dir / "task.npz")
         if table.path:
             ck.copy_costs(run_dir, table.path)
-            cfg["costs"]["sha256"] = ck.sha256_file(run_dir / "costs.json")
-        ck.write_json_atomic(run_dir / "config.json", cfg)
+            cfg["costs"]["sha256"] = sha256_file(run_dir / "costs.json")
+        write_json_atomic(run_dir / "config.json", cfg)
     return _drive(engine, bank, task, table, cfg, run_dir, 0.0, progress, keep_stats_upto=None)
 
 
@@ -108,7 +109,7 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
         g, t, _ = check_limits(generations, time_budget, None)
         cfg["generations"] = g if generations is not None else cfg["generations"]
         cfg["time_budget"] = t if time_budget is not None else cfg["time_budget"]
-        ck.write_json_atomic(run_dir / "config.json", cfg)
+        write_json_atomic(run_dir / "config.json", cfg)
     bank, engine = _setup(task, table, cfg)
     try:
         genome = Genome.from_json(state["genome"], source=f"{run_dir}/checkpoint.json")

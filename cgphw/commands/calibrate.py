@@ -8,6 +8,7 @@ import click
 
 from cgphw.costs import default_costs_path
 from cgphw.errors import UserError
+from cgphw.files import write_json_atomic
 
 
 def register(group) -> None:
@@ -33,7 +34,6 @@ def calibrate_cmd(out_path, cells_path, fset, seed, evaluations, jobs, as_json):
     transition times its transitions per evaluation, measured by simulating the mapped
     netlist on random input pairs. Prints the table and the checks against the published
     45 nm anchors (multiplier/adder ratio, 8-bit add energy)."""
-    from cgphw.cgp.genome import write_json_atomic
     from cgphw.gates import function_set
     from cgphw.hw.calibrate import calibrate
     from cgphw.hw.cells import load_cells

@@ -10,6 +10,7 @@ import click
 import numpy as np
 
 from cgphw.errors import UserError
+from cgphw.files import sha256_file, write_json_atomic
 
 DATA_HELP = "'mnist5k' (built in) or a directory holding the MNIST IDX files"
 MODEL_HELP = "int8 model file (default: the shipped models/lenet5_mnist5k.pt)"
@@ -58,7 +59,7 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
                 force, as_json):
     from cgphw.nn import data as data_mod
     from cgphw.nn.accuracy import measure
-    from cgphw.nn.model import file_sha256, save_model
+    from cgphw.nn.model import save_model
     from cgphw.nn.train import TrainConfig, train
 
     out = Path(out)
@@ -104,11 +105,8 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
                         "(deterministic torch algorithms, seeded shuffling and augmentation)",
     }
     save_model(model, out)
-    meta = dict(model.meta, model_file=out.name, model_sha256=file_sha256(out))
-    from cgphw.cgp.genome import write_json_atomic
-
+    meta = dict(model.meta, model_file=out.name, model_sha256=sha256_file(out))
     write_json_atomic(out.with_suffix(".json"), meta)
-    out.with_suffix(".json").chmod(0o644)
     doc = {"model": str(out), "metadata": str(out.with_suffix(".json")), "validation": val.as_dict(),
            "test": test.as_dict(), "seconds": history["seconds"]}
     _emit(doc, as_json, f"saved {out} ({history['seconds']} s)\nvalidation: {val.line()}\ntest:       {test.line()}")
@@ -164,14 +162,13 @@ def model_sensitivity(model_path, data, split, limit, layers, ks, mode, seed, as
 
 
 def task_make(model_path, selector, layer, filters, out, as_json):
-    from cgphw.nn.model import file_sha256
     from cgphw.nn.tasks import make_task
     from cgphw.task import Task
 
     model = _load(model_path)
     task = make_task(model, selector, layer, _ints(filters, "--filters"))
     task = Task(task.inputs, task.targets, meta=dict(task.meta, model=dict(task.meta["model"],
-                                                                         sha256=file_sha256(model.path))))
+                                                                         sha256=sha256_file(model.path))))
     path = task.save(out)
     doc = {"task": str(path), "selector": selector, "items": task.n_items, "inputs": task.n_inputs,
            "outputs": task.n_outputs, "layers": task.meta["layers"]}
@@ -181,15 +178,13 @@ def task_make(model_path, selector, layer, filters, out, as_json):
 
 def insert_weights(source, model_path, data, split, limit, as_json):
     from cgphw.nn.accuracy import measure
-    from cgphw.nn.layers import insert
+    from cgphw.nn.layers import extract, insert
 
     model = _load(model_path)
     replacements, origin = _replacements(Path(source), model)
     changed = insert(model, replacements)
     images = _split(data, split, limit)
     before, after = measure(model, images), measure(changed, images)
-    from cgphw.nn.layers import extract
-
     codes_changed = {n: int((extract(model, n) != c).sum()) for n, c in replacements.items()}
     doc = {"source": str(source), "origin": origin, "model": model.path, "layers": sorted(replacements),
            "codes_changed": codes_changed, "before": before.as_dict(), "after": after.as_dict(),
@@ -199,12 +194,6 @@ def insert_weights(source, model_path, data, split, limit, as_json):
             f"({sum(codes_changed.values())} codes differ)\nbefore: {before.line()}\nafter:  {after.line()}\n"
             f"delta:  top-1 {100 * doc['delta_top1']:+.2f} points, loss {doc['delta_loss']:+.4f}")
     _emit(doc, as_json, text)
-
-
-def _sha256(path) -> str:
-    from cgphw.nn.model import file_sha256
-
-    return file_sha256(path)
 
 
 def _replacements(source: Path, model) -> tuple[dict, str]:
@@ -219,7 +208,7 @@ def _replacements(source: Path, model) -> tuple[dict, str]:
                 raise UserError(f"run directory {source} has no {name}")
         genome, task = load_genome(source / "best.json"), load_task(source / "task.npz")
         made_from = task.meta.get("model", {}).get("sha256") if isinstance(task.meta.get("model"), dict) else None
-        if made_from and model.path and made_from != _sha256(model.path):
+        if made_from and model.path and made_from != sha256_file(model.path):
             _say(f"note: the task of {source} was made from another model file than {model.path}")
         if genome.grid.n_inputs != task.n_inputs or genome.grid.n_outputs != task.n_outputs:
             raise UserError(f"the genome in {source}/best.json has {genome.grid.n_inputs} inputs and "

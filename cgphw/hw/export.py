@@ -20,6 +20,7 @@ import numpy as np
 from cgphw import gates as G
 from cgphw.cgp.genome import Genome
 from cgphw.errors import UserError
+from cgphw.files import read_json
 from cgphw.hw import emit, rom
 from cgphw.task import Task, load_task
 
@@ -70,7 +71,7 @@ def load_source(path: str | os.PathLike, force: bool = False) -> Source:
         return _load_run(path, path / "best.json", force)
     if not path.is_file():
         raise UserError(f"{path} is neither a run directory nor a genome file")
-    doc = _read_json(path)
+    doc = read_json(path)
     if isinstance(doc, dict) and doc.get("format") == RUN_FORMAT:
         return _load_run(path.parent, path, force, doc)
     if isinstance(doc, dict) and "genome" in doc and "format" not in doc:
@@ -79,18 +80,11 @@ def load_source(path: str | os.PathLike, force: bool = False) -> Source:
     return Source(genome, None, None, path, verilog_name(path.stem))
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not a readable JSON file ({exc.__class__.__name__})") from None
-
-
 def _load_run(run_dir: Path, best_path: Path, force: bool, doc=None) -> Source:
     if doc is None:
         if not best_path.is_file():
             raise UserError(f"run directory {run_dir} has no best.json: is it a finished cgphw run?")
-        doc = _read_json(best_path)
+        doc = read_json(best_path)
     if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT:
         raise UserError(f"{best_path} is not a cgphw run result (format must be {RUN_FORMAT!r})")
     if not isinstance(doc.get("genome"), dict):

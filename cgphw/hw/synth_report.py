@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from cgphw import gates as G
-from cgphw.cgp.genome import Genome, write_json_atomic
+from cgphw.cgp.genome import Genome
 from cgphw.costs import CostTable
 from cgphw.errors import UserError
+from cgphw.files import write_json_atomic, write_text_atomic
 from cgphw.hw.cells import CellLibrary
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, CostReport, Mapped, cost_report, default_stimulus, \
     prove_equivalent, read_netlist, synthesis_script, synthesise
@@ -233,7 +233,7 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
                      and (doc["baseline"] is None or doc["baseline"]["simulation"]["matches_values"])
                      and (doc["proof"] is None or all(p["equivalent"] for p in doc["proof"].values())))
     if netlist_path is None:
-        _write_text_atomic(path / f"{name}.synth.v", mapped.verilog)
+        write_text_atomic(path / f"{name}.synth.v", mapped.verilog)
     write_json_atomic(path / f"{name}.synth.json", doc)
     return doc
 
@@ -318,17 +318,3 @@ def _compare(doc: dict, genome: Genome, costs: CostTable) -> dict:
                     "energy_ratio_circuit_over_baseline": (round(c["energy_pj_per_weight"] / b["energy_pj_per_weight"], 4)
                                                            if b["energy_pj_per_weight"] else None)})
     return out
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a netlist is for everyone
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

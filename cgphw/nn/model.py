@@ -8,10 +8,8 @@ loads with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import torch
 from torch import nn
 
 from cgphw.errors import UserError
+from cgphw.files import atomic_file
 from cgphw.nn import quant
 from cgphw.nn.lenet import LeNet5
 from cgphw.nn.mobilenet import MobileNetV2
@@ -76,17 +75,10 @@ def save_model(model: Int8Model, path: str | os.PathLike) -> Path:
            "qat_state": model.qat_state, "meta": json.dumps(model.meta)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        with atomic_file(path, "wb") as fh:
+            torch.save(doc, fh)
     except OSError as exc:
         raise UserError(f"cannot write the model file {path} ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(doc, fh)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
@@ -114,7 +106,3 @@ def load_model(path: str | os.PathLike | None = None) -> Int8Model:
     model = Int8Model.from_qat(doc["arch"], args, net, meta)
     model.path = str(path)
     return model
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -11,6 +11,7 @@ import numpy as np
 
 from cgphw.cgp.genome import Genome
 from cgphw.errors import UserError
+from cgphw.files import read_json
 from cgphw.verify.stimulus import Ports
 
 RTL_FORMAT = "cgphw-rtl/1"
@@ -33,19 +34,12 @@ class Design:
     metrics: dict | None  # what the search reported (error_se, threshold, ...), if known
 
 
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not a readable JSON file ({exc.__class__.__name__})") from None
-
-
 def find_manifest(path: str | os.PathLike) -> Path | None:
     """The cgphw-rtl manifest named by ``path`` (the file, or the directory holding it);
     None if ``path`` is not an RTL directory."""
     path = Path(path)
     if path.is_file():
-        doc = _read_json(path) if path.suffix == ".json" else None
+        doc = read_json(path) if path.suffix == ".json" else None
         return path if isinstance(doc, dict) and doc.get("format") == RTL_FORMAT else None
     if not path.is_dir():
         raise UserError(f"{path} does not exist")
@@ -78,7 +72,7 @@ def load_design(path: str | os.PathLike) -> Design:
     manifest_path = find_manifest(path)
     if manifest_path is None:
         raise UserError(f"{path} holds no cgphw-rtl manifest (NAME.json written by `cgphw export`)")
-    doc = _read_json(manifest_path)
+    doc = read_json(manifest_path)
     directory = manifest_path.parent
     try:
         genome = Genome.from_json(doc["genome"], source=f"the genome in {manifest_path}")

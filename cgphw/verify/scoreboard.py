@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cgphw.files import write_json_atomic
 from cgphw.verify.stimulus import Stimulus
 
 
@@ -84,8 +85,6 @@ class Scoreboard:
                 "complete": self.cycles == len(self.stimulus.cycles)}
 
     def save(self, path: str | os.PathLike) -> Path:
-        from cgphw.cgp.genome import write_json_atomic
-
         return write_json_atomic(path, self.summary())
 
 

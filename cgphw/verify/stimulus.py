@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from cgphw.errors import UserError
+from cgphw.files import write_json_atomic
 
 FORMAT = "cgphw-stimulus/1"
 CORNERS = (-128, -1, 0, 1, 127)
@@ -85,8 +86,6 @@ class Stimulus:
                 "expected": self.expected.tolist(), "cycles": self.cycles.tolist(), "expect": self.expect.tolist()}
 
     def save(self, path: str | os.PathLike) -> Path:
-        from cgphw.cgp.genome import write_json_atomic
-
         return write_json_atomic(path, self.to_json(), indent=None)  # can be tens of MB
 
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgphw.cgp.genome import Genome, grid_for, write_json_atomic
+from cgphw.cgp.genome import Genome, grid_for
 from test_calibrate import run_cli  # the same CLI runner (tests/hw is on sys.path)
 from cgphw.costs import load_costs
+from cgphw.files import write_json_atomic
 from cgphw.hw.cells import load_cells
 from cgphw.hw.export import export
 from cgphw.hw.synth_report import cgp_estimate, synth_rtl_dir

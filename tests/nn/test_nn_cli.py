@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from cgphw.cgp.genome import Genome, Grid, write_json_atomic
+from cgphw.cgp.genome import Genome, Grid
+from cgphw.files import write_json_atomic
 from cgphw.cli import main
 from cgphw.nn.layers import extract
 from cgphw.nn.tasks import make_task
