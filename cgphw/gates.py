@@ -32,6 +32,11 @@ class Gate:
         out = self.numpy_fn(a32, b32)
         return np.broadcast_to(np.asarray(out), np.broadcast(a32, b32).shape).astype(np.int8)
 
+    @property
+    def is_logic(self) -> bool:
+        """Counts as a gate: neither a constant nor the wire, which are no logic in hardware."""
+        return self.arity > 0 and self.id != WIRE_ID
+
     def amaranth(self, a, b=None):
         """The gate as an Amaranth expression of shape signed(8)."""
         return to_int8(self.amaranth_fn(a, b))

@@ -8,7 +8,7 @@ import numpy as np
 
 from cgphw import gates as G
 from cgphw.cgp.genome import Genome
-from cgphw.cgp.problem import COST_SCALE, counts_as_gate, error_scale, quantized_weights
+from cgphw.cgp.problem import COST_SCALE, error_scale, quantized_weights
 from cgphw.costs import CostTable
 from cgphw.task import Task
 
@@ -25,7 +25,7 @@ def circuit_metrics(genome: Genome, costs: CostTable, task: Task | None = None) 
         c = costs.gates[gid]
         energy += round(c.energy_pj * COST_SCALE)
         area += round(c.area * COST_SCALE)
-        gates += counts_as_gate(gid)
+        gates += G.gate(gid).is_logic
         arity = G.gate(gid).arity
         d = max([depth[p] for p in (in0, in1)[:arity]], default=0.0)
         depth[grid.n_inputs + k] = d + c.delay_ns

@@ -51,11 +51,6 @@ def cost_units(costs: CostTable, ids) -> tuple[np.ndarray, np.ndarray, np.ndarra
             delay.astype(np.float64))
 
 
-def counts_as_gate(gate_id: int) -> bool:
-    """Gate count rule: every active node except constants and wires (which are not logic)."""
-    return G.gate(gate_id).arity > 0 and gate_id != G.WIRE_ID
-
-
 @dataclass(frozen=True, eq=False)
 class Problem:
     grid: Grid
@@ -131,7 +126,7 @@ def build_problem(task: Task, grid: Grid, costs: CostTable, threshold: float = 0
         thr=threshold_units(threshold, int(n_targets), scale),
         lut=np.ascontiguousarray(G.lookup_table(ids)).reshape(-1),
         arity=np.array([G.gate(g).arity for g in ids], np.int64), e_q=e_q, a_q=a_q, dly=dly,
-        isgate=np.array([counts_as_gate(g) for g in ids], np.int64),
+        isgate=np.array([G.gate(g).is_logic for g in ids], np.int64),
         T=np.ascontiguousarray(task.targets.T).view(np.uint8),
         WQ=np.ascontiguousarray(quantized_weights(weights, scale).T),
         inputs=np.ascontiguousarray(task.inputs.T).view(np.uint8),

@@ -44,7 +44,7 @@ class Plan:
     @property
     def n_gates(self) -> int:
         """Logic gates: active nodes other than constants and wires (the search's count)."""
-        return sum(1 for pin in self.gates if not self.is_constant(pin))
+        return sum(G.GATES[gid].is_logic for gid, _ in self.gates.values())
 
 
 def plan(genome: Genome) -> Plan:

@@ -120,7 +120,7 @@ def cgp_estimate(genome: Genome, costs: CostTable) -> dict:
         seen.setdefault(key, k)
     total = float(sum(energy[int(nodes[k][2])] for k in active))
     removable = float(sum(energy[int(nodes[k][2])] for k in folded + shared))
-    gates = sum(1 for k in active if G.gate(int(nodes[k][2])).arity > 0 and int(nodes[k][2]) != G.WIRE_ID)
+    gates = sum(G.gate(int(nodes[k][2])).is_logic for k in active)
     return {"energy_pj": round(total, 9), "active_nodes": len(active), "gates": gates,
             "constant_folded_gates": len(folded), "duplicate_gates": len(shared),
             "energy_pj_after_folding_and_sharing": round(total - removable, 9)}
