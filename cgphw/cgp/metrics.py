@@ -4,11 +4,9 @@ the numbers agree bit for bit; the error uses Genome.evaluate, the software mode
 """
 from __future__ import annotations
 
-import numpy as np
-
 from cgphw import gates as G
 from cgphw.cgp.genome import Genome
-from cgphw.cgp.problem import COST_SCALE, error_scale, quantized_weights
+from cgphw.cgp.problem import COST_SCALE, weighted_se
 from cgphw.costs import CostTable
 from cgphw.task import Task
 
@@ -33,8 +31,5 @@ def circuit_metrics(genome: Genome, costs: CostTable, task: Task | None = None) 
            "delay_ns": max((depth[int(p)] for p in genome.outputs), default=0.0), "gates": gates,
            "active_nodes": int(genome.active_nodes().size)}
     if task is not None:
-        weights = task.error_weights()
-        scale = error_scale(weights)
-        diff = genome.evaluate(task.inputs).astype(np.int64) - task.targets.astype(np.int64)
-        out["error_se"] = int((quantized_weights(weights, scale) * diff * diff).sum()) / 2.0**scale
+        out["error_se"] = weighted_se(genome.evaluate(task.inputs), task.targets, task.error_weights())
     return out

@@ -38,6 +38,13 @@ def quantized_weights(weights: np.ndarray, scale: int) -> np.ndarray:
     return np.round(weights * 2.0**scale).astype(np.int64)
 
 
+def weighted_se(outputs: np.ndarray, targets: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted squared error in the search's own fixed-point form, so equal means equal."""
+    diff = outputs.astype(np.int64) - targets.astype(np.int64)
+    scale = error_scale(weights)
+    return int((quantized_weights(weights, scale) * diff * diff).sum()) / 2.0**scale
+
+
 def threshold_units(threshold: float, n_targets: int, scale: int) -> int:
     """floor(t^2 * N * 2^S), computed exactly from t's decimal form (0.7^2*100 is 49)."""
     if not (threshold >= 0 and math.isfinite(threshold)):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgphw.cgp.problem import error_scale, quantized_weights
+from cgphw.cgp.problem import weighted_se
 from cgphw.errors import UserError
 from cgphw.verify import runner
 from cgphw.verify.design import Design, export_to, find_manifest, load_design
@@ -80,9 +80,7 @@ def task_claim(design: Design, observed: list | None) -> tuple[dict | None, list
     diff = produced - design.task_targets.astype(np.int64)
     weights = np.ones(diff.shape) if design.task_weights is None else design.task_weights
     counted = weights > 0
-    # The search's own fixed-point form of the weighted error, so equal means equal.
-    scale = error_scale(weights)
-    se = int((quantized_weights(weights, scale) * diff * diff).sum()) / 2.0 ** scale
+    se = weighted_se(produced, design.task_targets, weights)
     metrics = design.metrics or {}
     reported = metrics.get("error_se")
     claim = {"items": int(len(produced)), "weights": int(counted.sum()), "equal": int(((diff == 0) & counted).sum()),
