@@ -54,15 +54,11 @@ def _write_stimulus(path, n_random, seed, pipeline, out, as_json) -> None:
     import tempfile
     from pathlib import Path
 
-    from cgphw.verify.design import export_to, find_manifest, load_design
+    from cgphw.verify.design import load_design, resolve_manifest
     from cgphw.verify.verdict import design_stimulus
 
     with tempfile.TemporaryDirectory(prefix="cgphw-stim-") as tmp:
-        p = Path(path)
-        manifest = None if p.is_dir() and (p / "best.json").is_file() else find_manifest(p)
-        if manifest is None:
-            manifest = find_manifest(export_to(p, Path(tmp), pipeline))
-        design = load_design(manifest)
+        design = load_design(resolve_manifest(Path(path), Path(tmp), pipeline))
         stim = design_stimulus(design, n_random, seed)
         stim.save(out)
     doc = {"stimulus": str(out), "top": stim.top, "vectors": int(len(stim.vectors)), "cycles": int(len(stim.cycles)),

@@ -133,6 +133,19 @@ def _error_weights(doc: dict, targets: np.ndarray) -> np.ndarray | None:
         raise UserError(f"the manifest's task weights/mask do not match its targets' shape {targets.shape}") from None
 
 
+def resolve_manifest(path: Path, work: Path, pipeline: int | None) -> Path:
+    """The manifest to verify: PATH's own (an RTL directory or NAME.json), or that of a run,
+    best.json or genome exported first into ``work/rtl`` with ``pipeline``."""
+    manifest = None if path.is_dir() and (path / "best.json").is_file() else find_manifest(path)
+    if manifest is None:
+        if path.is_dir() and not (path / "best.json").is_file():
+            raise UserError(f"{path} is neither an RTL directory (from `cgphw export`) nor a run directory")
+        return find_manifest(export_to(path, work / "rtl", pipeline))
+    if pipeline is not None:
+        raise UserError("--pipeline applies to a run or genome; an RTL directory already fixes its pipeline")
+    return manifest
+
+
 def export_to(path: str | os.PathLike, out_dir: Path, pipeline: int | None) -> Path:
     """Export a run or genome with cgphw's exporter into ``out_dir``; returns the RTL directory."""
     from cgphw.hw.export import export

@@ -13,7 +13,7 @@ import numpy as np
 from cgphw.cgp.problem import weighted_se
 from cgphw.errors import UserError
 from cgphw.verify import runner
-from cgphw.verify.design import Design, export_to, find_manifest, load_design
+from cgphw.verify.design import Design, load_design, resolve_manifest
 from cgphw.verify.scoreboard import describe_mismatch
 from cgphw.verify.stimulus import Stimulus, build_stimulus
 
@@ -167,12 +167,5 @@ def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS,
     with tempfile.TemporaryDirectory(prefix="cgphw-verify-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        manifest = None if path.is_dir() and (path / "best.json").is_file() else find_manifest(path)
-        if manifest is None:
-            if path.is_dir() and not (path / "best.json").is_file():
-                raise UserError(f"{path} is neither an RTL directory (from `cgphw export`) nor a run directory")
-            manifest = find_manifest(export_to(path, work / "rtl", pipeline))  # a run, best.json or genome
-        elif pipeline is not None:
-            raise UserError("--pipeline applies to a run or genome; an RTL directory already fixes its pipeline")
-        design = load_design(manifest)
+        design = load_design(resolve_manifest(path, work, pipeline))
         return run_design(design, sim, design_stimulus(design, n_random, seed), work)
