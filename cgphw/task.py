@@ -3,7 +3,9 @@
 A task file is an ``.npz`` with int8 ``inputs[items, n_in]`` and ``targets[items, n_out]``,
 optional float ``weights[items, n_out]`` (per-target error weight) and bool
 ``mask[items, n_out]`` (True = this target counts; False = don't care), and optional
-``meta`` (a JSON string: where each target weight lives in a network, and so on).
+``meta`` (a JSON string: where each target weight lives in a network, and so on). Tasks
+made from a network record locations as runs per item: ``inputs_from`` / ``targets_at`` =
+``[[layer, first flat index, count], ...]`` (``location_runs`` / ``expand_location_runs``).
 """
 from __future__ import annotations
 
@@ -112,6 +114,32 @@ def load_task(path: str | os.PathLike) -> Task:
         return Task(arrays["inputs"], arrays["targets"], arrays.get("weights"), arrays.get("mask"), meta)
     except UserError as exc:
         raise UserError(f"task file {path}: {exc}") from None
+
+
+def location_runs(pairs) -> list[list]:
+    """[(layer, flat index)...] -> the meta's runs [[layer, first flat index, count]...],
+    joining consecutive indices (how ``inputs_from`` / ``targets_at`` record one item)."""
+    runs: list[list] = []
+    for name, index in pairs:
+        if runs and runs[-1][0] == name and runs[-1][1] + runs[-1][2] == index:
+            runs[-1][2] += 1
+        else:
+            runs.append([name, int(index), 1])
+    return runs
+
+
+def expand_location_runs(items) -> list[list[tuple[str, int]]]:
+    """Per item, the meta's runs -> (layer, flat index) of each element; ValueError if malformed."""
+    try:
+        runs = [[tuple(run) for run in item] for item in items]
+    except TypeError:
+        raise ValueError("location runs must be lists of [layer, first flat index, count]") from None
+    for item in runs:
+        for run in item:
+            if len(run) != 3 or not isinstance(run[0], str) or any(
+                    isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in run[1:]):
+                raise ValueError(f"malformed location run {list(run)!r}")
+    return [[(name, start + i) for name, start, count in item for i in range(count)] for item in runs]
 
 
 def example_task() -> Task:

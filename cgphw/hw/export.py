@@ -22,7 +22,7 @@ from cgphw.cgp.genome import Genome
 from cgphw.errors import UserError
 from cgphw.files import read_json
 from cgphw.hw import emit, rom
-from cgphw.task import Task, load_task
+from cgphw.task import Task, expand_location_runs, load_task
 
 FORMAT = "cgphw-rtl/1"
 RUN_FORMAT = "cgphw-run/1"
@@ -141,11 +141,10 @@ def weight_names(meta: dict, n_in: int, n_out: int) -> tuple[list, list]:
 def weight_locations(meta: dict, key: str, n_items: int, n: int) -> list | None:
     """Per element, per item: where the weight lives in the network ("conv1[0,0,1,1]"), from
     the task meta's runs ``[layer, first flat index, count]`` (as ``cgphw task`` writes them)."""
-    runs, shapes = meta.get(key), meta.get("layers") or {}
+    shapes = meta.get("layers") or {}
     try:
-        per_item = [[(str(name), int(start) + i) for name, start, count in item for i in range(int(count))]
-                    for item in runs]
-    except (TypeError, ValueError):
+        per_item = expand_location_runs(meta.get(key))
+    except ValueError:
         return None
     if len(per_item) != n_items or any(len(item) != n for item in per_item):
         return None

@@ -17,7 +17,7 @@ import numpy as np
 
 from cgphw.errors import UserError
 from cgphw.nn.layers import extract, list_layers
-from cgphw.task import Task
+from cgphw.task import Task, expand_location_runs, location_runs
 
 SELECTORS = ("core-ring", "ring-core", "layer", "const", "first-n")
 CORE = [(r, c) for r in range(1, 4) for c in range(1, 4)]
@@ -129,36 +129,19 @@ def _first_n_task(model, n: int, layer: str) -> Task:
 def _where(model, at_in, at_out, **extra) -> dict:
     used = dict.fromkeys(name for item in at_in + at_out for name, _ in item)
     shapes = {name: list(extract(model, name).shape) for name in used}
-    return {"layers": shapes, "inputs_from": [_runs(item) for item in at_in],
-            "targets_at": [_runs(item) for item in at_out], **extra}
-
-
-def _runs(pairs) -> list[list]:
-    """[(layer, flat)...] -> [[layer, start, count]...] joining consecutive indices."""
-    runs: list[list] = []
-    for name, index in pairs:
-        if runs and runs[-1][0] == name and runs[-1][1] + runs[-1][2] == index:
-            runs[-1][2] += 1
-        else:
-            runs.append([name, int(index), 1])
-    return runs
+    return {"layers": shapes, "inputs_from": [location_runs(item) for item in at_in],
+            "targets_at": [location_runs(item) for item in at_out], **extra}
 
 
 def target_locations(meta: dict) -> list[list[tuple[str, int]]]:
     """Per item, per output: (layer, flat index) where that target weight lives."""
     if "targets_at" not in meta:
         raise UserError("the task does not record where its targets live (it was not made by `cgphw task make`)")
-    bad = UserError("the task's meta.targets_at is malformed: per item it lists [layer, first flat index, count] runs")
     try:
-        runs = [[tuple(run) for run in item] for item in meta["targets_at"]]
-    except TypeError:
-        raise bad from None
-    for item in runs:
-        for run in item:
-            if len(run) != 3 or not isinstance(run[0], str) or any(
-                    isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in run[1:]):
-                raise bad
-    return [[(name, start + i) for name, start, count in item for i in range(count)] for item in runs]
+        return expand_location_runs(meta["targets_at"])
+    except ValueError:
+        raise UserError("the task's meta.targets_at is malformed: per item it lists "
+                        "[layer, first flat index, count] runs") from None
 
 
 def place(model, task: Task, outputs: np.ndarray) -> dict[str, np.ndarray]:
