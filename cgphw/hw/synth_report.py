@@ -7,7 +7,6 @@ RTLDIR is what `cgphw export` writes: ``NAME.json`` (manifest ``cgphw-rtl/1``),
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -17,12 +16,12 @@ from cgphw import gates as G
 from cgphw.cgp.genome import Genome
 from cgphw.costs import CostTable
 from cgphw.errors import UserError
-from cgphw.files import write_json_atomic, write_text_atomic
+from cgphw.files import read_json, write_json_atomic, write_text_atomic
 from cgphw.hw.cells import CellLibrary
+from cgphw.hw.export import find_manifest
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, CostReport, Mapped, cost_report, default_stimulus, \
     prove_equivalent, read_netlist, synthesis_script, synthesise
 
-RTL_FORMAT = "cgphw-rtl/1"
 REPORT_FORMAT = "cgphw-synth/1"
 # Synthesised logic energy / CGP estimate counts as agreement inside this band: the estimate
 # sums gates priced one by one on uniform random inputs, the netlist shares and folds logic
@@ -33,20 +32,13 @@ AGREEMENT_BAND = (0.5, 1.5)
 def load_rtl_dir(rtldir: str | os.PathLike) -> tuple[Path, dict, Genome]:
     """The export directory, its manifest and genome; UserError names what is wrong."""
     path = Path(rtldir)
-    if path.is_file() and path.suffix == ".json":
-        path, candidates = path.parent, [path]
-    elif path.is_dir():
-        named = path / f"{path.name}.json"
-        candidates = [named] if named.is_file() else sorted(
-            p for p in path.glob("*.json") if not p.name.endswith(".synth.json"))
-    else:
+    if not (path.is_dir() or path.is_file() and path.suffix == ".json"):
         raise UserError(f"{rtldir} is not an RTL directory written by `cgphw export`")
-    manifests = [(p, doc) for p in candidates if isinstance(doc := _read_json(p), dict)
-                 and doc.get("format") == RTL_FORMAT]
-    if len(manifests) != 1:
-        raise UserError(f"{path} holds {'no' if not manifests else 'more than one'} cgphw-rtl/1 manifest; "
-                        "give the directory `cgphw export` wrote (or its NAME.json)")
-    manifest_path, manifest = manifests[0]
+    manifest_path = find_manifest(path)
+    if manifest_path is None:
+        raise UserError(f"{path} holds no cgphw-rtl/1 manifest; give the directory `cgphw export` wrote "
+                        "(or its NAME.json)")
+    path, manifest = manifest_path.parent, read_json(manifest_path)
     for key in ("name", "top", "files", "genome", "latency"):
         if key not in manifest:
             raise UserError(f"manifest {manifest_path} lacks the field {key!r}")
@@ -79,13 +71,6 @@ def load_rtl_dir(rtldir: str | os.PathLike) -> tuple[Path, dict, Genome]:
 
 def _whole(value, lo: int, hi: int = 2**31 - 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
 
 
 def _rtl_source(rtldir: Path, entry: dict) -> tuple[str, str, str]:

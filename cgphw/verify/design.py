@@ -2,7 +2,6 @@
 checked so a backend gets ports, latency, genome and task without guessing."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,9 +11,9 @@ import numpy as np
 from cgphw.cgp.genome import Genome
 from cgphw.errors import UserError
 from cgphw.files import read_json
+from cgphw.hw.export import export, find_manifest
 from cgphw.verify.stimulus import Ports
 
-RTL_FORMAT = "cgphw-rtl/1"
 RUN_FORMAT = "cgphw-run/1"
 
 
@@ -32,29 +31,6 @@ class Design:
     task_targets: np.ndarray | None
     task_weights: np.ndarray | None  # float [items, n_out] error weights (0 = don't care); None = all 1
     metrics: dict | None  # what the search reported (error_se, threshold, ...), if known
-
-
-def find_manifest(path: str | os.PathLike) -> Path | None:
-    """The cgphw-rtl manifest named by ``path`` (the file, or the directory holding it);
-    None if ``path`` is not an RTL directory."""
-    path = Path(path)
-    if path.is_file():
-        doc = read_json(path) if path.suffix == ".json" else None
-        return path if isinstance(doc, dict) and doc.get("format") == RTL_FORMAT else None
-    if not path.is_dir():
-        raise UserError(f"{path} does not exist")
-    found = []
-    for candidate in sorted(path.glob("*.json")):
-        try:
-            doc = json.loads(candidate.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            continue
-        if isinstance(doc, dict) and doc.get("format") == RTL_FORMAT:
-            found.append(candidate)
-    if len(found) > 1:
-        raise UserError(f"{path} holds several cgphw-rtl manifests ({', '.join(p.name for p in found)}); "
-                        "name the one to verify")
-    return found[0] if found else None
 
 
 def _port(ports: dict, name: str | None, direction: str, width: int | None, manifest: Path) -> str | None:
@@ -148,7 +124,5 @@ def resolve_manifest(path: Path, work: Path, pipeline: int | None) -> Path:
 
 def export_to(path: str | os.PathLike, out_dir: Path, pipeline: int | None) -> Path:
     """Export a run or genome with cgphw's exporter into ``out_dir``; returns the RTL directory."""
-    from cgphw.hw.export import export
-
     directory, _ = export(path, out_dir=out_dir, pipeline=pipeline, force=True)
     return directory
