@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from cgphw import gates as G
+from cgphw.costs import FORMAT
 from cgphw.hw.cells import CellLibrary
 from cgphw.hw.synth import ABC_COMMAND, ACTIVITY_EVALUATIONS, CostReport, cost_report, default_stimulus, \
     synthesise, synthesis_script
 from cgphw.hw.yosys import yosys_version
 
-FORMAT = "cgphw-gate-costs/1"
 TOP = "op"
 # Published anchors (45 nm, 0.9 V): Horowitz ISSCC 2014; EvoApproxLib exact 8-bit cells.
 ADD_ANCHOR_PJ = 0.03

@@ -18,14 +18,14 @@ from pathlib import Path
 import numpy as np
 
 from cgphw import gates as G
+from cgphw.cgp.checkpoint import RUN_FORMAT
 from cgphw.cgp.genome import Genome
 from cgphw.errors import UserError
 from cgphw.files import read_json
 from cgphw.hw import emit, rom
+from cgphw.hw.manifest import FORMAT
 from cgphw.task import Task, expand_location_runs, load_task
 
-FORMAT = "cgphw-rtl/1"
-RUN_FORMAT = "cgphw-run/1"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Verilog-2005 and SystemVerilog words a module may not be called (the likely ones).
 _RESERVED = frozenset("""always and assign automatic begin buf case casex casez cell config deassign
@@ -136,32 +136,6 @@ def weight_names(meta: dict, n_in: int, n_out: int) -> tuple[list, list]:
         return [str(s) for s in ins], [str(s) for s in outs]
     return _kernel_names(meta, n_in, n_out) or (
         [f"stored weight {i}" for i in range(n_in)], [f"layer weight {j}" for j in range(n_out)])
-
-
-def find_manifest(path: str | os.PathLike) -> Path | None:
-    """The export manifest PATH names: the file itself, or in a directory its NAME.json, else
-    its one cgphw-rtl manifest. None when there is none; UserError when several compete."""
-    path = Path(path)
-    if path.is_file():
-        return path if path.suffix == ".json" and _is_manifest(path) else None
-    if not path.is_dir():
-        raise UserError(f"{path} does not exist")
-    named = path / f"{path.name}.json"
-    if _is_manifest(named):
-        return named
-    found = [p for p in sorted(path.glob("*.json")) if _is_manifest(p)]
-    if len(found) > 1:
-        raise UserError(f"{path} holds several cgphw-rtl manifests ({', '.join(p.name for p in found)}); "
-                        "name the one to use")
-    return found[0] if found else None
-
-
-def _is_manifest(path: Path) -> bool:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return False
-    return isinstance(doc, dict) and doc.get("format") == FORMAT
 
 
 def weight_locations(meta: dict, key: str, n_items: int, n: int) -> list | None:

@@ -18,7 +18,7 @@ from cgphw.costs import CostTable
 from cgphw.errors import UserError
 from cgphw.files import read_json, write_json_atomic, write_text_atomic
 from cgphw.hw.cells import CellLibrary
-from cgphw.hw.export import find_manifest
+from cgphw.hw.manifest import find_manifest
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, CostReport, Mapped, cost_report, default_stimulus, \
     prove_equivalent, read_netlist, synthesis_script, synthesise
 

@@ -11,10 +11,8 @@ import numpy as np
 from cgphw.cgp.genome import Genome
 from cgphw.errors import UserError
 from cgphw.files import read_json
-from cgphw.hw.export import export, find_manifest
+from cgphw.hw.manifest import find_manifest
 from cgphw.verify.stimulus import Ports
-
-RUN_FORMAT = "cgphw-run/1"
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,5 +122,7 @@ def resolve_manifest(path: Path, work: Path, pipeline: int | None) -> Path:
 
 def export_to(path: str | os.PathLike, out_dir: Path, pipeline: int | None) -> Path:
     """Export a run or genome with cgphw's exporter into ``out_dir``; returns the RTL directory."""
+    from cgphw.hw.export import export  # Amaranth: only when a run must be exported
+
     directory, _ = export(path, out_dir=out_dir, pipeline=pipeline, force=True)
     return directory
