@@ -14,13 +14,14 @@ from cgphw.errors import UserError
 
 
 @contextmanager
-def atomic_file(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; when the block ends without error it gets the
-    permissions the umask gives new files and is renamed onto ``path``, else it is removed."""
+def atomic_file(path: str | os.PathLike, mode: str = "w", **open_args) -> Iterator[IO]:
+    """Open a temporary file beside ``path`` (``open_args`` as for ``open``); when the block
+    ends without error it gets the permissions the umask gives new files and is renamed onto
+    ``path``, else it is removed."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, mode) as fh:
+        with os.fdopen(fd, mode, **open_args) as fh:
             yield fh
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600
         os.replace(tmp, path)

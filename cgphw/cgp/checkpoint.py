@@ -3,12 +3,10 @@ best.json. Every JSON file is written atomically (temp file + rename)."""
 from __future__ import annotations
 
 import csv
-import json
-import shutil
 from pathlib import Path
 
-from cgphw.files import write_json_atomic
 from cgphw.errors import UserError
+from cgphw.files import atomic_file, read_json, write_json_atomic
 
 CONFIG_FORMAT = "cgphw-run-config/1"
 CHECKPOINT_FORMAT = "cgphw-checkpoint/1"
@@ -32,26 +30,22 @@ def prepare_run_dir(out, force: bool = False) -> Path:
 
 def copy_costs(run_dir: Path, costs_path) -> Path:
     dst = run_dir / "costs.json"
-    tmp = run_dir / ".costs.json.tmp"
-    shutil.copyfile(costs_path, tmp)
-    tmp.replace(dst)
+    with atomic_file(dst, "wb") as fh:
+        fh.write(Path(costs_path).read_bytes())
     return dst
 
 
-def read_json(path: Path, what: str) -> dict:
+def read_run_file(path: Path, what: str) -> dict:
     if not path.is_file():
         raise UserError(f"{path.parent} has no {path.name}: it is not a cgphw run directory{what}")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{path} is not valid JSON") from None
+    doc = read_json(path)
     if not isinstance(doc, dict):
         raise UserError(f"{path} does not hold a JSON object")
     return doc
 
 
 def read_config(run_dir: Path) -> dict:
-    doc = read_json(Path(run_dir) / "config.json", "")
+    doc = read_run_file(Path(run_dir) / "config.json", "")
     if doc.get("format") != CONFIG_FORMAT:
         raise UserError(f"{run_dir}/config.json has format {doc.get('format')!r}, expected {CONFIG_FORMAT!r}")
     for key, kinds in _CONFIG_FIELDS.items():
@@ -75,7 +69,7 @@ def write_checkpoint(run_dir: Path, snapshot: dict, seconds: float, finished: st
 
 
 def read_checkpoint(run_dir: Path) -> dict:
-    doc = read_json(Path(run_dir) / "checkpoint.json", " that can be resumed (no checkpoint)")
+    doc = read_run_file(Path(run_dir) / "checkpoint.json", " that can be resumed (no checkpoint)")
     if doc.get("format") != CHECKPOINT_FORMAT:
         raise UserError(f"{run_dir}/checkpoint.json has format {doc.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
     for key in ("genome", "rng", "generation", "stall", "offspring", "evaluated", "seconds"):
@@ -102,12 +96,10 @@ class StatsLog:
             with self.path.open(newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if r.get("generation", "").isdigit()
                         and int(r["generation"]) <= keep_upto]
-        tmp = self.path.with_name(".stats.csv.tmp")
-        with tmp.open("w", newline="") as fh:
+        with atomic_file(self.path, "w", newline="") as fh:
             w = csv.DictWriter(fh, STATS_FIELDS)
             w.writeheader()
             w.writerows({k: r.get(k, "") for k in STATS_FIELDS} for r in rows)
-        tmp.replace(self.path)
         self.fh = self.path.open("a", newline="")
         self.writer = csv.writer(self.fh)
 

@@ -9,6 +9,7 @@ import click
 from click.core import ParameterSource
 
 from cgphw.errors import UserError
+from cgphw.files import read_json
 
 # What defines a run (fixed at its start): --resume refuses them rather than ignore them.
 RUN_SETTINGS = ("task_file", "rows", "cols", "levels_back", "lam", "mutation_max", "threshold", "value_bank",
@@ -125,10 +126,7 @@ def register(group) -> None:
         file = path / "best.json" if path.is_dir() else path
         if not file.is_file():
             raise UserError(f"{path} is neither a run directory with best.json nor a genome file")
-        try:
-            doc = json.loads(file.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise UserError(f"{file} is not valid JSON") from None
+        doc = read_json(file)
         inner = doc.get("genome") if isinstance(doc, dict) and isinstance(doc.get("genome"), dict) else doc
         genome = Genome.from_json(inner, source=str(file))
         metrics = doc.get("metrics") if isinstance(doc, dict) and "metrics" in doc else \
