@@ -7,10 +7,13 @@ of the run (parent genes, RNG, counters); all other state is recomputed from the
 from __future__ import annotations
 
 import math
+import os
+import threading
 
 import numpy as np
 
 from cgphw.cgp import es, kernels
+from cgphw.cgp.offspring import ACTIVE, UNIFORM
 from cgphw.cgp.genome import Genome
 from cgphw.cgp.problem import COST_SCALE, Problem
 
@@ -46,16 +49,33 @@ def metrics_from(problem: Problem, acc, delay: float) -> dict:
 
 
 class Engine:
-    def __init__(self, problem: Problem, lam: int, mutation_max: float):
+    """One run's arrays. ``workers`` replicas of the parent's structure are kept so that up
+    to that many threads can evaluate offspring; ``run`` may use any number up to it and
+    the trajectory stays the same (es.py)."""
+
+    def __init__(self, problem: Problem, lam: int, mutation_max: float, mutation: str = "uniform",
+                 adaptive: bool = False, workers: int = 1):
         if not 1 <= lam <= MAX_LAMBDA:  # every offspring holds a copy of the evaluation state
             raise_user(f"lambda must be from 1 to {MAX_LAMBDA:,}, got {lam}")
         if not (0 < mutation_max <= 1):
             raise_user(f"mutation-max must be in (0, 1], got {mutation_max}")
+        if mutation not in MUTATIONS:
+            raise_user(f"unknown mutation {mutation!r}: choose {' or '.join(MUTATIONS)}")
         self.problem, self.lam = problem, int(lam)
+        self.mutation, self.adaptive = mutation, bool(adaptive)
         grid = problem.grid
-        self.kmax = min(max(1, math.ceil(mutation_max * grid.n_genes)), problem.mpos.size)
+        n_mpos = problem.mpos.size
+        # k: genes (uniform) or active genes (active) a child changes at most; single: one active gene
+        self.kmax = 1 if mutation == "single" else min(max(1, math.ceil(mutation_max * grid.n_genes)), n_mpos)
+        # the active operators also change the inactive genes they meet on the way
+        cap = self.kmax if mutation == "uniform" else min(n_mpos, 64 * self.kmax + 1024)
+        self.cfg = np.zeros(es.N_CFG, np.int64)
+        self.cfg[[es.N_IN, es.N_NODES, es.ROWS, es.LAM, es.THR, es.MODE, es.ADAPTIVE, es.KCAP]] = (
+            grid.n_inputs, grid.n_nodes, grid.rows, self.lam, problem.thr, MUTATIONS[mutation], int(self.adaptive),
+            self.kmax)
+        self.n_replicas = max(1, min(int(workers), self.lam))
         n_pins, items, n_out = grid.n_inputs + grid.n_nodes, problem.T.shape[1], grid.n_outputs
-        L = self.lam
+        L, R, n = self.lam, self.n_replicas, grid.n_nodes
         self.S = np.zeros((L, n_pins, items), np.uint8)
         self.DS = np.zeros((L, n_pins), np.float64)
         self.chl = np.zeros((L, n_pins), np.int64)
@@ -63,32 +83,52 @@ class Engine:
         self.ochl = np.zeros((L, n_out), np.int64)
         self.oterm = np.zeros((L, n_out), np.int64)
         self.nochl = np.zeros(L, np.int64)
-        self.mp, self.mold, self.mnew = (np.zeros((L, self.kmax), np.int32) for _ in range(3))
+        self.mp, self.mold, self.mnew = (np.zeros((L, cap), np.int32) for _ in range(3))
         self.nm = np.zeros(L, np.int64)
         self.cm = np.zeros((L, 4), np.int64)
         self.cd = np.zeros(L, np.float64)
         self.cact = np.zeros(L, np.bool_)
-        self.stack = np.zeros(2 * grid.n_nodes + 4, np.int64)
-        self.mark = np.zeros(grid.n_nodes, np.uint8)
-        self.ml = np.zeros(grid.n_nodes + 1, np.int64)
-        self.ost = np.zeros(n_out, np.uint8)
-        self.chg = np.zeros(n_pins, np.uint8)
-        self.gpick = np.zeros(grid.n_genes, np.uint8)
+        self.cev = np.zeros((L, 2), np.int64)
+        self.crng = np.zeros(L, np.uint64)
+        # one replica of the parent's structure per worker
+        self.Gr = np.zeros((R, grid.n_genes), np.int32)
+        self.RCr = np.zeros((R, n), np.int32)
+        self.actr = np.zeros((R, (n + 63) // 64), np.uint64)
+        self.accr = np.zeros((R, 6), np.int64)
+        self.stackr = np.zeros((R, 2 * n + 4), np.int64)
+        self.markr = np.zeros((R, n), np.uint8)
+        self.mlr = np.zeros((R, n + 1), np.int64)
+        self.ostr = np.zeros((R, n_out), np.uint8)
+        self.chgr = np.zeros((R, n_pins), np.uint8)
+        self.gpickr = np.zeros((R, grid.n_genes), np.uint8)
+        self.cbuf = np.zeros(2 + 2 * cap, np.int64)  # the last accepted child, for the replicas to replay
         self.rec = np.zeros((RECORDS, 6), np.float64)
-        self.st = np.zeros(7, np.int64)
+        self.st = np.zeros(es.N_STATE, np.int64)
         self.rng = np.zeros(1, np.uint64)
+        self.rate = np.zeros(1, np.float64)
+        self.sync = np.zeros(es.SYNC_LEN, np.int64)
+        self._replicas_current = True
+        # replica 0 is the parent: its arrays under the names the rest of the code reads
+        self.G, self.RC, self.actbits, self.acc = self.Gr[0], self.RCr[0], self.actr[0], self.accr[0]
+        self.stack, self.mark, self.ml, self.ost = self.stackr[0], self.markr[0], self.mlr[0], self.ostr[0]
 
     # --- state -----------------------------------------------------------------------
     def restore(self, genome: Genome, rng_state: int, generation=0, stall=0, offspring=0, evaluated=0,
-                node_evals=0) -> None:
-        self.G = self.problem.to_internal(genome)
-        self.V, self.D, self.RC, self.OT, self.acc, delay = evaluate_state(self.problem, self.G)
+                node_evals=0, rate: float | None = None) -> None:
+        G = self.problem.to_internal(genome)
+        self.V, self.D, RC, self.OT, acc, delay = evaluate_state(self.problem, G)
         self.pdelay = np.array([delay], np.float64)
         n = self.problem.grid.n_nodes
         bits = np.zeros(((n + 63) // 64) * 64, np.uint8)
-        bits[:n] = self.RC > 0
-        self.actbits = np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64)  # bit k = node k active
+        bits[:n] = RC > 0
+        actbits = np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64)  # bit k = node k active
+        self.Gr[:], self.RCr[:], self.actr[:], self.accr[:] = G, RC, actbits, acc
+        self.markr[:], self.ostr[:], self.chgr[:], self.gpickr[:] = 0, 0, 0, 0
+        self._replicas_current = True
         self.rng[0] = np.uint64(rng_state)
+        self.rate[0] = float(self.kmax if rate is None else rate)
+        if not (1.0 <= self.rate[0] <= self.kmax):
+            raise_user(f"the stored mutation rate {self.rate[0]!r} is outside 1..{self.kmax}")
         self.st[:] = 0
         self.st[es.DVALID] = 1
         self.st[es.GEN], self.st[es.STALL] = generation, stall
@@ -97,7 +137,8 @@ class Engine:
     def snapshot(self) -> dict:
         return {"genome": self.genome().to_json(), "rng": int(self.rng[0]), "generation": self.generation,
                 "stall": int(self.st[es.STALL]), "offspring": int(self.st[es.OFFSPRING]),
-                "evaluated": int(self.st[es.EVALUATED]), "node_evals": int(self.st[es.NODE_EVALS])}
+                "evaluated": int(self.st[es.EVALUATED]), "node_evals": int(self.st[es.NODE_EVALS]),
+                "rate": float(self.rate[0])}
 
     @property
     def generation(self) -> int:
@@ -124,17 +165,33 @@ class Engine:
         return int(np.count_nonzero(self.RC))
 
     # --- running ---------------------------------------------------------------------
-    def run(self, gen_end: int, patience: int = 0) -> int:
-        """Run generations up to ``gen_end`` (absolute); returns an es.DONE_* code."""
+    def run(self, gen_end: int, patience: int = 0, workers: int = 1) -> int:
+        """Run generations up to ``gen_end`` (absolute) on ``workers`` threads (at most the
+        replicas made); returns an es.DONE_* code. The result does not depend on ``workers``."""
         p = self.problem
-        return es.run_generations(
-            self.G, self.RC, self.V, self.D, self.OT, self.acc, self.pdelay, self.st, self.rng,
-            p.grid.n_inputs, p.grid.n_nodes, p.grid.rows, p.arity, p.lut, p.e_q, p.a_q, p.dly, p.isgate,
-            p.T, p.WQ, p.col_nin, p.col_lo, p.col_hi, p.forced, p.const_f, p.const_pos, p.mpos,
-            self.kmax, self.lam, p.thr, int(patience or 0), int(gen_end),
-            self.S, self.DS, self.chl, self.nchl, self.ochl, self.oterm, self.nochl, self.mp, self.mold,
-            self.mnew, self.nm, self.cm, self.cd, self.cact, self.stack, self.mark, self.ml,
-            self.ost, self.chg, self.gpick, self.rec, self.actbits)
+        self.cfg[es.PATIENCE], self.cfg[es.GEN_END] = int(patience or 0), int(gen_end)
+        prob = (p.arity, p.lut, p.e_q, p.a_q, p.dly, p.isgate, p.T, p.WQ, p.col_nin, p.col_lo, p.col_hi, p.forced,
+                p.const_f, p.const_pos, p.mpos)
+        par = (self.V, self.D, self.OT, self.pdelay, self.st, self.rng, self.rate, self.rec, self.cbuf)
+        rep = (self.Gr, self.RCr, self.actr, self.accr, self.stackr, self.markr, self.mlr, self.ostr, self.chgr,
+               self.gpickr)
+        ch = (self.S, self.DS, self.chl, self.nchl, self.ochl, self.oterm, self.nochl, self.mp, self.mold, self.mnew,
+              self.nm, self.cm, self.cd, self.cact, self.cev, self.crng)
+        nw = max(1, min(int(workers), self.n_replicas))
+        if nw > 1 and not self._replicas_current:  # one-thread chunks advanced replica 0 alone
+            for a in rep:
+                a[1:] = a[0]
+        self.sync[:] = 0
+        args = (self.cfg, prob, par, rep, ch, self.sync)
+        helpers = [threading.Thread(target=es.run_generations, args=(w, nw, *args), daemon=True)
+                   for w in range(1, nw)]
+        for t in helpers:
+            t.start()
+        code = es.run_generations(0, nw, *args)
+        for t in helpers:
+            t.join()
+        self._replicas_current = nw == self.n_replicas
+        return code
 
     def take_records(self) -> list[dict]:
         """Improvements since the last call: generation and the parent's metrics then."""
@@ -144,6 +201,17 @@ class Engine:
                 "gates": int(r[5])} for r in self.rec[:n]]
         self.st[es.NREC] = 0
         return out
+
+
+MUTATIONS = {"uniform": UNIFORM, "single": ACTIVE, "active": ACTIVE}
+
+
+def available_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def raise_user(msg: str):

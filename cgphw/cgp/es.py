@@ -1,54 +1,59 @@
 """The compiled (1+lambda) evolution loop: mutate, evaluate, select for a chunk of
-generations without returning to Python.
+generations without returning to Python, on one thread or on a team of threads.
 
-The loop is one function on purpose: numba reference-counts every array handed to a
-helper (atomic operations that cost more than the work here), so per-mutation and
-per-offspring code is written inline; only scalar helpers are called. The gene-change
-logic (``set_gene`` in kernels.py, the readable single-step version used by tests) appears
-once, inside a loop that serves the forward pass, the undo and the commit.
+Offspring are never copied: a child's mutations are applied to a replica of the parent
+in place (keeping refcounts and costs current), its changed node values go to a per-child
+scratch, and the mutations are undone again (offspring.py). Each thread owns one replica;
+the parent's values V, depths D and error terms OT are shared and only read while the
+children are evaluated. A generation is:
 
-Offspring are never copied: a child's mutations are applied to the parent's genome in
-place (keeping refcounts and costs current), its changed node values go to a per-child
-scratch, and the mutations are undone again. Only active nodes from the lowest changed
-one up are visited (walking a bitset of active nodes), and only those whose genes or
-inputs changed are evaluated. The chosen child is then replayed onto the
-parent and its scratch values copied in. Everything is a function of the parent state and
-of the splitmix64 stream in ``rng``, so where chunks start and end never changes the run.
+  1. thread 0: stop rules; one seed per child drawn from the run's splitmix64 stream;
+  2. every thread: replay the last accepted child onto its own replica (replica 0 is
+     always current), then take children one at a time from a shared counter and
+     evaluate them (any thread may take any child: the result is the same);
+  3. thread 0, once all are done: select, commit the chosen child's values to V/D/OT and
+     its genes to replica 0, adapt the mutation rate, record improvements.
+
+Everything is a function of the parent state and of the run's stream, so neither the
+number of threads nor where chunks start and end changes the run, bit for bit. The
+threads are plain Python threads running this nogil function; they meet through atomic
+counters in ``sync`` (atomics.py), spinning briefly and then yielding the CPU, so a team
+costs about a cache-line exchange per generation rather than a thread-pool launch.
 
 State ``st`` (int64): generation, stall (generations since the last strict improvement),
 offspring, evaluated offspring, whether the parent's depths D are valid, node
-evaluations, improvement records. Depth (delay) only matters in phase 2, so phase 1 does
-not maintain it; it is recomputed in full when needed (phase 2 entry, a record, a report).
+evaluations, improvement records, whether replicas 1.. still lag one commit. Depth (delay)
+only matters in phase 2, so phase 1 does not maintain it; it is recomputed in full when
+needed (phase 2 entry, a record, a report).
+
+The mutation rate ``rate[0]`` (float64, a gene count) is fixed unless ``adaptive``: then
+a generation whose best child strictly improves on the parent multiplies it by RATE_UP,
+any other by RATE_DOWN (the 1/5th success rule: the rate is steady when one generation in
+five succeeds), clamped to [1, kcap]. Each child draws m ~ U{1..round(rate)}.
 """
 from __future__ import annotations
+
+import math
 
 import numba as nb
 import numpy as np
 
-from cgphw.cgp.kernels import (ACTIVATED, AREA, DIRTY, ENERGY, ERR, GATES, MIND, NMARK, full_depth, gate_value,
-                               outputs_delay)
+from cgphw.cgp.atomics import atomic_add, atomic_load, atomic_store, cpu_yield
+from cgphw.cgp.kernels import AREA, ENERGY, ERR, GATES, full_depth, outputs_delay
+from cgphw.cgp.offspring import apply_genes, next_u64, offspring
 
-DEBRUIJN_MAGIC = np.uint64(0x03F79D71B4CB0A89)
-DEBRUIJN = np.zeros(64, np.int64)  # index of the lowest set bit from (low * magic) >> 58
-for _i in range(64):
-    DEBRUIJN[((1 << _i) * 0x03F79D71B4CB0A89 & (2**64 - 1)) >> 58] = _i
-
-GEN, STALL, OFFSPRING, EVALUATED, DVALID, NODE_EVALS, NREC = range(7)
+GEN, STALL, OFFSPRING, EVALUATED, DVALID, NODE_EVALS, NREC, PENDING = range(8)
+N_STATE = 8
 DONE_GENERATIONS, DONE_PATIENCE, DONE_PERFECT, DONE_RECORDS = 0, 2, 3, 4
-
-
-@nb.njit(cache=True, inline="always")
-def next_u64(rng):
-    rng[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = rng[0]
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@nb.njit(cache=True, inline="always")
-def rand_below(rng, n):
-    return np.int64(next_u64(rng) % np.uint64(n))
+# settings ``cfg`` (int64): the problem's sizes and the run's rules
+N_IN, N_NODES, ROWS, LAM, THR, PATIENCE, GEN_END, MODE, ADAPTIVE, KCAP = range(10)
+N_CFG = 10
+# the team's meeting points in ``sync`` (int64), one cache line apart
+GO, STOP, NEXT, DONE, P_ERR, P_ENERGY = 0, 8, 16, 24, 32, 40
+SYNC_LEN = 48
+SPINS = 2000  # busy checks before a waiting thread starts yielding the CPU
+RATE_UP = math.exp(0.25)
+RATE_DOWN = math.exp(-0.25 / 4)
 
 
 @nb.njit(cache=True, inline="always")
@@ -80,298 +85,182 @@ def ensure_depth(G, RC, n_in, n_nodes, arity, dly, D, pdelay, st):
         st[DVALID] = 1
 
 
-@nb.njit(cache=True)
-def run_generations(G, RC, V, D, OT, acc, pdelay, st, rng,
-                    n_in, n_nodes, rows, arity, lut, e_q, a_q, dly, isgate, T, WQ,
-                    col_nin, col_lo, col_hi, forced, const_f, const_pos, mpos, kmax, lam, thr, patience,
-                    gen_end, S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact,
-                    stack, mark, ml, ost, chg, gpick, rec, actbits):
-    """Run generations until st[GEN] == gen_end or a stop rule fires; returns DONE_*."""
-    n_f = arity.shape[0]
-    n_const = const_f.shape[0]
-    n_mpos = mpos.shape[0]
-    ob = 3 * n_nodes
-    all_mutable = n_mpos == G.shape[0]  # then mpos is the identity: skip a random load per draw
-    n_out, items = T.shape
-    out_col = col_nin.shape[0] - 1
-    while st[GEN] < gen_end:
-        if patience > 0 and st[STALL] >= patience:
-            return DONE_PATIENCE
-        if acc[ERR] == 0 and acc[ENERGY] == 0:
-            return DONE_PERFECT
-        if st[NREC] >= rec.shape[0]:
-            return DONE_RECORDS
-        phase2 = acc[ERR] <= thr
-        if phase2 and st[DVALID] == 0:
-            ensure_depth(G, RC, n_in, n_nodes, arity, dly, D, pdelay, st)
-        p_energy = acc[ENERGY]
-        verdict = 1
-        b = 0
-        for c in range(lam + 1):  # lam offspring, then the commit of the chosen one
-            if c < lam:
-                row = c
-                m = 1 + rand_below(rng, kmax)
-                for t in range(m):  # draw m distinct genes and a new legal value for each
-                    while True:
-                        pos = rand_below(rng, n_mpos)
-                        if not all_mutable:
-                            pos = mpos[pos]
-                        if gpick[pos] == 0:
-                            gpick[pos] = 1
-                            break
-                    old = G[pos]
-                    col = out_col
-                    val = -1
-                    if pos < ob:
-                        k = pos // 3
-                        col = k // rows
-                        if pos - 3 * k == 2:
-                            if forced[col]:
-                                r = rand_below(rng, n_const - 1)
-                                if r >= const_pos[old]:
-                                    r += 1
-                                val = const_f[r]
-                            else:
-                                r = rand_below(rng, n_f - 1)
-                                val = r + 1 if r >= old else r
-                    if val < 0:
-                        nin, lo = col_nin[col], col_lo[col]
-                        ci = old if old < nin else nin + old - lo
-                        r = rand_below(rng, nin + col_hi[col] - lo - 1)
-                        if r >= ci:
-                            r += 1
-                        val = r if r < nin else lo + r - nin
-                    mp[c, t] = pos
-                    mold[c, t] = old
-                    mnew[c, t] = val
-                nm[c] = m
-                acc[MIND] = n_nodes
+@nb.njit(cache=True, inline="always")
+def start_generation(cfg, prob, par, rep, ch):
+    """Stop rules, then the children's seeds; returns a DONE_* code or -1 to go on."""
+    arity, dly = prob[0], prob[4]
+    V, D, OT, pdelay, st, rng, rate, rec, cbuf = par
+    Gr, RCr, accr = rep[0], rep[1], rep[3]
+    crng = ch[15]
+    if st[GEN] >= cfg[GEN_END]:
+        return DONE_GENERATIONS
+    if cfg[PATIENCE] > 0 and st[STALL] >= cfg[PATIENCE]:
+        return DONE_PATIENCE
+    if accr[0, ERR] == 0 and accr[0, ENERGY] == 0:
+        return DONE_PERFECT
+    if st[NREC] >= rec.shape[0]:
+        return DONE_RECORDS
+    if accr[0, ERR] <= cfg[THR] and st[DVALID] == 0:
+        ensure_depth(Gr[0], RCr[0], cfg[N_IN], cfg[N_NODES], arity, dly, D, pdelay, st)
+    for c in range(cfg[LAM]):
+        crng[c] = next_u64(rng, 0)
+    return -1
+
+
+@nb.njit(cache=True, inline="always")
+def current_k(cfg, rate):
+    if cfg[ADAPTIVE] == 0:
+        return cfg[KCAP]
+    return min(cfg[KCAP], max(1, np.int64(rate[0] + 0.5)))
+
+
+@nb.njit(cache=True, inline="always")
+def work(w, nw, p_err, p_energy, cfg, prob, par, rep, ch, sync):
+    """Thread w's share of a generation: catch up with the parent, then children taken
+    from the shared counter until none is left (all of them when alone).
+    p_err/p_energy are the parent's, read before the team starts (replica 0 changes)."""
+    arity, e_q, a_q, isgate = prob[0], prob[2], prob[3], prob[5]
+    V, D, OT, pdelay, st, rng, rate, rec, cbuf = par
+    Gr, RCr, actr, accr, stackr, markr, mlr, ostr, chgr, gpickr = rep
+    n_in, n_nodes = cfg[N_IN], cfg[N_NODES]
+    G, RC, actbits, acc, stack = Gr[w], RCr[w], actr[w], accr[w], stackr[w]
+    mark, ml, ost = markr[w], mlr[w], ostr[w]
+    if w > 0 and st[PENDING] != 0:  # replay the last accepted child: cbuf = [n, err, pos..., val...]
+        n = cbuf[0]
+        apply_genes(cbuf[2:], cbuf[2 + n:], n, False, False, G, RC, actbits, acc, stack, mark, ml, ost,
+                    n_in, 3 * n_nodes, arity, e_q, a_q, isgate)
+        acc[ERR] = cbuf[1]
+    phase2 = p_err <= cfg[THR]
+    k = current_k(cfg, rate)
+    replica = (G, RC, actbits, acc, stack, mark, ml, ost, chgr[w], gpickr[w])
+    c = 0
+    while True:
+        if nw > 1:
+            c = atomic_add(sync, NEXT, 1)
+        if c >= cfg[LAM]:
+            break
+        offspring(c, k, cfg[MODE], phase2, cfg[THR], p_energy, pdelay[0], n_in, n_nodes, cfg[ROWS], replica,
+                  (V, D, OT), prob, ch)
+        c += 1
+
+
+@nb.njit(cache=True, inline="always")
+def wait_until(sync, i, value, stop_too):
+    """Wait until sync[i] == value (or, with stop_too, until STOP is set); True if stopped."""
+    spins = 0
+    while atomic_load(sync, i) != value:
+        if stop_too and atomic_load(sync, STOP) != 0:
+            return True
+        spins += 1
+        if spins > SPINS:
+            cpu_yield()
+    return False
+
+
+@nb.njit(cache=True, inline="always")
+def finish_generation(cfg, prob, par, rep, ch):
+    """Select, commit to the shared values and replica 0, adapt the rate, record."""
+    arity, e_q, a_q, dly, isgate = prob[0], prob[2], prob[3], prob[4], prob[5]
+    V, D, OT, pdelay, st, rng, rate, rec, cbuf = par
+    Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
+    S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng = ch
+    lam, thr, n_in, n_nodes = cfg[LAM], cfg[THR], cfg[N_IN], cfg[N_NODES]
+    acc = accr[0]
+    phase2 = acc[ERR] <= thr
+    st[PENDING] = 0
+    for c in range(lam):
+        st[EVALUATED] += cev[c, 0]
+        st[NODE_EVALS] += cev[c, 1]
+    b = 0
+    for c in range(1, lam):
+        if compare(cm[c, 0], cm[c, 1], cd[c], cm[c, 3], cm[b, 0], cm[b, 1], cd[b], cm[b, 3], phase2, thr) < 0:
+            b = c
+    verdict = compare(cm[b, 0], cm[b, 1], cd[b], cm[b, 3], acc[ERR], acc[ENERGY], pdelay[0], acc[GATES],
+                      phase2, thr)
+    if verdict <= 0:  # better or equal: equal children replace the parent (neutral drift)
+        if cact[b]:
+            items = V.shape[1]
+            for i in range(nchl[b]):
+                P = chl[b, i]
+                for ii in range(items):
+                    V[P, ii] = S[b, P, ii]
+                if phase2:
+                    D[P] = DS[b, P]
+            for i in range(nochl[b]):
+                OT[ochl[b, i]] = oterm[b, i]
+            if phase2:
+                pdelay[0] = cd[b]
             else:
-                b = 0
-                for cc in range(1, lam):
-                    if compare(cm[cc, 0], cm[cc, 1], cd[cc], cm[cc, 3], cm[b, 0], cm[b, 1], cd[b], cm[b, 3],
-                               phase2, thr) < 0:
-                        b = cc
-                verdict = compare(cm[b, 0], cm[b, 1], cd[b], cm[b, 3], acc[ERR], acc[ENERGY], pdelay[0],
-                                  acc[GATES], phase2, thr)
-                if verdict > 0:
-                    break
-                row = b  # better or equal: equal children replace the parent (neutral drift)
-            for sweep in range(2 if c < lam else 1):
-                forward = sweep == 0
-                marking = forward and c < lam
-                cnt = nm[row]
-                active = False
-                for tt in range(cnt):
-                    t = tt if forward else cnt - 1 - tt
-                    pos = mp[row, t]
-                    val = mnew[row, t] if forward else mold[row, t]
-                    if not forward:
-                        gpick[pos] = 0
-                        if pos >= ob:
-                            ost[pos - ob] = 0
-                    # --- set_gene: change one gene, keep refcounts, costs and marks ---
-                    old = G[pos]
-                    G[pos] = val
-                    op0 = op1 = 0
-                    sg0 = sg1 = 0
-                    n_ops = 0
-                    touched = False
-                    kk = -1
-                    if pos >= ob:
-                        if marking:
-                            ost[pos - ob] = 1
-                        op0, sg0, op1, sg1, n_ops, touched = val, 1, old, -1, 2, True
-                    else:
-                        k = pos // 3
-                        if RC[k] > 0:
-                            w = pos - 3 * k
-                            if w < 2:
-                                if w < arity[G[3 * k + 2]]:
-                                    op0, sg0, op1, sg1, n_ops, touched = val, 1, old, -1, 2, True
-                            else:
-                                touched = True
-                                ar_old, ar_new = arity[old], arity[val]
-                                acc[ENERGY] += e_q[val] - e_q[old]
-                                acc[AREA] += a_q[val] - a_q[old]
-                                acc[GATES] += isgate[val] - isgate[old]
-                                for i in range(2):
-                                    sg = 1 if ar_old <= i < ar_new else (-1 if ar_new <= i < ar_old else 0)
-                                    if sg != 0:
-                                        if n_ops == 0:
-                                            op0, sg0 = G[3 * k + i], sg
-                                        else:
-                                            op1, sg1 = G[3 * k + i], sg
-                                        n_ops += 1
-                            if touched:
-                                kk = k
-                    if touched:
-                        active = True
-                    if marking and kk >= 0:
-                        if mark[kk] == 0:
-                            ml[acc[NMARK]] = kk
-                            acc[NMARK] += 1
-                        mark[kk] |= DIRTY
-                        if kk < acc[MIND]:
-                            acc[MIND] = kk
-                    for o in range(n_ops):  # reference (+1) or release (-1) a pin, with its cone
-                        pin, sg = (op0, sg0) if o == 0 else (op1, sg1)
-                        if pin < n_in:
-                            continue
-                        stack[0] = pin - n_in
-                        top = 1
-                        while top > 0:
-                            top -= 1
-                            k2 = stack[top]
-                            f2 = G[3 * k2 + 2]
-                            if sg > 0:
-                                RC[k2] += 1
-                                if RC[k2] != 1:
-                                    continue
-                                acc[ENERGY] += e_q[f2]
-                                acc[AREA] += a_q[f2]
-                                acc[GATES] += isgate[f2]
-                                actbits[k2 >> 6] |= np.uint64(1) << np.uint64(k2 & 63)
-                                if marking:
-                                    if mark[k2] == 0:
-                                        ml[acc[NMARK]] = k2
-                                        acc[NMARK] += 1
-                                    mark[k2] |= DIRTY | ACTIVATED
-                                    if k2 < acc[MIND]:
-                                        acc[MIND] = k2
-                            else:
-                                RC[k2] -= 1
-                                if RC[k2] != 0:
-                                    continue
-                                acc[ENERGY] -= e_q[f2]
-                                acc[AREA] -= a_q[f2]
-                                acc[GATES] -= isgate[f2]
-                                actbits[k2 >> 6] &= ~(np.uint64(1) << np.uint64(k2 & 63))
-                            for i in range(arity[f2]):
-                                p = G[3 * k2 + i]
-                                if p >= n_in:
-                                    stack[top] = p - n_in
-                                    top += 1
-                if not marking:
-                    continue
-                # --- evaluate offspring c (its genes are applied to G right now) ---
-                cact[c] = active
-                cd[c] = np.inf  # delay is only computed where it can decide (phase 2, in threshold, not costlier)
-                if active:
-                    n_chg = 0
-                    n_eval = 0
-                    mind = acc[MIND]
-                    w0 = mind >> 6
-                    for wi in range(w0, actbits.shape[0]):  # active nodes from mind up, via the bitset
-                        word = actbits[wi]
-                        if wi == w0:
-                            word &= ~((np.uint64(1) << np.uint64(mind & 63)) - np.uint64(1))
-                        while word != 0:
-                            low = word & (~word + np.uint64(1))
-                            word ^= low
-                            k = (wi << 6) + DEBRUIJN[(low * DEBRUIJN_MAGIC) >> np.uint64(58)]
-                            f = G[3 * k + 2]
-                            ar = arity[f]
-                            p0 = G[3 * k]
-                            p1 = G[3 * k + 1]
-                            c0 = ar >= 1 and chg[p0] != 0
-                            c1 = ar == 2 and chg[p1] != 0
-                            if mark[k] == 0 and not c0 and not c1:
-                                continue
-                            n_eval += 1
-                            P = n_in + k
-                            changed = (mark[k] & ACTIVATED) != 0
-                            if phase2:
-                                d = 0.0
-                                if ar >= 1:
-                                    d = DS[c, p0] if c0 else D[p0]
-                                if ar == 2:
-                                    d1 = DS[c, p1] if c1 else D[p1]
-                                    if d1 > d:
-                                        d = d1
-                                d += dly[f]
-                                DS[c, P] = d
-                                if d != D[P]:
-                                    changed = True
-                            for i in range(items):
-                                a = np.uint8(0)
-                                bb = np.uint8(0)
-                                if ar >= 1:
-                                    a = S[c, p0, i] if c0 else V[p0, i]
-                                if ar == 2:
-                                    bb = S[c, p1, i] if c1 else V[p1, i]
-                                v = gate_value(lut, f, a, bb)
-                                S[c, P, i] = v
-                                if v != V[P, i]:
-                                    changed = True
-                            if changed:
-                                chg[P] = 1
-                                chl[c, n_chg] = P
-                                n_chg += 1
-                    err = acc[ERR]
-                    n_o = 0
-                    for j in range(n_out):
-                        p = G[ob + j]
-                        cp = chg[p] != 0
-                        if cp or ost[j] != 0:
-                            term = np.int64(0)
-                            for i in range(items):
-                                x = S[c, p, i] if cp else V[p, i]
-                                dd = np.int64(x ^ 128) - np.int64(T[j, i] ^ 128)
-                                term += WQ[j, i] * dd * dd
-                            err += term - OT[j]
-                            ochl[c, n_o] = j
-                            oterm[c, n_o] = term
-                            n_o += 1
-                    cm[c, 0], cm[c, 1], cm[c, 2], cm[c, 3] = err, acc[ENERGY], acc[AREA], acc[GATES]
-                    if phase2 and err <= thr and acc[ENERGY] <= p_energy:
-                        delay = 0.0
-                        for j in range(n_out):
-                            p = G[ob + j]
-                            d = DS[c, p] if chg[p] != 0 else D[p]
-                            if d > delay:
-                                delay = d
-                        cd[c] = delay
-                    nchl[c], nochl[c] = n_chg, n_o
-                    for i in range(n_chg):
-                        chg[chl[c, i]] = 0
-                    st[EVALUATED] += 1
-                    st[NODE_EVALS] += n_eval
-                else:  # only inactive genes changed: the same circuit, not evaluated again
-                    cm[c, 0], cm[c, 1], cm[c, 2], cm[c, 3] = acc[ERR], acc[ENERGY], acc[AREA], acc[GATES]
-                    cd[c] = pdelay[0]
-                for i in range(acc[NMARK]):
-                    mark[ml[i]] = 0
-                acc[NMARK] = 0
-            if c == lam:  # commit: the chosen offspring's genes are applied; take its values
-                if cact[b]:
-                    for i in range(nchl[b]):
-                        P = chl[b, i]
-                        for ii in range(items):
-                            V[P, ii] = S[b, P, ii]
-                        if phase2:
-                            D[P] = DS[b, P]
-                    for i in range(nochl[b]):
-                        OT[ochl[b, i]] = oterm[b, i]
-                    if phase2:
-                        pdelay[0] = cd[b]
-                    else:
-                        st[DVALID] = 0
-                acc[ERR] = cm[b, 0]
-        st[OFFSPRING] += lam
-        st[GEN] += 1
-        if verdict < 0:
-            st[STALL] = 0
-            if st[DVALID] == 0:
-                ensure_depth(G, RC, n_in, n_nodes, arity, dly, D, pdelay, st)
-            r = st[NREC]
-            rec[r, 0] = st[GEN]
-            rec[r, 1] = acc[ERR]
-            rec[r, 2] = acc[ENERGY]
-            rec[r, 3] = acc[AREA]
-            rec[r, 4] = pdelay[0]
-            rec[r, 5] = acc[GATES]
-            st[NREC] += 1
+                st[DVALID] = 0
+        n = nm[b]
+        cbuf[0] = n
+        cbuf[1] = cm[b, 0]
+        for t in range(n):
+            cbuf[2 + t] = mp[b, t]
+            cbuf[2 + n + t] = mnew[b, t]
+        apply_genes(cbuf[2:], cbuf[2 + n:], n, False, False, Gr[0], RCr[0], actr[0], acc, stackr[0], markr[0],
+                    mlr[0], ostr[0], n_in, 3 * n_nodes, arity, e_q, a_q, isgate)
+        acc[ERR] = cm[b, 0]
+        st[PENDING] = 1
+    st[OFFSPRING] += lam
+    st[GEN] += 1
+    if cfg[ADAPTIVE] != 0:
+        rate[0] = min(float(cfg[KCAP]), max(1.0, rate[0] * (RATE_UP if verdict < 0 else RATE_DOWN)))
+    if verdict < 0:
+        st[STALL] = 0
+        if st[DVALID] == 0:
+            ensure_depth(Gr[0], RCr[0], n_in, n_nodes, arity, dly, D, pdelay, st)
+        r = st[NREC]
+        rec[r, 0] = st[GEN]
+        rec[r, 1] = acc[ERR]
+        rec[r, 2] = acc[ENERGY]
+        rec[r, 3] = acc[AREA]
+        rec[r, 4] = pdelay[0]
+        rec[r, 5] = acc[GATES]
+        st[NREC] += 1
+    else:
+        st[STALL] += 1
+
+
+@nb.njit(cache=True, inline="always")
+def sync_replicas(nw, cfg, prob, par, rep):
+    """Bring replicas 1..nw-1 up to date before returning to Python."""
+    arity, e_q, a_q, isgate = prob[0], prob[2], prob[3], prob[5]
+    st, cbuf = par[4], par[8]
+    Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
+    if st[PENDING] != 0:
+        n = cbuf[0]
+        for w in range(1, nw):
+            apply_genes(cbuf[2:], cbuf[2 + n:], n, False, False, Gr[w], RCr[w], actr[w], accr[w], stackr[w],
+                        markr[w], mlr[w], ostr[w], cfg[N_IN], 3 * cfg[N_NODES], arity, e_q, a_q, isgate)
+            accr[w, ERR] = cbuf[1]
+        st[PENDING] = 0
+
+
+@nb.njit(cache=True, nogil=True)
+def run_generations(w, nw, cfg, prob, par, rep, ch, sync):
+    """Thread w of a team of nw (nw = 1: the whole loop on one thread). Thread 0 runs the
+    generations until cfg[GEN_END] or a stop rule and returns a DONE_* code; the others
+    help until thread 0 sets STOP (``sync`` must be all zeros at the start)."""
+    token = 0
+    while True:
+        token += 1
+        if w == 0:
+            code = start_generation(cfg, prob, par, rep, ch)
+            if code >= 0:
+                atomic_store(sync, STOP, 1)  # the helpers are all waiting for GO: they return untouched
+                sync_replicas(nw, cfg, prob, par, rep)
+                return code
+            acc0 = rep[3][0]
+            sync[P_ERR], sync[P_ENERGY] = acc0[ERR], acc0[ENERGY]
+            atomic_store(sync, NEXT, 0)
+            atomic_store(sync, DONE, 0)
+            atomic_store(sync, GO, token)
+        elif wait_until(sync, GO, token, True):
+            return DONE_GENERATIONS
+        work(w, nw, sync[P_ERR], sync[P_ENERGY], cfg, prob, par, rep, ch, sync)
+        if w == 0:
+            wait_until(sync, DONE, nw - 1, False)
+            finish_generation(cfg, prob, par, rep, ch)
         else:
-            st[STALL] += 1
-    return DONE_GENERATIONS
+            atomic_add(sync, DONE, 1)

@@ -22,8 +22,11 @@ import numpy as np
 from cgphw import gates as G
 from cgphw.cgp import checkpoint as ck
 from cgphw.cgp import es
+from cgphw.cgp.constructive import constructive_genome
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for, random_genome
+from cgphw.cgp.jit import kernels_ready
+from cgphw.cgp.parallel import TeamSize, resolve_workers
 from cgphw.cgp.problem import build_problem
 from cgphw.cgp.valuebank import ValueBank, value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
@@ -31,6 +34,8 @@ from cgphw.errors import UserError
 from cgphw.files import sha256_file, write_json_atomic
 from cgphw.task import Task, load_task
 
+MUTATIONS = ("uniform", "single", "active")
+STARTS = ("random", "constructive")
 DEFAULT_GENERATIONS = 1_000_000  # used when no stopping rule is given: a run always ends
 CHUNK_SECONDS = 0.25
 PROGRESS_SECONDS = 1.0
@@ -50,8 +55,9 @@ class RunResult:
     stop_reason: str  # generations | time | patience | perfect
     generations: int
     evaluations: int
-    seconds: float
+    seconds: float  # search time (what --time-budget counts)
     value_bank: dict | None = None
+    startup_seconds: float = 0.0  # before the search: loading, compiling kernels, the first parent
 
 
 def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | None = None, lam: int = 4,
@@ -59,8 +65,13 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
            function_set="seed27", seed: int = 0, generations: int | None = None,
            time_budget: float | None = None, patience: int | None = None, out: str | Path | None = None,
            costs: CostTable | str | Path | None = None, progress: Callable[[dict], None] | None = None,
-           checkpoint_every: float = 30.0, force: bool = False) -> RunResult:
-    """Evolve a circuit for ``task`` from a random genome drawn from ``seed``."""
+           checkpoint_every: float = 30.0, force: bool = False, workers: int | str = "auto",
+           mutation: str = "uniform", adaptive: bool = False, start: str = "random") -> RunResult:
+    """Evolve a circuit for ``task`` from a first parent drawn from ``seed`` (``start``:
+    "random", or "constructive": every wanted value built from the constants).
+    ``mutation`` "uniform" | "single" | "active" and ``adaptive`` choose the operator
+    (operators.py); ``workers`` ("auto" or N threads) never changes the result."""
+    started = time.monotonic()
     source = "" if isinstance(task, Task) else str(task)
     task = task if isinstance(task, Task) else load_task(task)
     table = costs if isinstance(costs, CostTable) else load_costs(costs)
@@ -69,18 +80,25 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
         generations = DEFAULT_GENERATIONS
     if int(seed) < 0:
         raise UserError(f"the seed must be a non-negative integer, got {seed}")
+    check_operators(mutation, adaptive, start)
+    team = TeamSize(*resolve_workers(workers))
+    _announce_compile(progress)
     cfg = {"format": ck.CONFIG_FORMAT, "task": {"file": "task.npz", "source": source,
                                                 "items": task.n_items, "n_inputs": task.n_inputs,
                                                 "n_outputs": task.n_outputs},
            "rows": int(rows), "cols": int(cols), "levels_back": int(cols if levels_back is None else levels_back),
            "lambda": int(lam), "mutation_max": float(mutation_max), "threshold": float(threshold),
-           "value_bank": bool(value_bank), "seed": int(seed), "generations": generations,
+           "value_bank": bool(value_bank), "seed": int(seed), "mutation": mutation, "adaptive": bool(adaptive),
+           "start": start, "generations": generations,
            "time_budget": time_budget, "patience": patience, "checkpoint_every": float(checkpoint_every),
            "function_set": list(G.function_set(function_set)),
            "costs": {**table.describe(), "copy": "costs.json"}}
-    bank, engine = _setup(task, table, cfg)
+    bank, engine = _setup(task, table, cfg, team.most)
     grid = engine.problem.grid
-    engine.restore(random_genome(grid, np.random.default_rng(int(seed))), int(seed_stream(seed)[0]))
+    draw = np.random.default_rng(int(seed))
+    first = (constructive_genome(bank.compact if bank else task, grid, table, draw) if start == "constructive"
+             else random_genome(grid, draw))
+    engine.restore(first, int(seed_stream(seed)[0]))
     run_dir = None
     if out is not None:
         run_dir = ck.prepare_run_dir(out, force)
@@ -89,13 +107,16 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
             ck.copy_costs(run_dir, table.path)
             cfg["costs"]["sha256"] = sha256_file(run_dir / "costs.json")
         write_json_atomic(run_dir / "config.json", cfg)
-    return _drive(engine, bank, task, table, cfg, run_dir, 0.0, progress, keep_stats_upto=None)
+    return _drive(engine, bank, task, table, cfg, run_dir, 0.0, progress, keep_stats_upto=None, team=team,
+                  started=started)
 
 
 def resume(run_dir: str | Path, generations: int | None = None, time_budget: float | None = None,
-           progress: Callable[[dict], None] | None = None) -> RunResult:
+           progress: Callable[[dict], None] | None = None, workers: int | str = "auto") -> RunResult:
     """Continue a run from its checkpoint; with the same limits the result equals the
     uninterrupted run's. ``generations``/``time_budget`` replace the stored limits."""
+    started = time.monotonic()
+    team = TeamSize(*resolve_workers(workers))
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run directory {run_dir} does not exist")
@@ -110,15 +131,20 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
         cfg["generations"] = g if generations is not None else cfg["generations"]
         cfg["time_budget"] = t if time_budget is not None else cfg["time_budget"]
         write_json_atomic(run_dir / "config.json", cfg)
-    bank, engine = _setup(task, table, cfg)
+    check_operators(cfg.get("mutation", "uniform"), cfg.get("adaptive", False), cfg.get("start", "random"),
+                    f"{run_dir}/config.json: ")
+    _announce_compile(progress)
+    bank, engine = _setup(task, table, cfg, team.most)
     try:
         genome = Genome.from_json(state["genome"], source=f"{run_dir}/checkpoint.json")
+        rate = state.get("rate")
         engine.restore(genome, int(state["rng"]), int(state["generation"]), int(state["stall"]),
-                       int(state["offspring"]), int(state["evaluated"]), int(state.get("node_evals", 0)))
+                       int(state["offspring"]), int(state["evaluated"]), int(state.get("node_evals", 0)),
+                       None if rate is None else float(rate))
     except (TypeError, ValueError, OverflowError):
         raise UserError(f"{run_dir}/checkpoint.json holds a malformed state") from None
     return _drive(engine, bank, task, table, cfg, run_dir, float(state["seconds"]), progress,
-                  keep_stats_upto=int(state["generation"]))
+                  keep_stats_upto=int(state["generation"]), team=team, started=started)
 
 
 def check_limits(generations, time_budget, patience):
@@ -132,17 +158,38 @@ def check_limits(generations, time_budget, patience):
             None if time_budget is None else float(time_budget), None if patience is None else int(patience))
 
 
-def _setup(task: Task, table: CostTable, cfg: dict) -> tuple[ValueBank | None, Engine]:
+def check_operators(mutation, adaptive, start, where: str = "") -> None:
+    if mutation not in MUTATIONS:
+        raise UserError(f"{where}unknown mutation {mutation!r}: choose {', '.join(MUTATIONS)}")
+    if not isinstance(adaptive, bool):
+        raise UserError(f"{where}adaptive must be true or false, got {adaptive!r}")
+    if adaptive and mutation == "single":
+        raise UserError(f"{where}the single-active mutation changes one active gene: it has no rate to adapt")
+    if start not in STARTS:
+        raise UserError(f"{where}unknown start {start!r}: choose {', '.join(STARTS)}")
+
+
+def _announce_compile(progress) -> None:
+    if progress and not kernels_ready():
+        progress({"event": "compiling"})
+
+
+def _setup(task: Task, table: CostTable, cfg: dict, workers: int = 1) -> tuple[ValueBank | None, Engine]:
     bank = make_value_bank(task) if cfg["value_bank"] else None
     work = bank.compact if bank else task
     grid = grid_for(task.n_inputs, work.n_outputs, cfg["rows"], cfg["cols"], cfg["levels_back"],
                     cfg["function_set"])
     problem = build_problem(work, grid, table, cfg["threshold"], n_targets=task.n_targets)
-    return bank, Engine(problem, cfg["lambda"], cfg["mutation_max"])
+    mutation = cfg.get("mutation", "uniform")  # runs from before these settings used the uniform one
+    return bank, Engine(problem, cfg["lambda"], cfg["mutation_max"], mutation, cfg.get("adaptive", False), workers)
 
 
 def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_dir: Path | None,
-           base_seconds: float, progress, keep_stats_upto) -> RunResult:
+           base_seconds: float, progress, keep_stats_upto, team: TeamSize, started: float) -> RunResult:
+    engine.run(engine.generation)  # compiles (or loads) the loop: start-up, not search time
+    startup = time.monotonic() - started
+    if progress:
+        progress({"event": "ready", "startup_seconds": startup})
     stats = ck.StatsLog(run_dir, keep_stats_upto) if run_dir else None
     gen_limit, budget, patience = cfg["generations"], cfg["time_budget"], cfg["patience"]
     caught: list[int] = []
@@ -157,7 +204,7 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_di
     def save(reason):
         if run_dir:
             ck.write_checkpoint(run_dir, engine.snapshot(), seconds(), reason)
-            _write_best(engine, bank, table, cfg, run_dir, seconds())
+            _write_best(engine, bank, table, cfg, run_dir, seconds(), startup, team)
 
     try:
         if stats and keep_stats_upto is None:
@@ -177,9 +224,10 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_di
             end = engine.generation + chunk
             if gen_limit is not None:
                 end = min(end, gen_limit)
-            t = time.monotonic()
-            code = engine.run(end, patience or 0)
+            t, g0, size = time.monotonic(), engine.generation, team.next()
+            code = engine.run(end, patience or 0, size)
             dt = time.monotonic() - t
+            team.observe(size, engine.generation - g0, dt)
             chunk = max(1, min(10**7, int(chunk * min(4.0, CHUNK_SECONDS / max(dt, 1e-4)))))
             now = time.monotonic()
             records = engine.take_records()
@@ -189,7 +237,8 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_di
             stop = {es.DONE_PATIENCE: "patience", es.DONE_PERFECT: "perfect"}.get(code)
             if now - last_tick >= PROGRESS_SECONDS:
                 last_tick = now
-                info = {**engine.counters(), **engine.metrics(), "seconds": seconds(), "phase": _phase(engine)}
+                info = {**engine.counters(), **engine.metrics(), "seconds": seconds(), "phase": _phase(engine),
+                        "workers": size, "rate": float(engine.rate[0])}
                 if stats:
                     stats.add(engine.generation, seconds(), info, "progress")
                     stats.flush()
@@ -205,30 +254,31 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_di
         _restore_handlers(previous)
         if stats:
             stats.close()
-    return _result(engine, bank, table, cfg, run_dir, seconds(), stop)
+    return _result(engine, bank, table, cfg, run_dir, seconds(), stop, startup, team)
 
 
 def _phase(engine: Engine) -> int:
     return 2 if engine.metrics()["threshold_reached"] else 1
 
 
-def _result(engine, bank, table, cfg, run_dir, seconds, stop) -> RunResult:
-    genome, metrics, vb = _final(engine, bank, cfg, seconds)
+def _result(engine, bank, table, cfg, run_dir, seconds, stop, startup, team) -> RunResult:
+    genome, metrics, vb = _final(engine, bank, cfg, seconds, startup, team)
     return RunResult(genome, metrics, run_dir, metrics["threshold_reached"], stop, engine.generation,
-                     metrics["evaluations"], seconds, vb)
+                     metrics["evaluations"], seconds, vb, startup)
 
 
-def _final(engine: Engine, bank: ValueBank | None, cfg: dict, seconds: float):
+def _final(engine: Engine, bank: ValueBank | None, cfg: dict, seconds: float, startup: float, team: TeamSize):
     compact = engine.genome()
     genome = bank.expand(compact) if bank else compact
     metrics = {**engine.metrics(), "threshold": cfg["threshold"], "n_targets": engine.problem.n_targets,
-               **engine.counters(), "seconds": round(seconds, 3)}
+               **engine.counters(), "seconds": round(seconds, 3), "startup_seconds": round(startup, 3),
+               "workers": team.most}
     metrics["rms_error"] = math.sqrt(metrics["error_se"] / max(1, metrics["n_targets"]))
     return genome, metrics, (bank.describe(compact) if bank else None)
 
 
-def _write_best(engine, bank, table, cfg, run_dir, seconds) -> None:
-    genome, metrics, vb = _final(engine, bank, cfg, seconds)
+def _write_best(engine, bank, table, cfg, run_dir, seconds, startup, team) -> None:
+    genome, metrics, vb = _final(engine, bank, cfg, seconds, startup, team)
     ck.write_best(run_dir, genome.to_json(), metrics, vb, cfg["costs"])
 
 

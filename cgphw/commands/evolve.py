@@ -13,20 +13,30 @@ from cgphw.files import read_json
 
 # What defines a run (fixed at its start): --resume refuses them rather than ignore them.
 RUN_SETTINGS = ("task_file", "rows", "cols", "levels_back", "lam", "mutation_max", "threshold", "value_bank",
-                "function_set", "seed", "patience", "out", "costs", "checkpoint_every", "force")
+                "function_set", "seed", "patience", "out", "costs", "checkpoint_every", "force", "mutation",
+                "adaptive", "start")
 
 
 def progress_printer():
-    """Progress on stderr: one line per tick (generation, error, energy, speed)."""
+    """Progress on stderr: start-up, then one line per tick (generation, error, energy, speed)."""
     last = {}
 
     def show(info: dict) -> None:
+        event = info.get("event")
+        if event == "compiling":
+            click.echo("compiling… (numba kernels: the first run only, then cached; not counted in the time "
+                       "budget)", err=True)
+            return
+        if event == "ready":
+            click.echo(f"ready after {info['startup_seconds']:.1f} s of start-up; searching", err=True)
+            return
         dg = info["generations"] - last.get("generations", 0)
         dt = info["seconds"] - last.get("seconds", 0.0)
         last.update(generations=info["generations"], seconds=info["seconds"])
         rate = dg / dt if dt > 0 else 0.0
         click.echo(f"gen {info['generations']:>11,}  phase {info['phase']}  error {info['error_se']:<10g} "
-                   f"energy {info['energy_pj']:.4f} pJ  gates {info['gates']:>5}  {rate:,.0f} gen/s", err=True)
+                   f"energy {info['energy_pj']:.4f} pJ  gates {info['gates']:>5}  {rate:,.0f} gen/s"
+                   f"  workers {info.get('workers', 1)}", err=True)
 
     return show
 
@@ -43,7 +53,8 @@ def summary_lines(metrics: dict, genome, value_bank=None, header: str = "") -> l
                  f"gates {m['gates']}")
     if "generations" in m:
         lines.append(f"search       {m['generations']:,} generations, {m['evaluations']:,} offspring, "
-                     f"{m.get('seconds', 0):.1f} s")
+                     f"{m.get('seconds', 0):.1f} s" + (f" (+ {m['startup_seconds']:.1f} s start-up)"
+                                                      if "startup_seconds" in m else ""))
     g = genome.grid
     lines.append(f"grid         {g.rows}x{g.cols}, levels-back {g.levels_back}, {g.n_inputs} inputs -> "
                  f"{g.n_outputs} outputs")
@@ -60,7 +71,16 @@ def register(group) -> None:
     @click.option("--levels-back", type=int, help="Columns a node may read back (default: cols).")
     @click.option("--lambda", "lam", type=int, default=4, show_default=True, help="Offspring per generation.")
     @click.option("--mutation-max", type=float, default=0.15, show_default=True,
-                  help="Mutate 1..ceil(F * genes) genes per offspring.")
+                  help="Mutate 1..ceil(F * genes) genes per offspring (active genes with --mutation active; "
+                       "the ceiling of the rate with --adaptive).")
+    @click.option("--mutation", type=click.Choice(["uniform", "single", "active"]), default="uniform",
+                  show_default=True, help="uniform: any genes; single: genes until one active gene changed "
+                  "(Goldman & Punch); active: until 1..k active genes changed.")
+    @click.option("--adaptive/--fixed-rate", default=False, show_default=True,
+                  help="Adapt the mutation rate by the 1/5th success rule (up to --mutation-max).")
+    @click.option("--start", type=click.Choice(["random", "constructive"]), default="random", show_default=True,
+                  help="First parent: random, or constructive (every wanted value built from the constants; "
+                       "for value-bank and no-input tasks).")
     @click.option("--threshold", type=float, default=0.0, show_default=True,
                   help="Per-weight RMS error t allowed (SE <= t^2 N).")
     @click.option("--value-bank", is_flag=True, help="Evolve the distinct values only, then wire each weight.")
@@ -73,12 +93,16 @@ def register(group) -> None:
     @click.option("--costs", type=click.Path(dir_okay=False, path_type=Path), help="Gate cost table (default: packaged).")
     @click.option("--checkpoint-every", type=float, default=30.0, show_default=True, help="Seconds between checkpoints.")
     @click.option("--force", is_flag=True, help="Replace an existing run in --out.")
+    @click.option("--workers", default="auto", show_default=True,
+                  help="Threads evaluating offspring: N, or auto (all CPUs when that is faster). "
+                       "Never changes the result.")
     @click.option("--resume", "resume_dir", type=click.Path(file_okay=False, path_type=Path),
                   help="Continue the run in RUNDIR from its checkpoint.")
     @click.option("--quiet", is_flag=True, help="No progress on stderr.")
     @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    def evolve_cmd(task_file, rows, cols, levels_back, lam, mutation_max, threshold, value_bank, function_set, seed,
-                   generations, time_budget, patience, out, costs, checkpoint_every, force, resume_dir, quiet, as_json):
+    def evolve_cmd(task_file, rows, cols, levels_back, lam, mutation_max, mutation, adaptive, start, threshold,
+                   value_bank, function_set, seed, generations, time_budget, patience, out, costs, checkpoint_every,
+                   force, workers, resume_dir, quiet, as_json):
         """Evolve a circuit for TASK_FILE (.npz with int8 inputs/targets), or --resume a run."""
         from cgphw.cgp.search import Interrupted, evolve, resume
 
@@ -90,8 +114,9 @@ def register(group) -> None:
                          if p.name in RUN_SETTINGS and ctx.get_parameter_source(p.name) == ParameterSource.COMMANDLINE]
                 if given:  # the run's settings live in its config.json; changing them would not be a resume
                     raise UserError(f"--resume continues a run as it was configured, so it takes only "
-                                    f"--generations and --time-budget, not {', '.join(given)}")
-                result = resume(resume_dir, generations=generations, time_budget=time_budget, progress=prog)
+                                    f"--generations, --time-budget and --workers, not {', '.join(given)}")
+                result = resume(resume_dir, generations=generations, time_budget=time_budget, progress=prog,
+                                workers=workers)
             else:
                 if task_file is None:
                     raise UserError("give a task file (cgphw evolve TASK.npz --rows R --cols C) or --resume RUNDIR")
@@ -102,7 +127,7 @@ def register(group) -> None:
                 out = out if out is not None else Path("runs") / f"{task_file.stem}-s{seed}"
                 result = evolve(task_file, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
                                 function_set, seed, generations, time_budget, patience, out, costs, prog,
-                                checkpoint_every, force)
+                                checkpoint_every, force, workers, mutation, adaptive, start)
         except Interrupted as exc:
             click.echo(str(exc), err=True)
             sys.exit(130)

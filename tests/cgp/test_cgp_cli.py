@@ -62,7 +62,7 @@ def test_evolve_show_and_resume_cli(tmp_path):
     assert_user_error(again, "already holds a run")
     for changed in (["--seed", 3], ["--lambda", 8, "--threshold", 1], [tmp_path / "ex.npz"]):  # not silently ignored
         res = cgphw("evolve", "--resume", tmp_path / "run", *changed, "--generations", 4000)
-        assert_user_error(res, "takes only --generations and --time-budget")
+        assert_user_error(res, "takes only --generations, --time-budget and --workers")
     res = cgphw("evolve", "--resume", tmp_path / "run", "--generations", 4000, "--json", "--quiet")
     assert res.returncode == 0 and json.loads(res.stdout)["metrics"]["generations"] == 4000
     res = cgphw("show", tmp_path / "run", "--json")
