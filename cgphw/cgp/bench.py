@@ -1,5 +1,6 @@
 """`cgphw bench`: three fixed, seeded workloads shaped like the thesis' experiments, timed
-on the compiled (1+lambda) loop from a random parent (phase 1, the search's busiest part).
+on the compiled (1+lambda) loop from a random parent (phase 1, the search's busiest part),
+on one thread and on all of them in the same run.
 
 The two large workloads use seeded synthetic int8 weights shaped like LeNet-5's conv1
 (6x1x5x5 = 150) and conv2 (16x6x5x5 = 2,400), quantized per output channel to +-127 like
@@ -59,48 +60,63 @@ def workloads() -> list[Workload]:
     ]
 
 
-def run_workload(w: Workload, seconds: float, seed: int = 1) -> dict:
-    from cgphw.cgp.engine import seed_stream
+def run_workload(w: Workload, seconds: float, seed: int = 1, workers: int | None = None) -> dict:
+    """Offspring/s of ``w`` on one thread and on ``workers`` threads, side by side: two
+    engines from the same parent follow the same trajectory (the result does not depend on
+    the thread count), so they run the same generation ranges in turns and every figure
+    compares identical work under the same machine load."""
+    from cgphw.cgp.engine import Engine, available_cpus, seed_stream
     from cgphw.cgp.genome import random_genome
     from cgphw.cgp.search import _setup
     from cgphw.costs import load_costs
 
+    team = max(1, min(int(workers or available_cpus()), w.lam))
     cfg = {"rows": w.rows, "cols": w.cols, "levels_back": w.levels_back, "lambda": w.lam,
            "mutation_max": w.mutation_max, "threshold": 0.0, "value_bank": w.value_bank,
            "function_set": "seed27"}
-    _, engine = _setup(w.task, load_costs(), cfg)
-    engine.restore(random_genome(engine.problem.grid, np.random.default_rng(seed)), int(seed_stream(seed)[0]))
-    engine.run(20)  # compile (or load the cache) outside the timing
-    active0 = engine.active_count()
-    c0 = engine.counters()
-    t0, cpu0 = time.perf_counter(), time.process_time()
+    _, one = _setup(w.task, load_costs(), cfg)
+    engines = {1: one, team: Engine(one.problem, w.lam, w.mutation_max, workers=team)}
+    start = random_genome(one.problem.grid, np.random.default_rng(seed))
+    for n, e in engines.items():
+        e.restore(start, int(seed_stream(seed)[0]))
+        e.run(20, workers=n)  # compile (or load the cache) outside the timing
+    active0 = one.active_count()
+    c0 = one.counters()
+    wall = dict.fromkeys(engines, 0.0)
+    cpu = dict.fromkeys(engines, 0.0)
     chunk = 64
-    while True:
-        t = time.perf_counter()
-        engine.run(engine.generation + chunk)
-        engine.take_records()
-        dt = time.perf_counter() - t
-        if t + dt - t0 >= seconds:
-            break
-        chunk = max(1, int(chunk * min(4.0, 0.2 / max(dt, 1e-5))))
-    elapsed = time.perf_counter() - t0
-    cpu = time.process_time() - cpu0  # the loop is single-threaded: CPU time shows what sharing cost
-    c1 = engine.counters()
+    while sum(wall.values()) < seconds * len(engines):
+        end = one.generation + chunk
+        for n, e in engines.items():
+            t, c = time.perf_counter(), time.process_time()
+            e.run(end, workers=n)
+            e.take_records()
+            wall[n] += time.perf_counter() - t
+            cpu[n] += time.process_time() - c  # every thread's CPU time: what the team really got
+        per_generation = wall[1] / (one.generation - 20)
+        chunk = max(1, min(4 * chunk, int(0.1 / max(per_generation, 1e-9))))  # turns of about 0.1 s
+    if team > 1 and not np.array_equal(engines[team].G, one.G):
+        raise RuntimeError("the thread team left the trajectory of one thread")
+    c1 = one.counters()
     gens = c1["generations"] - c0["generations"]
     offspring = c1["evaluations"] - c0["evaluations"]
     evaluated = c1["evaluated"] - c0["evaluated"]
     node_evals = c1["node_evals"] - c0["node_evals"]
-    active = (active0 + engine.active_count()) / 2
-    return {"workload": w.name, "what": w.what, "grid": f"{w.rows}x{w.cols}", "levels_back": w.levels_back,
-            "lambda": w.lam, "mutation_max": w.mutation_max, "seconds": round(elapsed, 3), "generations": gens,
-            "generations_per_s": gens / elapsed, "offspring_per_s": offspring / elapsed,
-            "evaluated_per_s": evaluated / elapsed, "cpu_seconds": round(cpu, 3),
-            "offspring_per_cpu_s": offspring / max(cpu, 1e-9), "active_nodes": active,
-            "ns_per_active_node": 1e9 * elapsed / max(1, offspring) / max(1.0, active),
-            "node_evals_per_offspring": node_evals / max(1, evaluated),
-            "ns_per_node_eval": 1e9 * elapsed / max(1, node_evals),
-            "original_cpp_2cores": ORIGINAL[w.name], "target": TARGET[w.name],
-            "meets_target": offspring / elapsed >= TARGET[w.name]}
+    active = (active0 + one.active_count()) / 2
+    rate = {n: offspring / wall[n] for n in engines}
+    row = {"workload": w.name, "what": w.what, "grid": f"{w.rows}x{w.cols}", "levels_back": w.levels_back,
+           "lambda": w.lam, "mutation_max": w.mutation_max, "workers": team, "generations": gens,
+           "seconds_1": round(wall[1], 3), f"seconds_{team}": round(wall[team], 3),
+           "offspring_per_s_1": rate[1], "offspring_per_s": rate[team], "speedup": rate[team] / rate[1],
+           "generations_per_s": gens / wall[team], "cpu_seconds_1": round(cpu[1], 3),
+           "cpu_seconds": round(cpu[team], 3), "cpu_use": cpu[team] / wall[team],
+           "offspring_per_cpu_s_1": offspring / max(cpu[1], 1e-9), "active_nodes": active,
+           "ns_per_active_node": 1e9 * wall[1] / max(1, offspring) / max(1.0, active),
+           "node_evals_per_offspring": node_evals / max(1, evaluated),
+           "ns_per_node_eval": 1e9 * wall[1] / max(1, node_evals),
+           "original_cpp_2cores": ORIGINAL[w.name], "target": TARGET[w.name]}
+    row["meets_target"] = row["offspring_per_s"] >= TARGET[w.name]
+    return row
 
 
 def machine() -> dict:
@@ -113,10 +129,14 @@ def machine() -> dict:
     except OSError:
         pass
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    return {"cpu": model, "cpu_count": os.cpu_count(), "threads": 1, "load_average": [round(x, 2) for x in load]}
+    from cgphw.cgp.engine import available_cpus
+
+    return {"cpu": model, "cpu_count": os.cpu_count(), "available_cpus": available_cpus(),
+            "load_average": [round(x, 2) for x in load]}
 
 
-def run_bench(seconds: float = 3.0, names=None) -> dict:
+def run_bench(seconds: float = 3.0, names=None, workers: int | None = None) -> dict:
+    """Every workload on one thread and on ``workers`` (default: all available CPUs)."""
     before = machine()
-    rows = [run_workload(w, seconds) for w in workloads() if names is None or w.name in names]
+    rows = [run_workload(w, seconds, workers=workers) for w in workloads() if names is None or w.name in names]
     return {"machine": before, "load_after": machine()["load_average"], "results": rows}

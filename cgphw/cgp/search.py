@@ -66,11 +66,15 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
            time_budget: float | None = None, patience: int | None = None, out: str | Path | None = None,
            costs: CostTable | str | Path | None = None, progress: Callable[[dict], None] | None = None,
            checkpoint_every: float = 30.0, force: bool = False, workers: int | str = "auto",
-           mutation: str = "uniform", adaptive: bool = False, start: str = "random") -> RunResult:
-    """Evolve a circuit for ``task`` from a first parent drawn from ``seed`` (``start``:
-    "random", or "constructive": every wanted value built from the constants).
-    ``mutation`` "uniform" | "single" | "active" and ``adaptive`` choose the operator
-    (operators.py); ``workers`` ("auto" or N threads) never changes the result."""
+           mutation: str = "single", adaptive: bool = False, start: str = "auto") -> RunResult:
+    """Evolve a circuit for ``task`` from a first parent drawn from ``seed``.
+
+    ``start``: "random"; "constructive" (every wanted value built from the constants,
+    constructive.py); "auto" = constructive for value-bank and no-input tasks, else random.
+    ``mutation``: "single" (one active gene per child, Goldman & Punch), "active" (1..k
+    active genes) or "uniform" (1..k genes), k = ceil(mutation_max * genes); ``adaptive``
+    lets k follow the 1/5th success rule up to that (es.py). ``workers`` ("auto" or N
+    threads, parallel.py) never changes the result."""
     started = time.monotonic()
     source = "" if isinstance(task, Task) else str(task)
     task = task if isinstance(task, Task) else load_task(task)
@@ -80,6 +84,8 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
         generations = DEFAULT_GENERATIONS
     if int(seed) < 0:
         raise UserError(f"the seed must be a non-negative integer, got {seed}")
+    if start == "auto":
+        start = "constructive" if value_bank or task.n_inputs == 0 else "random"
     check_operators(mutation, adaptive, start)
     team = TeamSize(*resolve_workers(workers))
     _announce_compile(progress)

@@ -71,16 +71,16 @@ def register(group) -> None:
     @click.option("--levels-back", type=int, help="Columns a node may read back (default: cols).")
     @click.option("--lambda", "lam", type=int, default=4, show_default=True, help="Offspring per generation.")
     @click.option("--mutation-max", type=float, default=0.15, show_default=True,
-                  help="Mutate 1..ceil(F * genes) genes per offspring (active genes with --mutation active; "
-                       "the ceiling of the rate with --adaptive).")
-    @click.option("--mutation", type=click.Choice(["uniform", "single", "active"]), default="uniform",
-                  show_default=True, help="uniform: any genes; single: genes until one active gene changed "
-                  "(Goldman & Punch); active: until 1..k active genes changed.")
+                  help="k = ceil(F * genes) for --mutation uniform/active: each offspring changes 1..k genes "
+                       "(active genes); the ceiling of the rate with --adaptive.")
+    @click.option("--mutation", type=click.Choice(["single", "active", "uniform"]), default="single",
+                  show_default=True, help="single: genes until one active gene changed (Goldman & Punch); "
+                  "active: until 1..k active genes changed; uniform: 1..k genes (k from --mutation-max).")
     @click.option("--adaptive/--fixed-rate", default=False, show_default=True,
                   help="Adapt the mutation rate by the 1/5th success rule (up to --mutation-max).")
-    @click.option("--start", type=click.Choice(["random", "constructive"]), default="random", show_default=True,
-                  help="First parent: random, or constructive (every wanted value built from the constants; "
-                       "for value-bank and no-input tasks).")
+    @click.option("--start", type=click.Choice(["auto", "random", "constructive"]), default="auto",
+                  show_default=True, help="First parent: random, or constructive (every wanted value built from "
+                  "the constants); auto: constructive for --value-bank and no-input tasks, else random.")
     @click.option("--threshold", type=float, default=0.0, show_default=True,
                   help="Per-weight RMS error t allowed (SE <= t^2 N).")
     @click.option("--value-bank", is_flag=True, help="Evolve the distinct values only, then wire each weight.")
