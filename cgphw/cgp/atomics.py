@@ -1,6 +1,7 @@
 """The few thread-synchronisation primitives the parallel loop needs, as numba intrinsics:
-sequentially consistent load / store / fetch-add on an int64 array element, and a yield of
-the CPU (POSIX ``sched_yield``) for waiting politely on a shared machine.
+sequentially consistent load / store / fetch-add / compare-and-swap on an element of an
+int64 array, and a yield of the CPU (POSIX ``sched_yield``) for waiting politely on a
+shared machine.
 
 numba has no atomics of its own on the CPU; these compile to single LLVM instructions and
 keep functions cacheable (the only external symbol is libc's ``sched_yield``).
@@ -72,3 +73,17 @@ def cpu_yield(typingctx):
         return builder.call(fn, [])
 
     return types.int32(), codegen
+
+
+@intrinsic
+def atomic_cas(typingctx, arr, idx, expected, value):
+    """If arr[idx] == expected, set it to value, atomically; True when it did."""
+    _check(arr)
+
+    def codegen(context, builder, signature, args):
+        exp = context.cast(builder, args[2], signature.args[2], types.int64)
+        val = context.cast(builder, args[3], signature.args[3], types.int64)
+        pair = builder.cmpxchg(_element_pointer(context, builder, signature, args), exp, val, _ORDER, _ORDER)
+        return builder.extract_value(pair, 1)
+
+    return types.boolean(arr, idx, expected, value), codegen

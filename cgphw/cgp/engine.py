@@ -75,7 +75,7 @@ class Engine:
             self.kmax)
         self.n_replicas = max(1, min(int(workers), self.lam))
         n_pins, items, n_out = grid.n_inputs + grid.n_nodes, problem.T.shape[1], grid.n_outputs
-        L, R, n = self.lam, self.n_replicas, grid.n_nodes
+        L, R, n = 2 * self.lam, self.n_replicas, grid.n_nodes  # child rows: two generations (es.py)
         self.S = np.zeros((L, n_pins, items), np.uint8)
         self.DS = np.zeros((L, n_pins), np.float64)
         self.chl = np.zeros((L, n_pins), np.int64)
@@ -101,12 +101,14 @@ class Engine:
         self.ostr = np.zeros((R, n_out), np.uint8)
         self.chgr = np.zeros((R, n_pins), np.uint8)
         self.gpickr = np.zeros((R, grid.n_genes), np.uint8)
-        self.cbuf = np.zeros(2 + 2 * cap, np.int64)  # the last accepted child, for the replicas to replay
+        self.ring = np.zeros((es.RING, 2 + 2 * cap), np.int64)  # accepted children, for the replicas to replay
+        self.slotk = np.zeros(2, np.int64)
+        self.slotbase = np.zeros(2, np.uint64)
         self.rec = np.zeros((RECORDS, 6), np.float64)
         self.st = np.zeros(es.N_STATE, np.int64)
         self.rng = np.zeros(1, np.uint64)
         self.rate = np.zeros(1, np.float64)
-        self.sync = np.zeros(es.SYNC_LEN, np.int64)
+        self.sync = np.zeros(es.sync_length(self.n_replicas), np.int64)
         self._replicas_current = True
         # replica 0 is the parent: its arrays under the names the rest of the code reads
         self.G, self.RC, self.actbits, self.acc = self.Gr[0], self.RCr[0], self.actr[0], self.accr[0]
@@ -172,7 +174,8 @@ class Engine:
         self.cfg[es.PATIENCE], self.cfg[es.GEN_END] = int(patience or 0), int(gen_end)
         prob = (p.arity, p.lut, p.e_q, p.a_q, p.dly, p.isgate, p.T, p.WQ, p.col_nin, p.col_lo, p.col_hi, p.forced,
                 p.const_f, p.const_pos, p.mpos)
-        par = (self.V, self.D, self.OT, self.pdelay, self.st, self.rng, self.rate, self.rec, self.cbuf)
+        par = (self.V, self.D, self.OT, self.pdelay, self.st, self.rng, self.rate, self.rec, self.ring, self.slotk,
+               self.slotbase)
         rep = (self.Gr, self.RCr, self.actr, self.accr, self.stackr, self.markr, self.mlr, self.ostr, self.chgr,
                self.gpickr)
         ch = (self.S, self.DS, self.chl, self.nchl, self.ochl, self.oterm, self.nochl, self.mp, self.mold, self.mnew,
@@ -185,11 +188,15 @@ class Engine:
         args = (self.cfg, prob, par, rep, ch, self.sync)
         helpers = [threading.Thread(target=es.run_generations, args=(w, nw, *args), daemon=True)
                    for w in range(1, nw)]
-        for t in helpers:
-            t.start()
-        code = es.run_generations(0, nw, *args)
-        for t in helpers:
-            t.join()
+        try:
+            for t in helpers:
+                t.start()
+            code = es.run_generations(0, nw, *args)
+        finally:  # helpers wait for GO or STOP: never leave them spinning
+            self.sync[es.STOP] = 1
+            for t in helpers:
+                if t.ident is not None:  # started
+                    t.join()
         self._replicas_current = nw == self.n_replicas
         return code
 

@@ -2,29 +2,35 @@
 generations without returning to Python, on one thread or on a team of threads.
 
 Offspring are never copied: a child's mutations are applied to a replica of the parent
-in place (keeping refcounts and costs current), its changed node values go to a per-child
-scratch, and the mutations are undone again (offspring.py). Each thread owns one replica;
-the parent's values V, depths D and error terms OT are shared and only read while the
-children are evaluated. A generation is:
+in place (keeping refcounts and costs current), its changed node values go to the child's
+scratch row, and the mutations are undone again (offspring.py). Each thread owns one
+replica; the parent's values V, depths D and error terms OT are shared and only read
+while children are evaluated. Child c of generation h is a *task*: its seed is the
+(h * lambda + c)-th output of the run's splitmix64 stream, so any thread may run it and
+get the same result.
 
-  1. thread 0: stop rules; one seed per child drawn from the run's splitmix64 stream;
-  2. every thread: replay the last accepted child onto its own replica (replica 0 is
-     always current), then take children one at a time from a shared counter and
-     evaluate them (any thread may take any child: the result is the same);
-  3. thread 0, once all are done: select, commit the chosen child's values to V/D/OT and
-     its genes to replica 0, adapt the mutation rate, record improvements.
+Thread 0 alone *finalizes* a generation once all its children are done: select, commit
+the chosen child's values to V/D/OT and its genes to replica 0 and to a ring of commits
+that the other threads replay onto their replicas, adapt the mutation rate, record, check
+the stop rules, and open the next generation. Tasks are handed out from two slots
+(generation parity) by compare-and-swap on counters tagged with the generation.
 
-Everything is a function of the parent state and of the run's stream, so neither the
-number of threads nor where chunks start and end changes the run, bit for bit. The
-threads are plain Python threads running this nogil function; they meet through atomic
-counters in ``sync`` (atomics.py), spinning briefly and then yielding the CPU, so a team
-costs about a cache-line exchange per generation rather than a thread-pool launch.
+Speculation: while the current generation's last children are still running, idle
+threads already take children of the next generation, evaluated as if the parent stays
+(most generations keep it). When thread 0 then accepts a child instead, it closes the
+next slot, waits until the speculative children in flight are done, commits, and opens
+the next generation afresh, so speculative results are used only when they are exactly
+what the next generation would compute. Speculation is switched off while most recent
+generations accepted a child (it would mostly be thrown away).
+
+So neither the number of threads nor where chunks start and end changes the run, bit for
+bit. The threads are plain Python threads running this nogil function; they meet through
+atomic counters in ``sync`` (atomics.py), spinning briefly and then yielding the CPU.
 
 State ``st`` (int64): generation, stall (generations since the last strict improvement),
 offspring, evaluated offspring, whether the parent's depths D are valid, node
-evaluations, improvement records, whether replicas 1.. still lag one commit. Depth (delay)
-only matters in phase 2, so phase 1 does not maintain it; it is recomputed in full when
-needed (phase 2 entry, a record, a report).
+evaluations, improvement records. Depth (delay) only matters in phase 2, so phase 1 does
+not maintain it; it is recomputed in full when needed (phase 2 entry, a record, a report).
 
 The mutation rate ``rate[0]`` (float64, a gene count) is fixed unless ``adaptive``: then
 a generation whose best child strictly improves on the parent multiplies it by RATE_UP,
@@ -38,24 +44,29 @@ import math
 import numba as nb
 import numpy as np
 
-from cgphw.cgp.atomics import atomic_add, atomic_load, atomic_store, cpu_yield
+from cgphw.cgp.atomics import atomic_add, atomic_cas, atomic_load, atomic_store, cpu_yield
 from cgphw.cgp.kernels import AREA, ENERGY, ERR, GATES, full_depth, outputs_delay
-from cgphw.cgp.offspring import apply_genes, next_u64, offspring
+from cgphw.cgp.offspring import apply_genes, offspring, splitmix
 
-GEN, STALL, OFFSPRING, EVALUATED, DVALID, NODE_EVALS, NREC, PENDING = range(8)
-N_STATE = 8
+GEN, STALL, OFFSPRING, EVALUATED, DVALID, NODE_EVALS, NREC = range(7)
+N_STATE = 7
 DONE_GENERATIONS, DONE_PATIENCE, DONE_PERFECT, DONE_RECORDS = 0, 2, 3, 4
 # settings ``cfg`` (int64): the problem's sizes and the run's rules
 N_IN, N_NODES, ROWS, LAM, THR, PATIENCE, GEN_END, MODE, ADAPTIVE, KCAP = range(10)
 N_CFG = 10
-# the team's meeting points in ``sync`` (int64), one cache line apart
-GO, STOP, NEXT, DONE, P_ERR, P_ENERGY = 0, 8, 16, 24, 32, 40
-SYNC_LEN = 48
+# the team's meeting points in ``sync`` (int64), one cache line apart; thread w's replayed
+# commit count at MYPV + 8 w
+FIN, STOP, PV, CODE, TAKE, DONE, BUSY, MYPV = 0, 8, 16, 24, 32, 48, 64, 80  # TAKE/DONE/BUSY: + 8 * slot
+TAG = 1 << 20  # TAKE[slot] = (generation + 1) * TAG + next child
+RING = 8  # commits kept for replay (a helper lags at most two)
 SPINS = 2000  # busy checks before a waiting thread starts yielding the CPU
 RATE_UP = math.exp(0.25)
 RATE_DOWN = math.exp(-0.25 / 4)
+GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
+def sync_length(threads: int) -> int:
+    return MYPV + 8 * max(1, threads)
 @nb.njit(cache=True, inline="always")
 def compare(e0, n0, d0, g0, e1, n1, d1, g1, phase2, thr):
     """-1 / 0 / 1 as (error e, energy n, delay d, gates g) #0 is better / equal / worse."""
@@ -86,98 +97,135 @@ def ensure_depth(G, RC, n_in, n_nodes, arity, dly, D, pdelay, st):
 
 
 @nb.njit(cache=True, inline="always")
-def start_generation(cfg, prob, par, rep, ch):
-    """Stop rules, then the children's seeds; returns a DONE_* code or -1 to go on."""
-    arity, dly = prob[0], prob[4]
-    V, D, OT, pdelay, st, rng, rate, rec, cbuf = par
-    Gr, RCr, accr = rep[0], rep[1], rep[3]
-    crng = ch[15]
+def current_k(cfg, rate):
+    if cfg[ADAPTIVE] == 0:
+        return cfg[KCAP]
+    return min(cfg[KCAP], max(1, np.int64(rate + 0.5)))
+
+
+@nb.njit(cache=True, inline="always")
+def next_rate(cfg, rate, success):
+    if cfg[ADAPTIVE] == 0:
+        return rate
+    return min(float(cfg[KCAP]), max(1.0, rate * (RATE_UP if success else RATE_DOWN)))
+
+
+@nb.njit(cache=True, inline="always")
+def pause(spins):
+    """One round of waiting: spin, then yield the CPU once the wait gets long."""
+    if spins > SPINS:
+        cpu_yield()
+    return spins + 1
+
+
+@nb.njit(cache=True, inline="always")
+def replay(w, upto, mine, cfg, prob, par, rep):
+    """Bring replica w from commit ``mine`` up to commit ``upto`` (from the ring)."""
+    arity, e_q, a_q, isgate = prob[0], prob[2], prob[3], prob[5]
+    ring = par[8]
+    Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
+    for p in range(mine, upto):
+        e = ring[p % RING]
+        n = e[0]
+        apply_genes(e[2:], e[2 + n:], n, False, False, Gr[w], RCr[w], actr[w], accr[w], stackr[w], markr[w],
+                    mlr[w], ostr[w], cfg[N_IN], 3 * cfg[N_NODES], arity, e_q, a_q, isgate)
+        accr[w, ERR] = e[1]
+    return upto
+
+
+@nb.njit(cache=True, inline="always")
+def take(nw, sync, h, lam, local):
+    """A child of generation h from its slot, or -1; ``local`` is the counter of a lone thread."""
+    s = h % 2
+    if nw == 1:
+        v = local[s]
+        if v // TAG != h + 1 or v % TAG >= lam:
+            return -1
+        local[s] = v + 1
+        return v % TAG
+    atomic_add(sync, BUSY + 8 * s, 1)  # before the take: thread 0 waits for busy slots to drain
+    while True:
+        v = atomic_load(sync, TAKE + 8 * s)
+        if v // TAG != h + 1 or v % TAG >= lam:
+            atomic_add(sync, BUSY + 8 * s, -1)
+            return -1
+        if atomic_cas(sync, TAKE + 8 * s, v, v + 1):
+            return v % TAG
+
+
+@nb.njit(cache=True, inline="always")
+def run_task(w, h, c, cfg, prob, par, rep, ch):
+    """Evaluate child c of generation h (slot h % 2) on replica w."""
+    V, D, OT, pdelay, st, rng, rate, rec, ring, slotk, slotbase = par
+    Gr, RCr, actr, accr, stackr, markr, mlr, ostr, chgr, gpickr = rep
+    s = h % 2
+    row = s * cfg[LAM] + c
+    ch[15][row] = splitmix(slotbase[s] + np.uint64(c + 1) * GOLDEN)  # output h * lam + c of the run's stream
+    acc = accr[w]
+    replica = (Gr[w], RCr[w], actr[w], acc, stackr[w], markr[w], mlr[w], ostr[w], chgr[w], gpickr[w])
+    offspring(row, slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[THR], acc[ENERGY], pdelay[0], cfg[N_IN],
+              cfg[N_NODES], cfg[ROWS], replica, (V, D, OT), prob, ch)
+
+
+@nb.njit(cache=True, inline="always")
+def open_slot(nw, sync, local, h, k, base, slotk, slotbase, lam, closed):
+    """Hand out the children of generation h (or none, ``closed``) from its slot."""
+    s = h % 2
+    slotk[s] = k
+    slotbase[s] = base
+    value = (h + 1) * TAG + (lam if closed else 0)
+    if nw == 1:
+        local[s] = value
+        local[2 + s] = 0
+    else:
+        atomic_store(sync, DONE + 8 * s, 0)
+        atomic_store(sync, TAKE + 8 * s, value)  # last: publishes the settings above
+
+
+@nb.njit(cache=True, inline="always")
+def stop_code(cfg, par, rep):
+    st, rec = par[4], par[7]
+    acc0 = rep[3][0]
     if st[GEN] >= cfg[GEN_END]:
         return DONE_GENERATIONS
     if cfg[PATIENCE] > 0 and st[STALL] >= cfg[PATIENCE]:
         return DONE_PATIENCE
-    if accr[0, ERR] == 0 and accr[0, ENERGY] == 0:
+    if acc0[ERR] == 0 and acc0[ENERGY] == 0:
         return DONE_PERFECT
     if st[NREC] >= rec.shape[0]:
         return DONE_RECORDS
-    if accr[0, ERR] <= cfg[THR] and st[DVALID] == 0:
-        ensure_depth(Gr[0], RCr[0], cfg[N_IN], cfg[N_NODES], arity, dly, D, pdelay, st)
-    for c in range(cfg[LAM]):
-        crng[c] = next_u64(rng, 0)
     return -1
 
 
 @nb.njit(cache=True, inline="always")
-def current_k(cfg, rate):
-    if cfg[ADAPTIVE] == 0:
-        return cfg[KCAP]
-    return min(cfg[KCAP], max(1, np.int64(rate[0] + 0.5)))
-
-
-@nb.njit(cache=True, inline="always")
-def work(w, nw, p_err, p_energy, cfg, prob, par, rep, ch, sync):
-    """Thread w's share of a generation: catch up with the parent, then children taken
-    from the shared counter until none is left (all of them when alone).
-    p_err/p_energy are the parent's, read before the team starts (replica 0 changes)."""
-    arity, e_q, a_q, isgate = prob[0], prob[2], prob[3], prob[5]
-    V, D, OT, pdelay, st, rng, rate, rec, cbuf = par
-    Gr, RCr, actr, accr, stackr, markr, mlr, ostr, chgr, gpickr = rep
-    n_in, n_nodes = cfg[N_IN], cfg[N_NODES]
-    G, RC, actbits, acc, stack = Gr[w], RCr[w], actr[w], accr[w], stackr[w]
-    mark, ml, ost = markr[w], mlr[w], ostr[w]
-    if w > 0 and st[PENDING] != 0:  # replay the last accepted child: cbuf = [n, err, pos..., val...]
-        n = cbuf[0]
-        apply_genes(cbuf[2:], cbuf[2 + n:], n, False, False, G, RC, actbits, acc, stack, mark, ml, ost,
-                    n_in, 3 * n_nodes, arity, e_q, a_q, isgate)
-        acc[ERR] = cbuf[1]
-    phase2 = p_err <= cfg[THR]
-    k = current_k(cfg, rate)
-    replica = (G, RC, actbits, acc, stack, mark, ml, ost, chgr[w], gpickr[w])
-    c = 0
-    while True:
-        if nw > 1:
-            c = atomic_add(sync, NEXT, 1)
-        if c >= cfg[LAM]:
-            break
-        offspring(c, k, cfg[MODE], phase2, cfg[THR], p_energy, pdelay[0], n_in, n_nodes, cfg[ROWS], replica,
-                  (V, D, OT), prob, ch)
-        c += 1
-
-
-@nb.njit(cache=True, inline="always")
-def wait_until(sync, i, value, stop_too):
-    """Wait until sync[i] == value (or, with stop_too, until STOP is set); True if stopped."""
-    spins = 0
-    while atomic_load(sync, i) != value:
-        if stop_too and atomic_load(sync, STOP) != 0:
-            return True
-        spins += 1
-        if spins > SPINS:
-            cpu_yield()
-    return False
-
-
-@nb.njit(cache=True, inline="always")
-def finish_generation(cfg, prob, par, rep, ch):
-    """Select, commit to the shared values and replica 0, adapt the rate, record."""
+def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local):
+    """Thread 0, once every child of generation h is done: select, commit, record, and open
+    generation h + 1 (and, speculatively, h + 2). Returns a DONE_* code or -1."""
     arity, e_q, a_q, dly, isgate = prob[0], prob[2], prob[3], prob[4], prob[5]
-    V, D, OT, pdelay, st, rng, rate, rec, cbuf = par
+    V, D, OT, pdelay, st, rng, rate, rec, ring, slotk, slotbase = par
     Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
     S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng = ch
     lam, thr, n_in, n_nodes = cfg[LAM], cfg[THR], cfg[N_IN], cfg[N_NODES]
     acc = accr[0]
     phase2 = acc[ERR] <= thr
-    st[PENDING] = 0
-    for c in range(lam):
-        st[EVALUATED] += cev[c, 0]
-        st[NODE_EVALS] += cev[c, 1]
-    b = 0
-    for c in range(1, lam):
-        if compare(cm[c, 0], cm[c, 1], cd[c], cm[c, 3], cm[b, 0], cm[b, 1], cd[b], cm[b, 3], phase2, thr) < 0:
-            b = c
+    r0 = (h % 2) * lam
+    for r in range(r0, r0 + lam):
+        st[EVALUATED] += cev[r, 0]
+        st[NODE_EVALS] += cev[r, 1]
+    b = r0
+    for r in range(r0 + 1, r0 + lam):
+        if compare(cm[r, 0], cm[r, 1], cd[r], cm[r, 3], cm[b, 0], cm[b, 1], cd[b], cm[b, 3], phase2, thr) < 0:
+            b = r
     verdict = compare(cm[b, 0], cm[b, 1], cd[b], cm[b, 3], acc[ERR], acc[ENERGY], pdelay[0], acc[GATES],
                       phase2, thr)
-    if verdict <= 0:  # better or equal: equal children replace the parent (neutral drift)
+    accept = verdict <= 0  # better or equal: equal children replace the parent (neutral drift)
+    if accept:
+        nxt = (h + 1) % 2
+        if nw > 1 and spec[0]:  # stop speculating on h + 1 and let what is in flight finish
+            atomic_store(sync, TAKE + 8 * nxt, (h + 2) * TAG + lam)
+            spins = 0
+            while atomic_load(sync, BUSY + 8 * nxt) != 0:
+                spins = pause(spins)
         if cact[b]:
             items = V.shape[1]
             for i in range(nchl[b]):
@@ -192,24 +240,29 @@ def finish_generation(cfg, prob, par, rep, ch):
                 pdelay[0] = cd[b]
             else:
                 st[DVALID] = 0
+        pv = atomic_load(sync, PV)
+        for w in range(1, nw):  # a helper more than RING - 1 commits behind would lose one
+            spins = 0
+            while atomic_load(sync, MYPV + 8 * w) <= pv - RING:
+                spins = pause(spins)
+        e = ring[pv % RING]
         n = nm[b]
-        cbuf[0] = n
-        cbuf[1] = cm[b, 0]
+        e[0] = n
+        e[1] = cm[b, 0]
         for t in range(n):
-            cbuf[2 + t] = mp[b, t]
-            cbuf[2 + n + t] = mnew[b, t]
-        apply_genes(cbuf[2:], cbuf[2 + n:], n, False, False, Gr[0], RCr[0], actr[0], acc, stackr[0], markr[0],
-                    mlr[0], ostr[0], n_in, 3 * n_nodes, arity, e_q, a_q, isgate)
+            e[2 + t] = mp[b, t]
+            e[2 + n + t] = mnew[b, t]
+        apply_genes(e[2:], e[2 + n:], n, False, False, Gr[0], RCr[0], actr[0], acc, stackr[0], markr[0], mlr[0],
+                    ostr[0], n_in, 3 * n_nodes, arity, e_q, a_q, isgate)
         acc[ERR] = cm[b, 0]
-        st[PENDING] = 1
+        atomic_store(sync, PV, pv + 1)
     st[OFFSPRING] += lam
     st[GEN] += 1
-    if cfg[ADAPTIVE] != 0:
-        rate[0] = min(float(cfg[KCAP]), max(1.0, rate[0] * (RATE_UP if verdict < 0 else RATE_DOWN)))
+    rng[0] += np.uint64(lam) * GOLDEN  # the stream now starts at generation h + 1's children
+    rate[0] = next_rate(cfg, rate[0], verdict < 0)
     if verdict < 0:
         st[STALL] = 0
-        if st[DVALID] == 0:
-            ensure_depth(Gr[0], RCr[0], n_in, n_nodes, arity, dly, D, pdelay, st)
+        ensure_depth(Gr[0], RCr[0], n_in, n_nodes, arity, dly, D, pdelay, st)
         r = st[NREC]
         rec[r, 0] = st[GEN]
         rec[r, 1] = acc[ERR]
@@ -220,47 +273,85 @@ def finish_generation(cfg, prob, par, rep, ch):
         st[NREC] += 1
     else:
         st[STALL] += 1
-
-
-@nb.njit(cache=True, inline="always")
-def sync_replicas(nw, cfg, prob, par, rep):
-    """Bring replicas 1..nw-1 up to date before returning to Python."""
-    arity, e_q, a_q, isgate = prob[0], prob[2], prob[3], prob[5]
-    st, cbuf = par[4], par[8]
-    Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
-    if st[PENDING] != 0:
-        n = cbuf[0]
-        for w in range(1, nw):
-            apply_genes(cbuf[2:], cbuf[2 + n:], n, False, False, Gr[w], RCr[w], actr[w], accr[w], stackr[w],
-                        markr[w], mlr[w], ostr[w], cfg[N_IN], 3 * cfg[N_NODES], arity, e_q, a_q, isgate)
-            accr[w, ERR] = cbuf[1]
-        st[PENDING] = 0
+    if acc[ERR] <= thr:  # phase 2 compares delays: entering it needs them
+        ensure_depth(Gr[0], RCr[0], n_in, n_nodes, arity, dly, D, pdelay, st)
+    code = stop_code(cfg, par, rep)
+    if code >= 0:
+        return code
+    spec[1] = spec[1] * 0.9 + (0.1 if accept else 0.0)  # recent share of generations that accepted
+    was_open = spec[0]
+    spec[0] = nw > 1 and spec[1] < 0.5
+    if accept or not was_open:  # h + 1 opens afresh; otherwise its speculative slot is valid as it is
+        open_slot(nw, sync, local, h + 1, current_k(cfg, rate[0]), rng[0], slotk, slotbase, lam, False)
+    open_slot(nw, sync, local, h + 2, current_k(cfg, next_rate(cfg, rate[0], False)),
+              rng[0] + np.uint64(lam) * GOLDEN, slotk, slotbase, lam, not spec[0])
+    if nw > 1:
+        atomic_store(sync, FIN, h + 1)
+    return -1
 
 
 @nb.njit(cache=True, nogil=True)
 def run_generations(w, nw, cfg, prob, par, rep, ch, sync):
     """Thread w of a team of nw (nw = 1: the whole loop on one thread). Thread 0 runs the
     generations until cfg[GEN_END] or a stop rule and returns a DONE_* code; the others
-    help until thread 0 sets STOP (``sync`` must be all zeros at the start)."""
-    token = 0
+    take children until thread 0 sets STOP. ``sync`` must be all zeros at the start and the
+    replicas equal to replica 0."""
+    st, rng, rate, slotk, slotbase = par[4], par[5], par[6], par[9], par[10]
+    lam = cfg[LAM]
+    local = np.zeros(4, np.int64)  # a lone thread's slot counters (TAKE 0, 1; DONE 0, 1)
+    spec = np.zeros(2, np.float64)  # speculating now?, recent share of accepting generations
+    h = 0
+    mine = 0
+    if w == 0:
+        code = stop_code(cfg, par, rep)
+        if code >= 0:
+            atomic_store(sync, STOP, 1)
+            return code
+        if rep[3][0, ERR] <= cfg[THR]:
+            ensure_depth(rep[0][0], rep[1][0], cfg[N_IN], cfg[N_NODES], prob[0], prob[4], par[1], par[3], st)
+        spec[0] = nw > 1
+        open_slot(nw, sync, local, 0, current_k(cfg, rate[0]), rng[0], slotk, slotbase, lam, False)
+        open_slot(nw, sync, local, 1, current_k(cfg, next_rate(cfg, rate[0], False)),
+                  rng[0] + np.uint64(lam) * GOLDEN, slotk, slotbase, lam, not spec[0])
+    spins = 0
     while True:
-        token += 1
+        if w > 0:  # keep up with the commits, working or not (thread 0 may wait for it)
+            pv = atomic_load(sync, PV)
+            if mine < pv:
+                mine = replay(w, pv, mine, cfg, prob, par, rep)
+                atomic_store(sync, MYPV + 8 * w, mine)
         if w == 0:
-            code = start_generation(cfg, prob, par, rep, ch)
-            if code >= 0:
-                atomic_store(sync, STOP, 1)  # the helpers are all waiting for GO: they return untouched
-                sync_replicas(nw, cfg, prob, par, rep)
-                return code
-            acc0 = rep[3][0]
-            sync[P_ERR], sync[P_ENERGY] = acc0[ERR], acc0[ENERGY]
-            atomic_store(sync, NEXT, 0)
-            atomic_store(sync, DONE, 0)
-            atomic_store(sync, GO, token)
-        elif wait_until(sync, GO, token, True):
-            return DONE_GENERATIONS
-        work(w, nw, sync[P_ERR], sync[P_ENERGY], cfg, prob, par, rep, ch, sync)
-        if w == 0:
-            wait_until(sync, DONE, nw - 1, False)
-            finish_generation(cfg, prob, par, rep, ch)
+            done = local[2 + h % 2] if nw == 1 else atomic_load(sync, DONE + 8 * (h % 2))
+            if done == lam:
+                code = finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local)
+                if code >= 0:
+                    atomic_store(sync, CODE, code)
+                    atomic_store(sync, STOP, 1)
+                    return code
+                h += 1
+                continue
         else:
-            atomic_add(sync, DONE, 1)
+            if atomic_load(sync, STOP) != 0:
+                replay(w, atomic_load(sync, PV), mine, cfg, prob, par, rep)
+                return DONE_GENERATIONS
+            h = atomic_load(sync, FIN)
+        g = h
+        c = take(nw, sync, g, lam, local)
+        if c < 0 and nw > 1:
+            g = h + 1
+            c = take(nw, sync, g, lam, local)
+        if c < 0:
+            spins = pause(spins)
+            continue
+        spins = 0
+        if w > 0:  # catch up with the commits so far (none can come until this child is done)
+            pv = atomic_load(sync, PV)
+            if mine < pv:
+                mine = replay(w, pv, mine, cfg, prob, par, rep)
+                atomic_store(sync, MYPV + 8 * w, mine)
+        run_task(w, g, c, cfg, prob, par, rep, ch)
+        if nw == 1:
+            local[2 + g % 2] += 1
+        else:
+            atomic_add(sync, DONE + 8 * (g % 2), 1)
+            atomic_add(sync, BUSY + 8 * (g % 2), -1)

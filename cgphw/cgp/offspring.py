@@ -35,13 +35,18 @@ for _i in range(64):
 
 
 @nb.njit(cache=True, inline="always")
-def next_u64(rng, i):
-    """splitmix64 step of stream rng[i]."""
-    rng[i] += np.uint64(0x9E3779B97F4A7C15)
-    z = rng[i]
+def splitmix(z):
+    """splitmix64's output for state z (the n-th output of a stream is splitmix(start + n * golden))."""
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(cache=True, inline="always")
+def next_u64(rng, i):
+    """splitmix64 step of stream rng[i]."""
+    rng[i] += np.uint64(0x9E3779B97F4A7C15)
+    return splitmix(rng[i])
 
 
 @nb.njit(cache=True, inline="always")

@@ -23,8 +23,7 @@ def register(group) -> None:
 
         task = example_task()
         click.echo(f"task: core {task.inputs[0].tolist()} -> ring {task.targets[0].tolist()}", err=True)
-        click.echo("evolving on a 5x5 grid, levels-back 5, threshold 0 (first run compiles numba kernels) ...",
-                   err=True)
+        click.echo("evolving on a 5x5 grid, levels-back 5, threshold 0 ...", err=True)
         result = evolve(task, rows=5, cols=5, levels_back=5, lam=4, mutation_max=0.15, threshold=0.0, seed=seed,
                         generations=generations, time_budget=time_budget, out=out, force=True,
                         progress=progress_printer())
