@@ -119,17 +119,16 @@ def pause(spins):
 
 
 @nb.njit(cache=True, inline="always")
-def replay(w, upto, mine, cfg, prob, par, rep):
-    """Bring replica w from commit ``mine`` up to commit ``upto`` (from the ring)."""
+def replay(upto, mine, replica, cfg, prob, ring):
+    """Bring a replica from commit ``mine`` up to commit ``upto`` (from the ring)."""
     arity, e_q, a_q, isgate = prob[0], prob[2], prob[3], prob[5]
-    ring = par[8]
-    Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
+    G, RC, actbits, acc, stack, mark, ml, ost = replica[:8]
     for p in range(mine, upto):
-        e = ring[p % RING]
-        n = e[0]
-        apply_genes(e[2:], e[2 + n:], n, False, False, Gr[w], RCr[w], actr[w], accr[w], stackr[w], markr[w],
-                    mlr[w], ostr[w], cfg[N_IN], 3 * cfg[N_NODES], arity, e_q, a_q, isgate)
-        accr[w, ERR] = e[1]
+        i = p % RING
+        n = ring[i, 0]
+        apply_genes(ring, i, 2, ring, i, 2 + n, n, False, False, G, RC, actbits, acc, stack, mark, ml, ost,
+                    cfg[N_IN], 3 * cfg[N_NODES], arity, e_q, a_q, isgate)
+        acc[ERR] = ring[i, 1]
     return upto
 
 
@@ -154,17 +153,15 @@ def take(nw, sync, h, lam, local):
 
 
 @nb.njit(cache=True, inline="always")
-def run_task(w, h, c, cfg, prob, par, rep, ch):
-    """Evaluate child c of generation h (slot h % 2) on replica w."""
-    V, D, OT, pdelay, st, rng, rate, rec, ring, slotk, slotbase = par
-    Gr, RCr, actr, accr, stackr, markr, mlr, ostr, chgr, gpickr = rep
+def run_task(h, c, replica, shared, cfg, prob, par, ch):
+    """Evaluate child c of generation h (slot h % 2) on this thread's replica."""
+    pdelay, slotk, slotbase = par[3], par[9], par[10]
     s = h % 2
     row = s * cfg[LAM] + c
     ch[15][row] = splitmix(slotbase[s] + np.uint64(c + 1) * GOLDEN)  # output h * lam + c of the run's stream
-    acc = accr[w]
-    replica = (Gr[w], RCr[w], actr[w], acc, stackr[w], markr[w], mlr[w], ostr[w], chgr[w], gpickr[w])
+    acc = replica[3]
     offspring(row, slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[THR], acc[ENERGY], pdelay[0], cfg[N_IN],
-              cfg[N_NODES], cfg[ROWS], replica, (V, D, OT), prob, ch)
+              cfg[N_NODES], cfg[ROWS], replica, shared, prob, ch)
 
 
 @nb.njit(cache=True, inline="always")
@@ -245,14 +242,14 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local):
             spins = 0
             while atomic_load(sync, MYPV + 8 * w) <= pv - RING:
                 spins = pause(spins)
-        e = ring[pv % RING]
+        i = pv % RING
         n = nm[b]
-        e[0] = n
-        e[1] = cm[b, 0]
+        ring[i, 0] = n
+        ring[i, 1] = cm[b, 0]
         for t in range(n):
-            e[2 + t] = mp[b, t]
-            e[2 + n + t] = mnew[b, t]
-        apply_genes(e[2:], e[2 + n:], n, False, False, Gr[0], RCr[0], actr[0], acc, stackr[0], markr[0], mlr[0],
+            ring[i, 2 + t] = mp[b, t]
+            ring[i, 2 + n + t] = mnew[b, t]
+        apply_genes(mp, b, 0, mnew, b, 0, n, False, False, Gr[0], RCr[0], actr[0], acc, stackr[0], markr[0], mlr[0],
                     ostr[0], n_in, 3 * n_nodes, arity, e_q, a_q, isgate)
         acc[ERR] = cm[b, 0]
         atomic_store(sync, PV, pv + 1)
@@ -262,7 +259,8 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local):
     rate[0] = next_rate(cfg, rate[0], verdict < 0)
     if verdict < 0:
         st[STALL] = 0
-        ensure_depth(Gr[0], RCr[0], n_in, n_nodes, arity, dly, D, pdelay, st)
+        if st[DVALID] == 0:  # (a call, even one that returns at once, costs more than a 5x5 generation's share)
+            ensure_depth(Gr[0], RCr[0], n_in, n_nodes, arity, dly, D, pdelay, st)
         r = st[NREC]
         rec[r, 0] = st[GEN]
         rec[r, 1] = acc[ERR]
@@ -273,7 +271,7 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local):
         st[NREC] += 1
     else:
         st[STALL] += 1
-    if acc[ERR] <= thr:  # phase 2 compares delays: entering it needs them
+    if acc[ERR] <= thr and st[DVALID] == 0:  # phase 2 compares delays: entering it needs them
         ensure_depth(Gr[0], RCr[0], n_in, n_nodes, arity, dly, D, pdelay, st)
     code = stop_code(cfg, par, rep)
     if code >= 0:
@@ -296,7 +294,10 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync):
     generations until cfg[GEN_END] or a stop rule and returns a DONE_* code; the others
     take children until thread 0 sets STOP. ``sync`` must be all zeros at the start and the
     replicas equal to replica 0."""
-    st, rng, rate, slotk, slotbase = par[4], par[5], par[6], par[9], par[10]
+    st, rng, rate, ring, slotk, slotbase = par[4], par[5], par[6], par[8], par[9], par[10]
+    Gr, RCr, actr, accr, stackr, markr, mlr, ostr, chgr, gpickr = rep
+    replica = (Gr[w], RCr[w], actr[w], accr[w], stackr[w], markr[w], mlr[w], ostr[w], chgr[w], gpickr[w])
+    shared = (par[0], par[1], par[2])  # V, D, OT
     lam = cfg[LAM]
     local = np.zeros(4, np.int64)  # a lone thread's slot counters (TAKE 0, 1; DONE 0, 1)
     spec = np.zeros(2, np.float64)  # speculating now?, recent share of accepting generations
@@ -318,7 +319,7 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync):
         if w > 0:  # keep up with the commits, working or not (thread 0 may wait for it)
             pv = atomic_load(sync, PV)
             if mine < pv:
-                mine = replay(w, pv, mine, cfg, prob, par, rep)
+                mine = replay(pv, mine, replica, cfg, prob, ring)
                 atomic_store(sync, MYPV + 8 * w, mine)
         if w == 0:
             done = local[2 + h % 2] if nw == 1 else atomic_load(sync, DONE + 8 * (h % 2))
@@ -332,7 +333,7 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync):
                 continue
         else:
             if atomic_load(sync, STOP) != 0:
-                replay(w, atomic_load(sync, PV), mine, cfg, prob, par, rep)
+                replay(atomic_load(sync, PV), mine, replica, cfg, prob, ring)
                 return DONE_GENERATIONS
             h = atomic_load(sync, FIN)
         g = h
@@ -347,9 +348,9 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync):
         if w > 0:  # catch up with the commits so far (none can come until this child is done)
             pv = atomic_load(sync, PV)
             if mine < pv:
-                mine = replay(w, pv, mine, cfg, prob, par, rep)
+                mine = replay(pv, mine, replica, cfg, prob, ring)
                 atomic_store(sync, MYPV + 8 * w, mine)
-        run_task(w, g, c, cfg, prob, par, rep, ch)
+        run_task(g, c, replica, shared, cfg, prob, par, ch)
         if nw == 1:
             local[2 + g % 2] += 1
         else:

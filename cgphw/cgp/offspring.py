@@ -119,16 +119,17 @@ def draw_mutations(c, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col
 
 
 @nb.njit(cache=True, inline="always")
-def apply_genes(plist, vlist, cnt, reverse, marking, G, RC, actbits, acc, stack, mark, ml, ost,
+def apply_genes(P, prow, poff, Q, qrow, qoff, cnt, reverse, marking, G, RC, actbits, acc, stack, mark, ml, ost,
                 n_in, ob, arity, e_q, a_q, isgate):
-    """G[plist[t]] = vlist[t] for t < cnt (backwards if ``reverse``), keeping refcounts,
-    costs, the active bitset and, when ``marking``, the marks of what must be re-evaluated.
-    Returns True when an active gene was touched (the circuit may have changed)."""
+    """G[P[prow, poff + t]] = Q[qrow, qoff + t] for t < cnt (backwards if ``reverse``),
+    keeping refcounts, costs, the active bitset and, when ``marking``, the marks of what must
+    be re-evaluated. Returns True when an active gene was touched (the circuit may have
+    changed). (Rows and offsets rather than 1-d views: a view costs reference counting.)"""
     active = False
     for tt in range(cnt):
         t = cnt - 1 - tt if reverse else tt
-        pos = plist[t]
-        val = vlist[t]
+        pos = P[prow, poff + t]
+        val = Q[qrow, qoff + t]
         old = G[pos]
         G[pos] = val
         op0 = op1 = 0
@@ -228,7 +229,7 @@ def offspring(c, k, mode, phase2, thr, p_energy, p_delay, n_in, n_nodes, rows, r
                          const_f, const_pos, mpos, mp, mold, mnew)
     nm[c] = cnt
     acc[MIND] = n_nodes
-    active = apply_genes(mp[c], mnew[c], cnt, False, True, G, RC, actbits, acc, stack, mark, ml, ost,
+    active = apply_genes(mp, c, 0, mnew, c, 0, cnt, False, True, G, RC, actbits, acc, stack, mark, ml, ost,
                          n_in, ob, arity, e_q, a_q, isgate)
     cact[c] = active
     cd[c] = np.inf  # delay is only computed where it can decide (phase 2, in threshold, not costlier)
@@ -320,7 +321,7 @@ def offspring(c, k, mode, phase2, thr, p_energy, p_delay, n_in, n_nodes, rows, r
     for i in range(acc[NMARK]):
         mark[ml[i]] = 0
     acc[NMARK] = 0
-    apply_genes(mp[c], mold[c], cnt, True, False, G, RC, actbits, acc, stack, mark, ml, ost,
+    apply_genes(mp, c, 0, mold, c, 0, cnt, True, False, G, RC, actbits, acc, stack, mark, ml, ost,
                 n_in, ob, arity, e_q, a_q, isgate)
     for t in range(cnt):
         pos = mp[c, t]
