@@ -68,3 +68,9 @@ def kernels_ready() -> bool:
         except Exception:  # a numba without this internal: say "compiling" to be safe
             return False
     return True
+
+
+def announce_compile(progress) -> None:
+    """Tell ``progress`` ({"event": "compiling"}) when the search is about to compile."""
+    if progress and not kernels_ready():
+        progress({"event": "compiling"})

@@ -17,15 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from cgphw import gates as G
 from cgphw.cgp import checkpoint as ck
 from cgphw.cgp import es
-from cgphw.cgp.constructive import constructive_genome
 from cgphw.cgp.engine import Engine, seed_stream
-from cgphw.cgp.genome import Genome, grid_for, random_genome
-from cgphw.cgp.jit import kernels_ready
+from cgphw.cgp.genome import Genome, grid_for
+from cgphw.cgp.jit import announce_compile
+from cgphw.cgp.operators import LEGACY, check_operators, first_parent, resolve_start
 from cgphw.cgp.parallel import TeamSize, resolve_workers
 from cgphw.cgp.problem import build_problem
 from cgphw.cgp.valuebank import ValueBank, value_bank as make_value_bank
@@ -34,8 +33,6 @@ from cgphw.errors import UserError
 from cgphw.files import sha256_file, write_json_atomic
 from cgphw.task import Task, load_task
 
-MUTATIONS = ("uniform", "single", "active")
-STARTS = ("random", "constructive")
 DEFAULT_GENERATIONS = 1_000_000  # used when no stopping rule is given: a run always ends
 CHUNK_SECONDS = 0.25
 PROGRESS_SECONDS = 1.0
@@ -84,11 +81,10 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
         generations = DEFAULT_GENERATIONS
     if int(seed) < 0:
         raise UserError(f"the seed must be a non-negative integer, got {seed}")
-    if start == "auto":
-        start = "constructive" if value_bank or task.n_inputs == 0 else "random"
+    start = resolve_start(start, value_bank, task.n_inputs)
     check_operators(mutation, adaptive, start)
     team = TeamSize(*resolve_workers(workers))
-    _announce_compile(progress)
+    announce_compile(progress)
     cfg = {"format": ck.CONFIG_FORMAT, "task": {"file": "task.npz", "source": source,
                                                 "items": task.n_items, "n_inputs": task.n_inputs,
                                                 "n_outputs": task.n_outputs},
@@ -101,10 +97,7 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
            "costs": {**table.describe(), "copy": "costs.json"}}
     bank, engine = _setup(task, table, cfg, team.most)
     grid = engine.problem.grid
-    draw = np.random.default_rng(int(seed))
-    first = (constructive_genome(bank.compact if bank else task, grid, table, draw) if start == "constructive"
-             else random_genome(grid, draw))
-    engine.restore(first, int(seed_stream(seed)[0]))
+    engine.restore(first_parent(start, bank.compact if bank else task, grid, table, seed), int(seed_stream(seed)[0]))
     run_dir = None
     if out is not None:
         run_dir = ck.prepare_run_dir(out, force)
@@ -137,9 +130,8 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
         cfg["generations"] = g if generations is not None else cfg["generations"]
         cfg["time_budget"] = t if time_budget is not None else cfg["time_budget"]
         write_json_atomic(run_dir / "config.json", cfg)
-    check_operators(cfg.get("mutation", "uniform"), cfg.get("adaptive", False), cfg.get("start", "random"),
-                    f"{run_dir}/config.json: ")
-    _announce_compile(progress)
+    check_operators(*(cfg.get(k, LEGACY[k]) for k in ("mutation", "adaptive", "start")), f"{run_dir}/config.json: ")
+    announce_compile(progress)
     bank, engine = _setup(task, table, cfg, team.most)
     try:
         genome = Genome.from_json(state["genome"], source=f"{run_dir}/checkpoint.json")
@@ -164,30 +156,14 @@ def check_limits(generations, time_budget, patience):
             None if time_budget is None else float(time_budget), None if patience is None else int(patience))
 
 
-def check_operators(mutation, adaptive, start, where: str = "") -> None:
-    if mutation not in MUTATIONS:
-        raise UserError(f"{where}unknown mutation {mutation!r}: choose {', '.join(MUTATIONS)}")
-    if not isinstance(adaptive, bool):
-        raise UserError(f"{where}adaptive must be true or false, got {adaptive!r}")
-    if adaptive and mutation == "single":
-        raise UserError(f"{where}the single-active mutation changes one active gene: it has no rate to adapt")
-    if start not in STARTS:
-        raise UserError(f"{where}unknown start {start!r}: choose {', '.join(STARTS)}")
-
-
-def _announce_compile(progress) -> None:
-    if progress and not kernels_ready():
-        progress({"event": "compiling"})
-
-
 def _setup(task: Task, table: CostTable, cfg: dict, workers: int = 1) -> tuple[ValueBank | None, Engine]:
     bank = make_value_bank(task) if cfg["value_bank"] else None
     work = bank.compact if bank else task
     grid = grid_for(task.n_inputs, work.n_outputs, cfg["rows"], cfg["cols"], cfg["levels_back"],
                     cfg["function_set"])
     problem = build_problem(work, grid, table, cfg["threshold"], n_targets=task.n_targets)
-    mutation = cfg.get("mutation", "uniform")  # runs from before these settings used the uniform one
-    return bank, Engine(problem, cfg["lambda"], cfg["mutation_max"], mutation, cfg.get("adaptive", False), workers)
+    return bank, Engine(problem, cfg["lambda"], cfg["mutation_max"], cfg.get("mutation", LEGACY["mutation"]),
+                        cfg.get("adaptive", LEGACY["adaptive"]), workers)
 
 
 def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_dir: Path | None,

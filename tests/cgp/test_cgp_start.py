@@ -107,10 +107,9 @@ def test_start_up_is_not_search_time(monkeypatch):
 
 
 def test_compiling_is_announced(monkeypatch, capsys):
-    from cgphw.cgp import search
     from cgphw.commands.evolve import progress_printer
 
-    monkeypatch.setattr(search, "kernels_ready", lambda: False)
+    monkeypatch.setattr(jit, "kernels_ready", lambda: False)
     evolve(bank_task(60), rows=8, cols=8, seed=1, generations=10, workers=1, progress=progress_printer())
     err = capsys.readouterr().err
     assert err.startswith("compiling…") and "start-up" in err
