@@ -1,13 +1,33 @@
-"""cgphw: evolve 8-bit circuits that compute int8 network weights, as verified hardware."""
-from cgphw.errors import UserError
+"""cgphw: evolve 8-bit circuits that compute int8 network weights, as verified hardware.
+
+The Python API (each command is a thin layer over one of these):
+  evolve / resume -> RunResult        a CGP search, written to a run directory
+  load_run(dir) -> Run                a run directory, every file checked (RunConfig, Metrics)
+  export(run or genome) -> ExportResult (directory, Manifest)
+  load_manifest(dir) -> Manifest      an export directory, every file checked
+  synth(rtl dir) -> SynthReport       synthesis, energy, formal proof of the .il and the .v
+  verify(rtl or run dir) -> Verdict   cycle-accurate simulation against the software model
+Errors a user can cause raise UserError (the CLI: exit 2); files that contradict each other
+or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
+"""
+from cgphw.errors import MismatchError, UserError
 from cgphw.task import Task, load_task
 
-__all__ = ["Task", "UserError", "load_task", "evolve", "resume", "RunResult"]
+__all__ = ["ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunConfig", "RunResult",
+           "SynthReport", "Task", "UserError", "Verdict", "evolve", "export", "load_manifest", "load_run",
+           "load_task", "resume", "synth", "verify"]
 
-_LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search"}
+# Loaded on first use: the CGP engine brings numba, export Amaranth, verify cocotb.
+_LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
+         "load_run": "cgphw.cgp.rundir", "Run": "cgphw.cgp.rundir", "RunConfig": "cgphw.cgp.rundir",
+         "Metrics": "cgphw.cgp.metrics",
+         "export": "cgphw.hw.export", "ExportResult": "cgphw.hw.export",
+         "load_manifest": "cgphw.hw.manifest", "Manifest": "cgphw.hw.manifest",
+         "synth": "cgphw.hw.synth_report", "SynthReport": "cgphw.hw.synth_report",
+         "verify": "cgphw.verify.verdict", "Verdict": "cgphw.verify.verdict"}
 
 
-def __getattr__(name):  # the CGP engine loads numba: import it only when used
+def __getattr__(name):
     if name in _LAZY:
         import importlib
 

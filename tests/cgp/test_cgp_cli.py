@@ -109,7 +109,7 @@ def _bad_costs(tmp_path, case):
 
 
 @pytest.mark.parametrize("case, fragment", [
-    ("memory-list", "memory must be a JSON object"), ("nan", "from 0 to"), ("negative", "from 0 to"),
+    ("memory-list", "memory must be a JSON object"), ("nan", "NaN is not a number"), ("negative", "from 0 to"),
     ("huge", "from 0 to")])
 def test_evolve_refuses_a_malformed_cost_table(capsys, tmp_path, case, fragment):
     example_task().save(tmp_path / "ok.npz")
