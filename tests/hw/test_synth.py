@@ -231,3 +231,21 @@ def test_malformed_or_tampered_rtldir_is_refused(comb_dir, tmp_path, capsys, cas
     last = err.strip().splitlines()[-1]  # earlier lines: progress
     assert code == (1 if case in MISMATCHES else 2) and last.startswith("error: ") and "Traceback" not in err, err
     assert not (rtl / "mixed.synth.json").exists()
+
+
+def test_prove_checks_the_verilog_too(comb_dir, tmp_path, capsys):
+    """`synth --prove` never read the .v: a Verilog that differs from the RTLIL (here with its
+    hash recorded, as a careful tamperer would) passed. Now the .v is proven on its own."""
+    rtl = tmp_path / "mixed"
+    shutil.copytree(comb_dir, rtl)
+    verilog = rtl / "mixed.v"
+    text = verilog.read_text()
+    assert "$signed(n2) - $signed(8'h02)" in text
+    verilog.write_text(text.replace("$signed(n2) - $signed(8'h02)", "$signed(n2) + $signed(8'h02)"))
+    manifest = json.loads((rtl / "mixed.json").read_text())
+    _rehash(rtl, manifest, "mixed.v")
+    (rtl / "mixed.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli(["synth", str(rtl), "--prove"], capsys)
+    assert code == 1 and "proof FAILED for the circuit (mixed.v)" in err and "mixed.il" not in err.splitlines()[-1]
+    assert "proof (circuit netlist = mixed.il): EQUIVALENT" in out
+    assert "proof (circuit netlist = mixed.v): FAILED" in out
