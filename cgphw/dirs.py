@@ -14,7 +14,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from cgphw.errors import UserError
 from cgphw.files import read_json, write_json_atomic
@@ -113,19 +113,20 @@ class Claim:
 
 
 def claim(directory: str | os.PathLike, kind: str, new_files: Iterable[str], replace: bool,
-          refuse_replace: str = "") -> Claim:
+          refuse_replace: str = "", legacy: Callable[[Path], Marker | None] | None = None) -> Claim:
     """Take ``directory`` for writing ``new_files`` as a ``kind`` directory; see the module
     rules. ``replace`` allows replacing an earlier marked one; when it is False,
-    ``refuse_replace`` is the sentence that says why not. Returns the claim, lock held."""
+    ``refuse_replace`` is the sentence that says why not. ``legacy`` recognises a directory
+    an older cgphw wrote before markers existed. Returns the claim, lock held."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise UserError(f"{directory} exists and is not a directory")
-    _check_owner(directory, kind, new_files, replace, refuse_replace)  # before creating anything
+    _check_owner(directory, kind, new_files, replace, refuse_replace, legacy)  # before creating anything
     created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     lock = DirLock(directory).acquire()
     try:
-        previous = _check_owner(directory, kind, new_files, replace, refuse_replace)  # again, now exclusive
+        previous = _check_owner(directory, kind, new_files, replace, refuse_replace, legacy)  # now exclusive
     except BaseException:
         lock.release()
         raise
@@ -133,11 +134,11 @@ def claim(directory: str | os.PathLike, kind: str, new_files: Iterable[str], rep
 
 
 def _check_owner(directory: Path, kind: str, new_files: Iterable[str], replace: bool,
-                 refuse_replace: str) -> Marker | None:
+                 refuse_replace: str, legacy) -> Marker | None:
     if not directory.is_dir():
         return None
     entries = set(os.listdir(directory)) - {LOCK}
-    marker = read_marker(directory)
+    marker = read_marker(directory) or (legacy(directory) if legacy else None)
     if not entries:
         return None
     if marker is None:

@@ -313,3 +313,17 @@ def test_sigint_during_start_up_is_one_line_and_leaves_nothing(tmp_path, capsys,
         assert code == 130 and err.strip() == "interrupted", err
         assert not run.exists()
     assert run_cli(capsys, *evolve_args(tmp_path / "t.npz", run))[0] == 0  # and it runs afterwards
+
+
+def test_a_run_of_the_previous_version_can_be_replaced_with_force(tmp_path, capsys):
+    """Runs written before markers existed (config format cgphw-run-config/1) stay replaceable:
+    `make demo` and `make example` rerun over them; only their run files go."""
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.json").write_text(json.dumps({"format": "cgphw-run-config/1", "rows": 5}))
+    (old / "best.json").write_text("{}")
+    (old / "notes.txt").write_text("mine")
+    task = example_task().save(tmp_path / "t.npz")
+    one_error(run_cli(capsys, *evolve_args(task, old))[::2], 2, "already holds a run")
+    assert run_cli(capsys, *evolve_args(task, old, "--force"))[0] == 0
+    assert (old / "notes.txt").read_text() == "mine" and load_run(old).checkpoint.generation == 20

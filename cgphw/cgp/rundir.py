@@ -295,7 +295,7 @@ class RunWriter:
         out = Path(out)
         claim = dirs.claim(out, "run", RUN_FILES, replace=force,
                            refuse_replace=f"{out} already holds a run; continue it with --resume {out}, "
-                                          "replace it with --force, or choose another --out")
+                                          "replace it with --force, or choose another --out", legacy=_older_run)
         try:
             if claim.previous is not None:
                 dirs.remove_owned(out, claim.previous.files)
@@ -378,6 +378,17 @@ class RunWriter:
 
     def _failure(self, path: Path, exc: OSError) -> RunWriteError:
         return RunWriteError(path, exc, self)
+
+
+def _older_run(directory: Path) -> dirs.Marker | None:
+    """A run directory of cgphw before markers (config format cgphw-run-config/1): its run
+    files had today's names, so --force may replace them like a marked run's."""
+    try:
+        doc = read_json(directory / CONFIG)
+    except UserError:
+        return None
+    return dirs.Marker("run", RUN_FILES) if isinstance(doc, dict) and doc.get("format") == "cgphw-run-config/1" \
+        else None
 
 
 def _json_bytes(doc) -> bytes:
