@@ -2,6 +2,7 @@
 
 The Python API (each command is a thin layer over one of these):
   evolve / resume -> RunResult        a CGP search, written to a run directory
+  record_run(genome, task, dir)       a run directory holding a given genome (found elsewhere)
   load_run(dir) -> Run                a run directory, every file checked (RunConfig, Metrics)
   export(run or genome) -> ExportResult (directory, Manifest)
   load_manifest(dir) -> Manifest      an export directory, every file checked
@@ -15,10 +16,11 @@ from cgphw.task import Task, load_task
 
 __all__ = ["ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunConfig", "RunResult",
            "SynthReport", "Task", "UserError", "Verdict", "evolve", "export", "load_manifest", "load_run",
-           "load_task", "resume", "synth", "verify"]
+           "load_task", "record_run", "resume", "synth", "verify"]
 
 # Loaded on first use: the CGP engine brings numba, export Amaranth, verify cocotb.
 _LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
+         "record_run": "cgphw.cgp.search",
          "load_run": "cgphw.cgp.rundir", "Run": "cgphw.cgp.rundir", "RunConfig": "cgphw.cgp.rundir",
          "Metrics": "cgphw.cgp.metrics",
          "export": "cgphw.hw.export", "ExportResult": "cgphw.hw.export",

@@ -249,7 +249,7 @@ def test_full_disk_during_evolve_leaves_a_resumable_run(tmp_path, capsys, monkey
     """A full disk (or a folder turned read-only) during evolve gave a traceback and a run that
     could be neither resumed nor run again. Now: one line; the last checkpoint is whole; the
     resumed run equals the uninterrupted one; and the run can be started again with --force."""
-    import cgphw.cgp.rundir as rundir
+    import cgphw.cgp.runwriter as rundir
 
     real, calls = rundir.write_json_atomic, []
 
@@ -276,7 +276,7 @@ def test_full_disk_during_evolve_leaves_a_resumable_run(tmp_path, capsys, monkey
 
 def test_stats_that_cannot_be_written_stop_the_run_cleanly(tmp_path, capsys, monkeypatch):
     """A failed flush of stats.csv (OSError without a file name) was a traceback."""
-    import cgphw.cgp.rundir as rundir
+    import cgphw.cgp.runwriter as rundir
 
     flushes = []
 

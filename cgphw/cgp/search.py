@@ -25,7 +25,8 @@ from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for, random_genome
 from cgphw.cgp.metrics import Metrics
 from cgphw.cgp.problem import build_problem
-from cgphw.cgp.rundir import CostsRecord, RunConfig, RunWriteError, RunWriter, TaskRecord
+from cgphw.cgp.rundir import CostsRecord, RunConfig, TaskRecord
+from cgphw.cgp.runwriter import RunWriteError, RunWriter
 from cgphw.cgp.valuebank import ValueBank, value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import UserError
@@ -163,7 +164,8 @@ def _setup(task: Task, table: CostTable, config: RunConfig) -> tuple[ValueBank |
 
 
 def setup_engine(task: Task, table: CostTable, rows: int, cols: int, levels_back: int, lam: int,
-                 mutation_max: float, threshold: float, value_bank: bool, function_set) -> tuple[ValueBank | None, Engine]:
+                 mutation_max: float, threshold: float, value_bank: bool,
+                 function_set) -> tuple[ValueBank | None, Engine]:
     bank = make_value_bank(task) if value_bank else None
     work = bank.compact if bank else task
     grid = grid_for(task.n_inputs, work.n_outputs, rows, cols, levels_back, function_set)

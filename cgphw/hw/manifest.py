@@ -170,11 +170,11 @@ def load_manifest(path: str | os.PathLike) -> Manifest:
     if found is None:
         raise UserError(f"{path} holds no cgphw-rtl manifest (NAME.json written by `cgphw export`)")
     raw = read_json(found)
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise UserError(f"{found} has format {raw.get('format') if isinstance(raw, dict) else None!r}, expected {FORMAT!r}: it was written by another "
+    found_format = raw.get("format") if isinstance(raw, dict) else None
+    if found_format != FORMAT:
+        raise UserError(f"{found} has format {found_format!r}, expected {FORMAT!r}: it was written by another "
                         "version of cgphw; export the circuit again")
     doc = records.from_json(ManifestDoc, {k: v for k, v in raw.items() if k != "format"}, str(found))
-    directory = found.parent
     named = _check_files(found, doc)
     genome = Genome.from_json(doc.genome, source=f"the genome in {found}")
     if genome.digest() != doc.genome_hash:
