@@ -8,6 +8,7 @@ The Python API (each command is a thin layer over one of these):
   load_manifest(dir) -> Manifest      an export directory, every file checked
   synth(rtl dir) -> SynthReport       synthesis, energy, formal proof of the .il and the .v
   verify(rtl or run dir) -> Verdict   cycle-accurate simulation against the software model
+  insert(run dir or weights) -> Insertion   the circuit's weights back in the network: accuracy
 Errors a user can cause raise UserError (the CLI: exit 2); files that contradict each other
 or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
 """
@@ -16,9 +17,9 @@ from cgphw.task import Task, load_task
 
 __all__ = ["ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunConfig", "RunResult",
            "SynthReport", "Task", "UserError", "Verdict", "evolve", "export", "load_manifest", "load_run",
-           "load_task", "record_run", "resume", "synth", "verify"]
+           "load_task", "record_run", "resume", "synth", "verify", "insert", "Insertion"]
 
-# Loaded on first use: the CGP engine brings numba, export Amaranth, verify cocotb.
+# Loaded on first use: the CGP engine brings numba, export Amaranth, verify cocotb, insertion torch.
 _LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
          "record_run": "cgphw.cgp.search",
          "load_run": "cgphw.cgp.rundir", "Run": "cgphw.cgp.rundir", "RunConfig": "cgphw.cgp.rundir",
@@ -26,7 +27,8 @@ _LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult"
          "export": "cgphw.hw.export", "ExportResult": "cgphw.hw.export",
          "load_manifest": "cgphw.hw.manifest", "Manifest": "cgphw.hw.manifest",
          "synth": "cgphw.hw.synth_report", "SynthReport": "cgphw.hw.synth_report",
-         "verify": "cgphw.verify.verdict", "Verdict": "cgphw.verify.verdict"}
+         "verify": "cgphw.verify.verdict", "Verdict": "cgphw.verify.verdict",
+         "insert": "cgphw.insertion", "Insertion": "cgphw.insertion"}
 
 
 def __getattr__(name):

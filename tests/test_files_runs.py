@@ -327,3 +327,18 @@ def test_a_run_of_the_previous_version_can_be_replaced_with_force(tmp_path, caps
     one_error(run_cli(capsys, *evolve_args(task, old))[::2], 2, "already holds a run")
     assert run_cli(capsys, *evolve_args(task, old, "--force"))[0] == 0
     assert (old / "notes.txt").read_text() == "mine" and load_run(old).checkpoint.generation == 20
+
+
+def test_full_disk_at_the_start_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+    import cgphw.cgp.runwriter as runwriter
+
+    def full(path, *a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(runwriter, "write_json_atomic", full)
+    run = tmp_path / "run"
+    line = one_error(run_cli(capsys, *evolve_args(example_task().save(tmp_path / "t.npz"), run))[::2], 2,
+                     "cannot start the run")
+    assert "No space left on device" in line and not run.exists()
+    monkeypatch.undo()
+    assert run_cli(capsys, *evolve_args(tmp_path / "t.npz", run))[0] == 0
