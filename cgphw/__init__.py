@@ -13,14 +13,15 @@ Errors a user can cause raise UserError (the CLI: exit 2); files that contradict
 or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
 """
 from cgphw.errors import MismatchError, UserError
-from cgphw.task import Task, load_task
 
 __all__ = ["ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunConfig", "RunResult",
            "SynthReport", "Task", "UserError", "Verdict", "evolve", "export", "load_manifest", "load_run",
            "load_task", "record_run", "resume", "synth", "verify", "insert", "Insertion"]
 
-# Loaded on first use: the CGP engine brings numba, export Amaranth, verify cocotb, insertion torch.
-_LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
+# Loaded on first use (even numpy: `cgphw` starts fast and Ctrl-C at start-up is one line);
+# the CGP engine brings numba, export Amaranth, verify cocotb, insertion torch.
+_LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task",
+         "evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
          "record_run": "cgphw.cgp.search",
          "load_run": "cgphw.cgp.rundir", "Run": "cgphw.cgp.rundir", "RunConfig": "cgphw.cgp.rundir",
          "Metrics": "cgphw.cgp.metrics",

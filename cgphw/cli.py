@@ -30,8 +30,8 @@ def _register_all() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register_all()
     try:
+        _register_all()  # inside: Ctrl-C while the stages import is one line too
         cli.main(args=argv, prog_name="cgphw", standalone_mode=False)
     except UserError as exc:  # exit 2; a MismatchError (files that contradict each other) exit 1
         click.echo(f"error: {exc}", err=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -342,3 +343,27 @@ def test_full_disk_at_the_start_leaves_nothing_behind(tmp_path, capsys, monkeypa
     assert "No space left on device" in line and not run.exists()
     monkeypatch.undo()
     assert run_cli(capsys, *evolve_args(tmp_path / "t.npz", run))[0] == 0
+
+
+SCRIPT = Path(sys.executable).with_name("cgphw")  # the console script of this environment
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SCRIPT.is_file(), reason="no cgphw console script beside this Python")
+@pytest.mark.parametrize("delay", [0.15, 0.4, 1.2])
+def test_real_sigint_during_start_up(tmp_path, delay):
+    """Ctrl-C at some moment of start-up (imports, compiling, writing the run's first files,
+    the first generations): never a traceback; the directory is absent, resumable, or replaceable."""
+    task = example_task().save(tmp_path / "t.npz")
+    run = tmp_path / "run"
+    argv = [str(a) for a in evolve_args(task, run)[1:-2]] + ["--generations", "50000000", "--out", str(run)]
+    proc = subprocess.Popen([str(SCRIPT), "evolve", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert "Traceback" not in err, err
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
+    if (run / "checkpoint.json").exists():
+        resume(run, generations=load_run(run).checkpoint.generation + 10)
+    elif run.exists():
+        assert evolve(example_task(), rows=3, cols=3, generations=5, out=run, force=True).generations == 5

@@ -22,7 +22,7 @@ from cgphw.costs import CostTable
 from cgphw.errors import UserError
 from cgphw.files import write_json_atomic, write_text_atomic
 from cgphw.hw.cells import CellLibrary
-from cgphw.hw.manifest import Manifest, load_manifest
+from cgphw.hw.manifest import Manifest, find_manifest, load_manifest
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, CostReport, Mapped, cost_report, default_stimulus, \
     prove_equivalent, read_netlist, synthesis_script, synthesise
 
@@ -200,7 +200,7 @@ def synth(rtldir: str | os.PathLike, prove: bool = False, netlist: str | os.Path
 
     doc = synth_rtl_dir(rtldir, load_cells(cells), load_costs(costs), prove=prove, netlist_path=netlist, seed=seed,
                         evaluations=evaluations, progress=progress)
-    directory = load_manifest(rtldir).directory
+    directory = find_manifest(rtldir).parent  # checked whole by synth_rtl_dir just now
     return SynthReport(directory, doc["name"], doc["ok"], dict(doc["proof"] or {}), doc,
                        directory / f"{doc['name']}.synth.json",
                        None if netlist is not None else directory / f"{doc['name']}.synth.v")
