@@ -67,14 +67,12 @@ def run_workload(w: Workload, seconds: float, seed: int = 1, workers: int | None
     compares identical work under the same machine load."""
     from cgphw.cgp.engine import Engine, available_cpus, seed_stream
     from cgphw.cgp.genome import random_genome
-    from cgphw.cgp.search import _setup
+    from cgphw.cgp.search import setup_engine
     from cgphw.costs import load_costs
 
     team = max(1, min(int(workers or available_cpus()), w.lam))
-    cfg = {"rows": w.rows, "cols": w.cols, "levels_back": w.levels_back, "lambda": w.lam,
-           "mutation_max": w.mutation_max, "threshold": 0.0, "value_bank": w.value_bank,
-           "function_set": "seed27"}
-    _, one = _setup(w.task, load_costs(), cfg)
+    _, one = setup_engine(w.task, load_costs(), w.rows, w.cols, w.levels_back, w.lam, w.mutation_max, 0.0,
+                          w.value_bank, "seed27")
     engines = {1: one, team: Engine(one.problem, w.lam, w.mutation_max, workers=team)}
     start = random_genome(one.problem.grid, np.random.default_rng(seed))
     for n, e in engines.items():

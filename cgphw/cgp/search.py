@@ -13,24 +13,24 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
-
 from cgphw import gates as G
-from cgphw.cgp import checkpoint as ck
 from cgphw.cgp import es
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for
 from cgphw.cgp.jit import announce_compile
-from cgphw.cgp.operators import LEGACY, check_operators, first_parent, resolve_start
+from cgphw.cgp.metrics import Metrics
+from cgphw.cgp.operators import check_operators, first_parent, resolve_start
 from cgphw.cgp.parallel import TeamSize, resolve_workers
 from cgphw.cgp.problem import build_problem
+from cgphw.cgp.rundir import CostsRecord, RunConfig, TaskRecord
+from cgphw.cgp.runwriter import RunWriteError, RunWriter
 from cgphw.cgp.valuebank import ValueBank, value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import UserError
-from cgphw.files import sha256_file, write_json_atomic
 from cgphw.task import Task, load_task
 
 DEFAULT_GENERATIONS = 1_000_000  # used when no stopping rule is given: a run always ends
@@ -46,7 +46,7 @@ class Interrupted(Exception):
 @dataclass(frozen=True, eq=False)
 class RunResult:
     genome: Genome  # computes the task's outputs (value-bank runs: the expanded genome)
-    metrics: dict
+    metrics: Metrics
     run_dir: Path | None
     threshold_reached: bool
     stop_reason: str  # generations | time | patience | perfect
@@ -64,7 +64,9 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
            costs: CostTable | str | Path | None = None, progress: Callable[[dict], None] | None = None,
            checkpoint_every: float = 30.0, force: bool = False, workers: int | str = "auto",
            mutation: str = "single", adaptive: bool = False, start: str = "auto") -> RunResult:
-    """Evolve a circuit for ``task`` from a first parent drawn from ``seed``.
+    """Evolve a circuit for ``task`` from a first parent drawn from ``seed``. With ``out``
+    the run is written to that run directory (cgphw.cgp.rundir), which must be new, empty, or
+    (with ``force``) an earlier run's.
 
     ``start``: "random"; "constructive" (every wanted value built from the constants,
     constructive.py); "auto" = constructive for value-bank and no-input tasks, else random.
@@ -85,64 +87,90 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
     check_operators(mutation, adaptive, start)
     team = TeamSize(*resolve_workers(workers))
     announce_compile(progress)
-    cfg = {"format": ck.CONFIG_FORMAT, "task": {"file": "task.npz", "source": source,
-                                                "items": task.n_items, "n_inputs": task.n_inputs,
-                                                "n_outputs": task.n_outputs},
-           "rows": int(rows), "cols": int(cols), "levels_back": int(cols if levels_back is None else levels_back),
-           "lambda": int(lam), "mutation_max": float(mutation_max), "threshold": float(threshold),
-           "value_bank": bool(value_bank), "seed": int(seed), "mutation": mutation, "adaptive": bool(adaptive),
-           "start": start, "generations": generations,
-           "time_budget": time_budget, "patience": patience, "checkpoint_every": float(checkpoint_every),
-           "function_set": list(G.function_set(function_set)),
-           "costs": {**table.describe(), "copy": "costs.json"}}
-    bank, engine = _setup(task, table, cfg, team.most)
+    config = _new_config(task, table, source, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
+                         function_set, seed, generations, time_budget, patience, checkpoint_every, mutation,
+                         adaptive, start)
+    bank, engine = _setup(task, table, config, team.most)
     grid = engine.problem.grid
     engine.restore(first_parent(start, bank.compact if bank else task, grid, table, seed), int(seed_stream(seed)[0]))
-    run_dir = None
+    writer = None
     if out is not None:
-        run_dir = ck.prepare_run_dir(out, force)
-        task.save(run_dir / "task.npz")
-        if table.path:
-            ck.copy_costs(run_dir, table.path)
-            cfg["costs"]["sha256"] = sha256_file(run_dir / "costs.json")
-        write_json_atomic(run_dir / "config.json", cfg)
-    return _drive(engine, bank, task, table, cfg, run_dir, 0.0, progress, keep_stats_upto=None, team=team,
+        writer = RunWriter.start(out, force, task, table, config)
+        config = writer.config
+    return _drive(engine, bank, task, table, config, writer, 0.0, progress, keep_stats_upto=None, team=team,
                   started=started)
+
+
+def record_run(genome: Genome, task: Task | str | Path, out: str | Path, threshold: float = 0.0,
+               costs: CostTable | str | Path | None = None, seed: int = 0, force: bool = False) -> RunResult:
+    """Write a run directory whose parent and best is ``genome`` at generation 0 (a circuit
+    found elsewhere, or made by hand): show, export, verify and insert then read it like any
+    run, and ``resume(out, generations=N)`` searches on from it with evolve's defaults."""
+    source = "" if isinstance(task, Task) else str(task)
+    task = task if isinstance(task, Task) else load_task(task)
+    table = costs if isinstance(costs, CostTable) else load_costs(costs)
+    g = genome.grid
+    config = _new_config(task, table, source, g.rows, g.cols, g.levels_back, 4, 0.15, threshold, False,
+                         list(g.function_ids), seed, 1, None, None, 30.0, "single", False, "random")
+    bank, engine = _setup(task, table, config)
+    engine.restore(genome, int(seed_stream(seed)[0]))
+    writer = RunWriter.start(out, force, task, table, config)
+    try:
+        _, metrics, _ = _final(engine, bank, writer.config, 0.0, 0.0, None)
+        writer.open_stats(None)
+        writer.stats_row(0, 0.0, engine.metrics(), "start", flush=True)
+        writer.save(engine.snapshot(), 0.0, None, genome, metrics, None)
+    finally:
+        writer.close()
+    return RunResult(genome, metrics, Path(out), bool(metrics.threshold_reached), "recorded", 0, 0, 0.0, None)
+
+
+def _new_config(task: Task, table: CostTable, source: str, rows, cols, levels_back, lam, mutation_max, threshold,
+                value_bank, function_set, seed, generations, time_budget, patience, checkpoint_every, mutation,
+                adaptive, start) -> RunConfig:
+    """A run's settings; run id and hashes are filled in when its directory is written."""
+    described = table.describe()
+    return RunConfig(run_id="", task=TaskRecord("", task.n_items, task.n_inputs, task.n_outputs, source),
+                     costs=CostsRecord("", described["path"], described["source"]),
+                     rows=int(rows), cols=int(cols), levels_back=int(cols if levels_back is None else levels_back),
+                     lam=int(lam), mutation_max=float(mutation_max), threshold=float(threshold),
+                     value_bank=bool(value_bank), function_set=tuple(G.function_set(function_set)),
+                     seed=int(seed), generations=generations, time_budget=time_budget, patience=patience,
+                     checkpoint_every=float(checkpoint_every), mutation=mutation, adaptive=bool(adaptive),
+                     start=start)
 
 
 def resume(run_dir: str | Path, generations: int | None = None, time_budget: float | None = None,
            progress: Callable[[dict], None] | None = None, workers: int | str = "auto") -> RunResult:
     """Continue a run from its checkpoint; with the same limits the result equals the
-    uninterrupted run's. ``generations``/``time_budget`` replace the stored limits."""
+    uninterrupted run's. ``generations``/``time_budget`` replace the stored limits;
+    ``workers`` is free (it never changes the result)."""
     started = time.monotonic()
     team = TeamSize(*resolve_workers(workers))
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist")
-    cfg = ck.read_config(run_dir)
-    state = ck.read_checkpoint(run_dir)
-    task = load_task(run_dir / "task.npz")
-    table = load_costs(run_dir / "costs.json")
-    if table.sha256 != cfg["costs"].get("sha256"):
-        raise UserError(f"{run_dir}/costs.json differs from the cost table the run started with")
-    if generations is not None or time_budget is not None:
-        g, t, _ = check_limits(generations, time_budget, None)
-        cfg["generations"] = g if generations is not None else cfg["generations"]
-        cfg["time_budget"] = t if time_budget is not None else cfg["time_budget"]
-        write_json_atomic(run_dir / "config.json", cfg)
-    check_operators(*(cfg.get(k, LEGACY[k]) for k in ("mutation", "adaptive", "start")), f"{run_dir}/config.json: ")
-    announce_compile(progress)
-    bank, engine = _setup(task, table, cfg, team.most)
+    writer, run = RunWriter.reopen(run_dir)
     try:
-        genome = Genome.from_json(state["genome"], source=f"{run_dir}/checkpoint.json")
-        rate = state.get("rate")
-        engine.restore(genome, int(state["rng"]), int(state["generation"]), int(state["stall"]),
-                       int(state["offspring"]), int(state["evaluated"]), int(state.get("node_evals", 0)),
-                       None if rate is None else float(rate))
-    except (TypeError, ValueError, OverflowError):
-        raise UserError(f"{run_dir}/checkpoint.json holds a malformed state") from None
-    return _drive(engine, bank, task, table, cfg, run_dir, float(state["seconds"]), progress,
-                  keep_stats_upto=int(state["generation"]), team=team, started=started)
+        config = run.config
+        if generations is not None or time_budget is not None:
+            g, t, _ = check_limits(generations, time_budget, None)
+            config = replace(config, generations=g if generations is not None else config.generations,
+                             time_budget=t if time_budget is not None else config.time_budget)
+            writer.write_config(config)
+        check_operators(config.mutation, config.adaptive, config.start, f"{run.directory}/config.json: ")
+        announce_compile(progress)
+        bank, engine = _setup(run.task, run.costs, config, team.most)
+        state = run.checkpoint.state
+        try:
+            rate = state.get("rate")
+            engine.restore(run.checkpoint.genome, int(state["rng"]), int(state["generation"]), int(state["stall"]),
+                           int(state["offspring"]), int(state["evaluated"]), int(state.get("node_evals", 0)),
+                           None if rate is None else float(rate))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise UserError(f"{run.directory}/checkpoint.json holds a malformed state") from None
+    except BaseException:
+        writer.close()
+        raise
+    return _drive(engine, bank, run.task, run.costs, config, writer, run.checkpoint.seconds, progress,
+                  keep_stats_upto=run.checkpoint.generation, team=team, started=started)
 
 
 def check_limits(generations, time_budget, patience):
@@ -156,24 +184,30 @@ def check_limits(generations, time_budget, patience):
             None if time_budget is None else float(time_budget), None if patience is None else int(patience))
 
 
-def _setup(task: Task, table: CostTable, cfg: dict, workers: int = 1) -> tuple[ValueBank | None, Engine]:
-    bank = make_value_bank(task) if cfg["value_bank"] else None
+def _setup(task: Task, table: CostTable, config: RunConfig, workers: int = 1) -> tuple[ValueBank | None, Engine]:
+    return setup_engine(task, table, config.rows, config.cols, config.levels_back, config.lam, config.mutation_max,
+                        config.threshold, config.value_bank, list(config.function_set), config.mutation,
+                        config.adaptive, workers)
+
+
+def setup_engine(task: Task, table: CostTable, rows: int, cols: int, levels_back: int, lam: int,
+                 mutation_max: float, threshold: float, value_bank: bool, function_set, mutation: str = "uniform",
+                 adaptive: bool = False, workers: int = 1) -> tuple[ValueBank | None, Engine]:
+    bank = make_value_bank(task) if value_bank else None
     work = bank.compact if bank else task
-    grid = grid_for(task.n_inputs, work.n_outputs, cfg["rows"], cfg["cols"], cfg["levels_back"],
-                    cfg["function_set"])
-    problem = build_problem(work, grid, table, cfg["threshold"], n_targets=task.n_targets)
-    return bank, Engine(problem, cfg["lambda"], cfg["mutation_max"], cfg.get("mutation", LEGACY["mutation"]),
-                        cfg.get("adaptive", LEGACY["adaptive"]), workers)
+    grid = grid_for(task.n_inputs, work.n_outputs, rows, cols, levels_back, function_set)
+    problem = build_problem(work, grid, table, threshold, n_targets=task.n_targets)
+    return bank, Engine(problem, lam, mutation_max, mutation, adaptive, workers)
 
 
-def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_dir: Path | None,
+def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig, writer: RunWriter | None,
            base_seconds: float, progress, keep_stats_upto, team: TeamSize, started: float) -> RunResult:
     engine.run(engine.generation)  # compiles (or loads) the loop: start-up, not search time
     startup = time.monotonic() - started
     if progress:
         progress({"event": "ready", "startup_seconds": startup})
-    stats = ck.StatsLog(run_dir, keep_stats_upto) if run_dir else None
-    gen_limit, budget, patience = cfg["generations"], cfg["time_budget"], cfg["patience"]
+    run_dir = writer.directory if writer else None
+    gen_limit, budget, patience = config.generations, config.time_budget, config.patience
     caught: list[int] = []
     previous = _install_handlers(caught)
     t0 = time.monotonic()
@@ -184,13 +218,16 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_di
         return base_seconds + time.monotonic() - t0
 
     def save(reason):
-        if run_dir:
-            ck.write_checkpoint(run_dir, engine.snapshot(), seconds(), reason)
-            _write_best(engine, bank, table, cfg, run_dir, seconds(), startup, team)
+        if writer:
+            genome, metrics, vb = _final(engine, bank, config, seconds(), startup, team)
+            writer.save(engine.snapshot(), seconds(), reason, genome, metrics, vb)
 
     try:
-        if stats and keep_stats_upto is None:
-            stats.add(0, 0.0, engine.metrics(), "start")
+        if writer:
+            writer.open_stats(keep_stats_upto)
+            if keep_stats_upto is None:  # a new run: resumable from its first generation on
+                writer.stats_row(0, 0.0, engine.metrics(), "start", flush=True)
+                save(None)
         while stop is None:
             if gen_limit is not None and engine.generation >= gen_limit:
                 stop = "generations"
@@ -213,55 +250,61 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_di
             chunk = max(1, min(10**7, int(chunk * min(4.0, CHUNK_SECONDS / max(dt, 1e-4)))))
             now = time.monotonic()
             records = engine.take_records()
-            if stats:
+            if writer:
                 for r in records:
-                    stats.add(r["generation"], seconds(), r, "improvement")
+                    writer.stats_row(r["generation"], seconds(), r, "improvement")
             stop = {es.DONE_PATIENCE: "patience", es.DONE_PERFECT: "perfect"}.get(code)
             if now - last_tick >= PROGRESS_SECONDS:
                 last_tick = now
                 info = {**engine.counters(), **engine.metrics(), "seconds": seconds(), "phase": _phase(engine),
                         "workers": size, "rate": float(engine.rate[0])}
-                if stats:
-                    stats.add(engine.generation, seconds(), info, "progress")
-                    stats.flush()
+                if writer:
+                    writer.stats_row(engine.generation, seconds(), info, "progress", flush=True)
                 if progress:
                     progress(info)
-            if run_dir and now - last_ck >= cfg["checkpoint_every"]:
+            if writer and now - last_ck >= config.checkpoint_every:
                 last_ck = now
                 save(None)
         save(stop)
-        if stats:
-            stats.add(engine.generation, seconds(), engine.metrics(), f"stop:{stop}")
+        if writer:
+            writer.stats_row(engine.generation, seconds(), engine.metrics(), f"stop:{stop}", flush=True)
+    except RunWriteError:
+        try:  # a stats row that did not fit: the checkpoint may still
+            save(None)
+        except RunWriteError:
+            pass
+        raise
     finally:
         _restore_handlers(previous)
-        if stats:
-            stats.close()
-    return _result(engine, bank, table, cfg, run_dir, seconds(), stop, startup, team)
+        if writer:
+            writer.close()
+    return _result(engine, bank, config, run_dir, seconds(), stop, startup, team)
 
 
 def _phase(engine: Engine) -> int:
     return 2 if engine.metrics()["threshold_reached"] else 1
 
 
-def _result(engine, bank, table, cfg, run_dir, seconds, stop, startup, team) -> RunResult:
-    genome, metrics, vb = _final(engine, bank, cfg, seconds, startup, team)
-    return RunResult(genome, metrics, run_dir, metrics["threshold_reached"], stop, engine.generation,
-                     metrics["evaluations"], seconds, vb, startup)
+def _result(engine, bank, config, run_dir, seconds, stop, startup, team) -> RunResult:
+    genome, metrics, vb = _final(engine, bank, config, seconds, startup, team)
+    return RunResult(genome, metrics, run_dir, bool(metrics.threshold_reached), stop, engine.generation,
+                     metrics.evaluations, seconds, vb, startup)
 
 
-def _final(engine: Engine, bank: ValueBank | None, cfg: dict, seconds: float, startup: float, team: TeamSize):
+def _final(engine: Engine, bank: ValueBank | None, config: RunConfig, seconds: float, startup: float,
+           team: TeamSize | None):
+    """The parent as the run reports it: genome (expanded for a value bank), Metrics, value bank."""
     compact = engine.genome()
     genome = bank.expand(compact) if bank else compact
-    metrics = {**engine.metrics(), "threshold": cfg["threshold"], "n_targets": engine.problem.n_targets,
-               **engine.counters(), "seconds": round(seconds, 3), "startup_seconds": round(startup, 3),
-               "workers": team.most}
-    metrics["rms_error"] = math.sqrt(metrics["error_se"] / max(1, metrics["n_targets"]))
+    m, counters, n = engine.metrics(), engine.counters(), engine.problem.n_targets
+    metrics = Metrics(energy_pj=m["energy_pj"], area=m["area"], delay_ns=m["delay_ns"], gates=m["gates"],
+                      active_nodes=engine.active_count(), error_se=m["error_se"], n_targets=n,
+                      rms_error=math.sqrt(m["error_se"] / max(1, n)), threshold=config.threshold,
+                      threshold_reached=m["threshold_reached"], generations=counters["generations"],
+                      evaluations=counters["evaluations"], evaluated=counters["evaluated"],
+                      node_evals=counters["node_evals"], seconds=round(seconds, 3),
+                      startup_seconds=round(startup, 3), workers=team.most if team else None)
     return genome, metrics, (bank.describe(compact) if bank else None)
-
-
-def _write_best(engine, bank, table, cfg, run_dir, seconds, startup, team) -> None:
-    genome, metrics, vb = _final(engine, bank, cfg, seconds, startup, team)
-    ck.write_best(run_dir, genome.to_json(), metrics, vb, cfg["costs"])
 
 
 def _install_handlers(caught: list[int]):

@@ -106,7 +106,7 @@ def test_resume_with_threads_and_operators_equals_one_uninterrupted_run(tmp_path
     kw = dict(rows=5, cols=5, levels_back=5, seed=6, threshold=1.0, mutation=mutation, adaptive=adaptive)
     first = evolve(task, generations=4000, out=tmp_path / "run", workers=1, **kw)
     assert first.generations == 4000
-    state = json.loads((tmp_path / "run" / "checkpoint.json").read_text())
+    state = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["state"]
     assert "rate" in state
     resumed = resume(tmp_path / "run", generations=9000, workers=2)
     whole = evolve(task, generations=9000, workers=1, **kw)
