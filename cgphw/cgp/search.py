@@ -93,12 +93,13 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
     bank, engine = _setup(task, table, config, team.most)
     grid = engine.problem.grid
     engine.restore(first_parent(start, bank.compact if bank else task, grid, table, seed), int(seed_stream(seed)[0]))
+    startup = _warm_up(engine, started)  # before the run directory: a Ctrl-C here leaves none
     writer = None
     if out is not None:
         writer = RunWriter.start(out, force, task, table, config)
         config = writer.config
     return _drive(engine, bank, task, table, config, writer, 0.0, progress, keep_stats_upto=None, team=team,
-                  started=started)
+                  startup=startup)
 
 
 def record_run(genome: Genome, task: Task | str | Path, out: str | Path, threshold: float = 0.0,
@@ -166,11 +167,12 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
                            None if rate is None else float(rate))
         except (KeyError, TypeError, ValueError, OverflowError):
             raise UserError(f"{run.directory}/checkpoint.json holds a malformed state") from None
+        startup = _warm_up(engine, started)
     except BaseException:
         writer.close()
         raise
     return _drive(engine, bank, run.task, run.costs, config, writer, run.checkpoint.seconds, progress,
-                  keep_stats_upto=run.checkpoint.generation, team=team, started=started)
+                  keep_stats_upto=run.checkpoint.generation, team=team, startup=startup)
 
 
 def check_limits(generations, time_budget, patience):
@@ -200,10 +202,15 @@ def setup_engine(task: Task, table: CostTable, rows: int, cols: int, levels_back
     return bank, Engine(problem, lam, mutation_max, mutation, adaptive, workers)
 
 
+def _warm_up(engine: Engine, started: float) -> float:
+    """Compile (or load) the loop with a run of no generations; the start-up in seconds,
+    which the time budget does not count."""
+    engine.run(engine.generation)
+    return time.monotonic() - started
+
+
 def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig, writer: RunWriter | None,
-           base_seconds: float, progress, keep_stats_upto, team: TeamSize, started: float) -> RunResult:
-    engine.run(engine.generation)  # compiles (or loads) the loop: start-up, not search time
-    startup = time.monotonic() - started
+           base_seconds: float, progress, keep_stats_upto, team: TeamSize, startup: float) -> RunResult:
     if progress:
         progress({"event": "ready", "startup_seconds": startup})
     run_dir = writer.directory if writer else None
