@@ -40,12 +40,16 @@ def register(group) -> None:
                    f"-> {report['load_after']}")
         n = max((r["workers"] for r in report["results"]), default=1)
         click.echo(f"{'workload':<12} {'lambda':>6} {'offspring/s':>12} {f'{n} workers':>12} {'speed-up':>8} "
-                   f"{'CPU use':>7} {'target':>9} {'C++ 2 cores':>11} {'active':>7} {'ns/node eval':>12}")
+                   f"{'CPU use':>7} {'CPU/offspring':>13} {'target':>9} {'C++ 2 cores':>11} {'active':>7} "
+                   f"{'ns/node eval':>12}")
         for r in report["results"]:
             click.echo(f"{r['workload']:<12} {r['lambda']:>6} {r['offspring_per_s_1']:>12,.0f} "
                        f"{r['offspring_per_s']:>12,.0f} {r['speedup']:>7.2f}x {r['cpu_use']:>7.2f} "
+                       f"{r['cpu_seconds'] / max(r['cpu_seconds_1'], 1e-9):>12.2f}x "
                        f"{r['target']:>9,} {r['original_cpp_2cores']:>11,} "
                        f"{r['active_nodes']:>7,.0f} {r['ns_per_node_eval']:>12.1f}")
+        click.echo("CPU use: CPUs the threads got on average (a busy machine gives less than the workers); "
+                   "CPU/offspring: the threads' CPU time over one thread's for the same work.")
 
 
 def _search_bench(scale, workers, as_json):
