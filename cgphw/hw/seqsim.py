@@ -83,6 +83,8 @@ class GateSim:
     # --- ports ------------------------------------------------------------------------------
     def set(self, port: str, values) -> None:
         """Drive an input port of up to 64 bits: one value per lane (or one for all)."""
+        if port not in self.ports_in:
+            raise UserError(f"{self.netlist.top} has no input port {port!r}")
         width = len(self.ports_in[port])
         if width > 64:
             raise UserError(f"port {port} is {width} bits wide: drive it with set_words")
@@ -91,6 +93,8 @@ class GateSim:
 
     def set_words(self, port: str, bit_matrix: np.ndarray) -> None:
         """Drive an input port from a bit matrix uint8 [lanes, width] (fast for wide ports)."""
+        if port not in self.ports_in:
+            raise UserError(f"{self.netlist.top} has no input port {port!r}")
         bits = self.ports_in[port]
         m = np.asarray(bit_matrix, np.uint64)
         if m.shape != (self.lanes, len(bits)):

@@ -91,7 +91,8 @@ def logits_with_layer_output(model, name: str, images: np.ndarray, outputs: np.n
     def hook(_mod, _args, out):
         if tuple(out.shape) != outputs.shape:
             raise UserError(f"layer {name} yields shape {list(out.shape)}, the given outputs have {list(outputs.shape)}")
-        return torch._make_per_tensor_quantized_tensor(torch.from_numpy(outputs), out.q_scale(), out.q_zero_point())
+        with quant.quiet():
+            return torch._make_per_tensor_quantized_tensor(torch.from_numpy(outputs), out.q_scale(), out.q_zero_point())
 
     handle = module.register_forward_hook(hook)
     try:
@@ -101,11 +102,10 @@ def logits_with_layer_output(model, name: str, images: np.ndarray, outputs: np.n
 
 
 # --- torch's int8 modules rebuilt from plain values ---------------------------------------------
-def torch_module(layer: QuantLayer, weights: np.ndarray | None = None):
-    """A torch int8 module computing ``layer`` (optionally with other int8 ``weights`` of the
-    same channel count; its scales, bias and output quantisation stay). Build it with the
-    quantized engine already chosen (``quant.use_engine``): torch packs weights per engine."""
-    codes = layer.weights if weights is None else np.ascontiguousarray(weights, np.int8)
+def torch_module(layer: QuantLayer):
+    """A torch int8 module computing ``layer``. Build it with the quantized engine already
+    chosen: torch packs weights per engine."""
+    codes = np.ascontiguousarray(layer.weights, np.int8)
     scales = torch.from_numpy(np.asarray(layer.weight_scales, np.float64))
     qweight = torch._make_per_channel_quantized_tensor(torch.from_numpy(codes), scales,
                                                        torch.zeros(len(scales), dtype=torch.int64), 0)
@@ -125,50 +125,70 @@ def torch_module(layer: QuantLayer, weights: np.ndarray | None = None):
 def torch_layer_output(layer: QuantLayer, x: np.ndarray, engine: str = quant.ENGINE) -> np.ndarray:
     """uint8 [n, *output_shape]: what torch's int8 module computes for input codes ``x``."""
     x = layer.check_inputs(x)
-    with _engine(engine):
+    with _engine(engine), quant.quiet():
         module = torch_module(layer)
         qx = torch._make_per_tensor_quantized_tensor(torch.from_numpy(np.ascontiguousarray(x)),
                                                      float(layer.input_scale), int(layer.input_zero_point))
-        with torch.inference_mode(), quant.quiet():
+        with torch.inference_mode():
             return module(qx).int_repr().numpy().astype(np.uint8)
 
 
 def requant_table(layer: QuantLayer, acc_low: int, acc_high: int, engine: str = quant.ENGINE,
-                  chunk: int = 200_000) -> tuple[np.ndarray, np.ndarray]:
+                  chunk: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
     """(acc int64 [m], codes uint8 [m, C_out]): torch's output for *every* accumulator value
     acc_low..acc_high, each channel with the layer's own scales, bias and output quantisation.
 
-    Torch's requantisation depends only on the accumulator and those numbers, so a module of
-    the same kind with weights chosen to make every sum reachable (all 127 but the last,
-    which is 1; inputs around a zero point of 128) computes it for each value in turn."""
-    n = layer.fan_in
-    if n < 2:
-        raise UserError("a requantisation table needs a layer with at least two weights per channel")
-    low, high = -128 * 127 * (n - 1), 127 * 127 * (n - 1)
-    if acc_low < low or acc_high > high or acc_low > acc_high:
-        raise UserError(f"accumulators {acc_low}..{acc_high} lie outside what {n} inputs reach ({low}..{high})")
+    Torch's requantisation depends only on the accumulator and those numbers, so a probe
+    module of the same kind (wide enough to reach the range) whose weights make every sum
+    reachable — all 127 but the last, which is 1, inputs around a zero point of 128 — computes
+    it for each value in turn."""
+    if acc_low > acc_high:
+        raise UserError(f"empty accumulator range {acc_low}..{acc_high}")
+    span = max(abs(acc_low), abs(acc_high))
+    needed = span // (127 * 127) + 2  # inputs: 127 * 127 * (n - 1) >= span
+    if layer.kind == "conv":
+        kh, kw = layer.weights.shape[2:]
+        c_in = max(1, -(-needed // (kh * kw)))
+        shape, in_shape = (layer.out_channels, c_in, kh, kw), (c_in, kh, kw)
+    else:
+        shape, in_shape = (layer.out_channels, needed), (needed,)
+    n = int(np.prod(shape[1:]))
     codes = np.full((layer.out_channels, n), 127, np.int8)
     codes[:, -1] = 1
-    probe = QuantLayer(layer.name, layer.kind, codes.reshape(layer.weights.shape), layer.weight_scales, layer.bias,
-                       layer.input_scale, 128, layer.output_scale, layer.output_zero_point, layer.relu,
-                       layer.input_shape[:1] + tuple(layer.weights.shape[2:]) if layer.kind == "conv"
-                       else layer.input_shape)
+    probe = QuantLayer(layer.name, layer.kind, codes.reshape(shape), layer.weight_scales, layer.bias,
+                       layer.input_scale, 128, layer.output_scale, layer.output_zero_point, layer.relu, in_shape)
     acc = np.arange(acc_low, acc_high + 1, dtype=np.int64)
     last = (acc + 63) % 127 - 63  # acc = 127 * total + last, |last| <= 63
-    total = (acc - last) // 127  # -128 (n-1) .. 127 (n-1): spread over the other n-1 inputs
+    total = (acc - last) // 127  # within -128 (n-1) .. 127 (n-1): spread over the other n-1 inputs
     base, extra = np.divmod(total, n - 1)
     out = []
-    with _engine(engine):
+    with _engine(engine), quant.quiet():
         module = torch_module(probe)
         for i in range(0, len(acc), chunk):
             b, e = base[i:i + chunk], extra[i:i + chunk]
             taps = b[:, None] + (np.arange(n - 1)[None, :] < e[:, None])
             x = (np.concatenate([taps, last[i:i + chunk, None]], 1) + 128).astype(np.uint8)
-            qx = torch._make_per_tensor_quantized_tensor(torch.from_numpy(x.reshape(-1, *probe.input_shape)),
+            qx = torch._make_per_tensor_quantized_tensor(torch.from_numpy(x.reshape(-1, *in_shape)),
                                                          float(layer.input_scale), 128)
-            with torch.inference_mode(), quant.quiet():
+            with torch.inference_mode():
                 out.append(module(qx).int_repr().numpy().reshape(len(x), layer.out_channels))
     return acc, np.concatenate(out).astype(np.uint8)
+
+
+def fbgemm_requant(layer: QuantLayer, acc: np.ndarray) -> np.ndarray:
+    """uint8 [m, C_out]: torch's requantisation as fbgemm computes it (``ReQuantizeOutput``
+    with a float bias, per-channel scales), operation by operation in float32::
+
+        s = f32(f32(s_in) * f32(s_w[c]));  m = f32(s / f32(s_out));  b = f32(f32(bias[c]) / s)
+        y = clamp(rint(f32(f32(f32(acc) + b) * m)) + zero_point, lo, 255)      (rint: to even)
+    """
+    f32 = np.float32
+    acc = np.asarray(acc, np.int64)
+    s = (f32(layer.input_scale) * np.asarray(layer.weight_scales, f32)).astype(f32)
+    m = (s / f32(layer.output_scale)).astype(f32)
+    b = (np.asarray(layer.bias, f32) / s).astype(f32)
+    y = np.rint(((acc[:, None].astype(f32) + b[None, :]).astype(f32) * m[None, :]).astype(f32))
+    return np.clip(y.astype(np.int64) + int(layer.output_zero_point), layer.output_low, 255).astype(np.uint8)
 
 
 def torch_backend(layer: QuantLayer, engine: str = quant.ENGINE) -> str:

@@ -47,6 +47,7 @@ class LayerVerdict:
     top1_software: float | None = None  # ... and all in torch
     predictions_equal: int = 0  # images whose predicted class is the same both ways
     engine: dict = field(default_factory=dict)
+    requant: dict | None = None  # with all_accumulators: the engine vs torch on every accumulator value
     fault: str | None = None
     problems: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -80,6 +81,12 @@ class LayerVerdict:
         if self.torch_rounding:
             lines.append(f"the engine's integer reference and torch differ on {self.torch_rounding} activations "
                          "(torch rounds in float32 there)")
+        if self.requant:
+            r = self.requant
+            lines.append(f"requantisation on every reachable accumulator value: {r['differ']:,} of {r['values']:,} "
+                         f"(channel, value) pairs differ from torch ({r['backend']})"
+                         + (f", e.g. channel {r['examples'][0][0]} acc {r['examples'][0][1]}: torch "
+                            f"{r['examples'][0][2]}, engine {r['examples'][0][3]}" if r["examples"] else ""))
         lines += [f"problem: {p}" for p in self.problems]
         return lines
 
@@ -91,7 +98,7 @@ class LayerVerdict:
                 "torch_rounding": self.torch_rounding, "cycles": self.cycles,
                 "cycles_per_image": round(self.cycles_per_image, 2), "top1_simulated": self.top1_simulated,
                 "top1_software": self.top1_software, "predictions_equal": self.predictions_equal,
-                "engine": self.engine, "fault": self.fault, "problems": self.problems,
+                "engine": self.engine, "requant": self.requant, "fault": self.fault, "problems": self.problems,
                 "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3)}
 
 
@@ -116,10 +123,12 @@ def build_engine(setup: LayerSetup, fault: str | None = None):
 def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: str | None = None,
                  model: str | None = None, data: str = "mnist5k", split: str = "test",
                  config: EngineConfig | None = None, source: str = "circuit", fault: str | None = None,
-                 workdir: str | Path | None = None) -> LayerVerdict:
+                 workdir: str | Path | None = None, all_accumulators: bool = False) -> LayerVerdict:
     """Verify the layer engine built from the circuit in PATH (run or RTL directory) on
     ``images`` real images of ``data``/``split``; see the module doc for what is compared.
-    ``fault`` builds a wrong engine on purpose (``LayerEngine``'s faults) to see the check fail."""
+    ``fault`` builds a wrong engine on purpose (``LayerEngine``'s faults) to see the check fail.
+    ``all_accumulators`` also compares the requantisation with torch's on every accumulator
+    value the layer can produce (a measurement: it does not decide the verdict)."""
     from cgphw.nn.data import load_split
     from cgphw.nn.reference import torch_backend
 
@@ -141,6 +150,10 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
         run = _simulate(setup, engine, stim, sim, fault, work, verdict)
     _judge(setup, stim, run, verdict)
     _top1(setup, chosen, run, verdict)
+    if all_accumulators:
+        from cgphw.verify.requant_check import requant_check
+
+        verdict.requant = requant_check(setup.layer, setup.requant).to_json()
     verdict.seconds, verdict.cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
     return verdict
 
@@ -215,3 +228,61 @@ def _top1(setup: LayerSetup, chosen, run: LayerRun, verdict: LayerVerdict) -> No
     verdict.top1_simulated = float((with_sim == chosen.labels).mean())
     verdict.top1_software = float((software == chosen.labels).mean())
     verdict.predictions_equal = int((with_sim == software).sum())
+
+
+def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_IMAGES, model: str | None = None,
+                         data: str = "mnist5k", split: str = "test", config: EngineConfig | None = None,
+                         source: str = "circuit") -> dict:
+    """Write the stimulus file of ``images`` real images for the engine built from PATH (for
+    ``cgphw.verify.tb_layer`` in your own cocotb flow); returns what was written."""
+    from cgphw.nn.data import load_split
+
+    if images < 1:
+        raise UserError(f"--images must be at least 1, got {images}")
+    chosen = load_split(data, split).head(images)
+    setup = prepare(path, layer, chosen.images, model, config, source)
+    stim = layer_stimulus(setup, build_engine(setup))
+    stim.save(out)
+    return {"stimulus": str(out), "top": setup.top, "images": len(chosen), "words": int(len(stim.words)),
+            "results": stim.results, "max_cycles": stim.max_cycles}
+
+
+def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source: str = "rom",
+               sim: str = "amaranth", workdir: str | Path | None = None) -> np.ndarray:
+    """uint8 [n, *output_shape]: what the layer engine computes for input codes ``x`` (uint8
+    [n, *input_shape]) with ``layer``'s own weights in a ROM (``source="rom"``) or read from an
+    external memory (``"sram"``) — no circuit; for checking the datapath against torch."""
+    from cgphw.hw.accel.engine import LayerEngine
+    from cgphw.hw.accel.plan import kernel_writers, outputs_from_words, plan_load, resolve
+    from cgphw.hw.accel.requant import requant_params
+    from cgphw.hw.accel.source import SourceSpec
+    from cgphw.hw import emit
+    from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
+
+    config = config or EngineConfig()
+    x = layer.check_inputs(x)
+    g = resolve(config, layer.out_channels, layer.fan_in, layer.positions)
+    plan = plan_load(kernel_writers(layer.out_channels, layer.fan_in), g, layer.fan_in)
+    words = plan.rom_words(layer.kernel_matrix, g)
+    if source not in ("rom", "sram"):
+        raise UserError(f"run_engine takes source rom or sram, got {source!r}")
+    spec = SourceSpec("rom", plan.values, plan.steps, words=words) if source == "rom" else \
+        SourceSpec("port", plan.values, plan.steps)
+    engine = LayerEngine(g, requant_params(layer, config.mult_bits), plan, spec, layer.input_zero_point)
+    n = len(x)
+    expected = np.zeros((n * g.outputs_per_image, g.lanes), np.uint8)  # only the count matters here
+    stim = LayerStimulus("layer_engine", input_words(layer.windows(x), g), expected,
+                         words if source == "sram" else None, n * engine.cycles_per_image() + 64, {})
+    if sim == "amaranth":
+        run = simulate_amaranth(engine, stim)
+    else:
+        runner.simulator_environment(sim)
+        with tempfile.TemporaryDirectory(prefix="cgphw-engine-") as tmp:
+            work = Path(workdir) if workdir is not None else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            verilog = work / "layer_engine.v"
+            verilog.write_text(emit.to_verilog(engine, "layer_engine"))
+            run = simulate_cocotb(sim, verilog, "layer_engine", stim.save(work / "stimulus.npz"), work)
+    if not run.complete or run.unknown.any():
+        raise UserError(f"the engine gave {len(run.outputs)} of {stim.results} results in {run.cycles} cycles")
+    return outputs_from_words(run.outputs, g, n).reshape(n, *layer.output_shape)

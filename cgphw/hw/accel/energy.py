@@ -14,6 +14,7 @@ of cells and registers; the cell set and the pricing are the same.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,6 +39,12 @@ class MappedEngine:
     n_cells: int  # logic cells and flip-flops, buffers excluded
     flops: int
     area: float  # um^2 of Nangate45 cells
+    flop_wires: dict  # flip-flop cell -> the name of the RTL signal it holds ("" if none survived)
+
+    def flops_of(self, pattern: str) -> set[str]:
+        """Flip-flops holding RTL signals whose name matches ``pattern`` (a regular expression)."""
+        rx = re.compile(pattern)
+        return {cell for cell, wire in self.flop_wires.items() if rx.fullmatch(wire)}
 
 
 def synthesise_engine(component, top: str, library: CellLibrary) -> MappedEngine:
@@ -46,12 +53,35 @@ def synthesise_engine(component, top: str, library: CellLibrary) -> MappedEngine
     script = [ENGINE_ABC if cmd.startswith("abc ") else cmd for cmd in synthesis_script(top)]
     script = [cmd for cmd in script if not cmd.startswith(("tee ", "write_verilog"))]
     run = run_yosys(script, {"design.il": rtlil}, ("mapped.json",), timeout_s=SYNTH_TIMEOUT_S)
-    netlist = parse_yosys_json(json.loads(run.files["mapped.json"]), top)
+    doc = json.loads(run.files["mapped.json"])
+    netlist = parse_yosys_json(doc, top)
     missing = sorted({c.type for c in netlist.cells if c.type != "$_BUF_"} - set(library.cells))
     if missing:
         raise UserError(f"cell table {library.path} has no row for cell types {missing}")
     counts = {t: n for t, n in netlist.cell_counts().items() if t != "$_BUF_"}
-    return MappedEngine(netlist, counts, sum(counts.values()), len(netlist.flops), library.area(netlist))
+    return MappedEngine(netlist, counts, sum(counts.values()), len(netlist.flops), library.area(netlist),
+                        _flop_wires(doc["modules"][top], netlist))
+
+
+def _flop_wires(module: dict, netlist: Netlist) -> dict:
+    """Flip-flop -> RTL signal name (Yosys keeps user-named wires on register outputs)."""
+    named = {}
+    for name, net in module.get("netnames", {}).items():
+        if name.startswith("$") or net.get("hide_name"):
+            continue
+        for bit in net["bits"]:
+            named.setdefault(bit, name.split(".")[-1])
+    return {f.name: named.get(f.output, "") for f in netlist.flops}
+
+
+def cells_pj_per_cycle(netlist: Netlist, toggles: dict, library: CellLibrary, names: set[str]) -> float:
+    """Energy per cycle (pJ, at the anchors' voltage) of the cells named in ``names``."""
+    total = 0.0
+    for c in netlist.cells:
+        if c.name in names:
+            cost = library.cells[c.type]
+            total += cost.energy_fj * toggles[c.name] + cost.clock_energy_fj
+    return total * library.energy_to_anchor / 1000.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,7 +90,13 @@ class GateRun:
     cycles: int  # clock cycles from the first word to the last result (the same in every lane)
     port_reads: int  # words read from the external weight memory (per lane)
     energy_pj_per_cycle: float  # logic and registers, mean over the counted cycles
+    register_pj_per_cycle: float  # of which flip-flops (clock and Q transitions)
     toggles: dict[str, float]
+    requests: tuple  # per cycle: the step read from the external memory, or -1
+
+    @property
+    def energy_pj(self) -> float:
+        return self.energy_pj_per_cycle * self.cycles
 
 
 def run_netlist(netlist: Netlist, words: np.ndarray, results: int, library: CellLibrary,
@@ -84,7 +120,7 @@ def run_netlist(netlist: Netlist, words: np.ndarray, results: int, library: Cell
         sim.clock()
     sim.set("rst", 0)
     sim.reset_counts()
-    out, k, cycles, reads, pending = [], 0, 0, 0, None
+    out, k, cycles, reads, pending, requests = [], 0, 0, 0, None, []
     while len(out) < results:
         if cycles >= limit:
             raise UserError(f"the netlist gave {len(out)} of {results} results in {limit} cycles")
@@ -99,15 +135,85 @@ def run_netlist(netlist: Netlist, words: np.ndarray, results: int, library: Cell
         if external:
             pending = int(_same(sim.get("w_addr"), "w_addr")) if _same(sim.get("w_read"), "w_read") else None
             reads += pending is not None
+            if k < n_words or ready:  # reads after the last word belong to the next image
+                requests.append(-1 if pending is None else pending)
         sim.clock()
         cycles += 1
         if ready and k < n_words:
             k += 1
     toggles = sim.toggles()
-    per_cycle = library.energy_fj(netlist, toggles) / 1000.0 * library.energy_to_anchor
+    per_cycle, registers = _energy_per_cycle(netlist, toggles, library)
     p = len(netlist.outputs["out_data"]) // 8
     codes = np.stack(out, axis=1) if out else np.zeros((lanes, 0, p), np.uint8)
-    return GateRun(codes, cycles, reads, per_cycle, toggles)
+    return GateRun(codes, cycles, reads, per_cycle, registers, toggles, tuple(requests))
+
+
+def _energy_per_cycle(netlist: Netlist, toggles: dict, library: CellLibrary) -> tuple[float, float]:
+    """(all cells, flip-flops only) in pJ per cycle at the anchors' 45 nm / 0.9 V."""
+    scale = library.energy_to_anchor / 1000.0
+    total = library.energy_fj(netlist, toggles) * scale
+    flops = sum(library.cells[f.type].energy_fj * toggles[f.name] + library.cells[f.type].clock_energy_fj
+                for f in netlist.flops) * scale
+    return total, flops
+
+
+@dataclass(frozen=True, eq=False)
+class SourceRun:
+    cycles: int
+    energy_pj_per_cycle: float
+    register_pj_per_cycle: float
+    port_reads: int  # words the source read from its own external memory
+
+    @property
+    def energy_pj(self) -> float:
+        return self.energy_pj_per_cycle * self.cycles
+
+
+def run_source(netlist: Netlist, requests, library: CellLibrary, expected: np.ndarray,
+               memory: np.ndarray | None = None) -> SourceRun:
+    """Drive a weight source alone with an engine's request pattern (per cycle: the step it
+    asks for, or -1), answering its own external reads from ``memory``; every value it
+    yields must be ``expected[step]`` (int8 [steps, V])."""
+    sim = GateSim(netlist, 1)
+    external = "w_data" in sim.ports_in
+    if external and memory is None:
+        raise UserError("the weight source reads an external memory: give its words")
+    mem_bits = None if memory is None else np.unpackbits(np.ascontiguousarray(memory).view(np.uint8), axis=-1,
+                                                         bitorder="little")
+    want = np.ascontiguousarray(expected).view(np.uint8)
+    clocked = "rst" in sim.ports_in  # a combinational source has neither clock nor reset
+    if clocked:
+        sim.set("rst", 1)
+    sim.set("request", 0)
+    sim.set("step", 0)
+    if external:
+        sim.set_words("w_data", np.zeros((1, mem_bits.shape[1]), np.uint8))
+    for _ in range(RESET_CYCLES):
+        sim.clock()
+    if clocked:
+        sim.set("rst", 0)
+    sim.reset_counts()
+    issued, pending, reads = [], None, 0
+    for step in list(requests) + [-1] * 8:  # a few more cycles: the last answers come out
+        sim.set("request", int(step >= 0))
+        if step >= 0:
+            sim.set("step", step)
+            issued.append(step)
+        if external and pending is not None:
+            sim.set_words("w_data", mem_bits[pending][None, :])
+        if int(sim.get("valid")[0]):
+            got = np.packbits(sim.get_bits("values"), axis=1, bitorder="little")[0]
+            if not issued or not np.array_equal(got, want[issued[0]]):
+                raise UserError("the weight source alone does not yield the words the engine expects")
+            issued.pop(0)
+        if external:
+            pending = int(sim.get("w_addr")[0]) if int(sim.get("w_read")[0]) else None
+            reads += pending is not None
+        sim.clock()
+    if issued:
+        raise UserError(f"the weight source left {len(issued)} requests unanswered")
+    per_cycle, registers = _energy_per_cycle(netlist, sim.toggles(), library)
+    return SourceRun(len(requests), per_cycle, registers, reads)
 
 
 def _same(values: np.ndarray, port: str) -> int:

@@ -1,7 +1,9 @@
 """Weight sources: where the layer engine's weights come from, all behind one interface.
 
 A source answers a request for step ``step`` (``request`` high) with ``values`` (V int8
-values) and ``valid`` exactly ``latency`` cycles later, one request per cycle:
+values) and ``valid`` exactly ``latency`` cycles later (0: in the same cycle), one request per
+cycle. Sources hold no output register: the engine's weight buffer is the register, and a
+second one would only burn clock energy while the weights sit still.
 
 * ``CircuitSource`` — the evolved circuit: the item's stored weights (a ROM of
   ``stored[steps, n_in]``, or read from an external memory) feed the circuit; values are
@@ -116,8 +118,8 @@ def _case_rom(m: Module, index, words: np.ndarray, name: str) -> Signal:
 
 
 class RomSource(_Source):
-    """All values from a ROM word per step; registered read (latency 1)."""
-    latency = 1
+    """All values from a ROM word per step; combinational read (latency 0)."""
+    latency = 0
 
     def __init__(self, spec: SourceSpec):
         super().__init__(spec)
@@ -125,7 +127,7 @@ class RomSource(_Source):
     def elaborate(self, platform):
         m = Module()
         word = _case_rom(m, self.step, self.spec.words, "rom_word")
-        m.d.sync += [self.values.as_value().eq(word), self.valid.eq(self.request)]
+        m.d.comb += [self.values.as_value().eq(word), self.valid.eq(self.request)]
         return m
 
 
@@ -148,7 +150,7 @@ class PortSource(_Source):
 
 class CircuitSource(_Source):
     """Stored weights (ROM, or an external memory) -> the evolved circuit -> values =
-    stored ++ generated, registered: latency = 1 + the circuit's own latency."""
+    stored ++ generated: latency = the circuit's own (+1 for an external memory's read)."""
 
     def __init__(self, spec: SourceSpec):
         n_in = spec.genome.grid.n_inputs
@@ -159,7 +161,7 @@ class CircuitSource(_Source):
         self.circuit = emit.build_component(spec.genome, spec.pipeline)
         # an external memory answers one cycle after the request: one more cycle of latency
         self.read_latency = 1 if extra else 0
-        self.latency = 1 + self.read_latency + self.circuit.latency
+        self.latency = self.read_latency + self.circuit.latency
         super().__init__(spec, extra)
 
     def elaborate(self, platform):
@@ -186,7 +188,7 @@ class CircuitSource(_Source):
                     m.d.sync += held.eq(stored)
                     stored = held
         values = Cat(stored, circuit.weights.as_value()) if n_in else circuit.weights.as_value()
-        m.d.sync += [self.values.as_value().eq(values), self.valid.eq(valid)]
+        m.d.comb += [self.values.as_value().eq(values), self.valid.eq(valid)]
         return m
 
 
