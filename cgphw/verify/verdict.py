@@ -12,6 +12,7 @@ import numpy as np
 
 from cgphw.cgp.problem import weighted_se
 from cgphw.errors import UserError
+from cgphw.progress import ProgressCallback, step
 from cgphw.verify import runner
 from cgphw.verify.design import Design, load_design, resolve_manifest
 from cgphw.verify.scoreboard import describe_mismatch
@@ -72,36 +73,36 @@ def task_claim(design: Design, observed: list | None) -> tuple[dict | None, list
     """What the simulated hardware produced on the task's real inputs (``observed``, one
     row per task item, None where unreadable) against the targets and against what the
     search reported."""
-    if design.task_inputs is None:
+    task = design.task
+    if task is None:
         return None, []
-    if observed is None or len(observed) != len(design.task_inputs) or any(row is None for row in observed):
+    if observed is None or len(observed) != task.n_items or any(row is None for row in observed):
         return None, ["the simulation did not show readable outputs for every task item"]
     produced = np.array(observed, np.int64)
-    diff = produced - design.task_targets.astype(np.int64)
-    weights = np.ones(diff.shape) if design.task_weights is None else design.task_weights
+    diff = produced - task.targets.astype(np.int64)
+    weights = task.error_weights()
     counted = weights > 0
-    se = weighted_se(produced, design.task_targets, weights)
-    metrics = design.metrics or {}
-    reported = metrics.get("error_se")
+    se = weighted_se(produced, task.targets, weights)
+    metrics = design.metrics
+    reported = None if metrics is None else metrics.error_se
     claim = {"items": int(len(produced)), "weights": int(counted.sum()), "equal": int(((diff == 0) & counted).sum()),
              "error_se": se, "reported_error_se": None if reported is None else float(reported)}
     problems = []
     if reported is not None and not math.isclose(se, float(reported), rel_tol=1e-9, abs_tol=1e-9):
         problems.append(f"on the task's inputs the simulated circuit's squared error is {_num(se)}, "
                         f"but the search reported {_num(float(reported))}")
-    threshold = metrics.get("threshold")
-    if metrics.get("threshold_reached") is True and threshold is not None:
-        n = int(metrics.get("n_targets") or counted.sum())
-        limit = float(threshold) ** 2 * n
+    if metrics is not None and metrics.threshold_reached is True and metrics.threshold is not None:
+        n = int(metrics.n_targets or counted.sum())
+        limit = metrics.threshold ** 2 * n
         if se > limit * (1 + 1e-9) + 1e-9:
-            problems.append(f"the search reported its threshold {threshold} reached, but the squared error "
+            problems.append(f"the search reported its threshold {metrics.threshold} reached, but the squared error "
                             f"{_num(se)} exceeds threshold^2 * {n} = {_num(limit)}")
     return claim, problems
 
 
 def design_stimulus(design: Design, n_random: int, seed: int) -> Stimulus:
-    return build_stimulus(design.genome, design.top, design.ports, design.latency, design.task_inputs,
-                          n_random, seed)
+    return build_stimulus(design.genome, design.top, design.ports, design.latency,
+                          design.task.inputs if design.task is not None else None, n_random, seed)
 
 
 def _same_verilog(a: str, b: str) -> bool:
@@ -111,7 +112,8 @@ def _same_verilog(a: str, b: str) -> bool:
     return body(a) == body(b)
 
 
-def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path) -> Verdict:
+def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
+               progress: ProgressCallback | None = None) -> Verdict:
     """Simulate ``design`` with ``stimulus`` on ``sim`` and fill a Verdict (task claim included)."""
     start = time.perf_counter()
     if sim == "amaranth":
@@ -125,13 +127,13 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path) -> V
             verdict.problems.append(f"{design.verilog.name} differs from the Verilog of the component rebuilt "
                                     "from its genome, so Amaranth's simulator cannot vouch for it; "
                                     "verify the file itself with --sim icarus or --sim verilator")
-        summary = simulate_component(component, stimulus).summary()
+        summary = simulate_component(component, stimulus, progress).summary()
     else:
         verdict = Verdict(design.top, sim, f"exported Verilog {design.verilog.name}", design.latency)
         stim_path = workdir / "stimulus.json"
         stimulus.save(stim_path)
         run = runner.run_cocotb(sim, [design.verilog], design.top, "cgphw.verify.tb_circuit", workdir,
-                                {"CGPHW_STIMULUS": str(stim_path.resolve())})
+                                {"CGPHW_STIMULUS": str(stim_path.resolve())}, progress)
         summary = run.report
         if summary is None:
             verdict.problems.append(f"the {sim} simulation ended before its testbench finished; "
@@ -156,7 +158,8 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path) -> V
 
 
 def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS, seed: int = 0,
-           pipeline: int | None = None, workdir: str | Path | None = None) -> Verdict:
+           pipeline: int | None = None, workdir: str | Path | None = None,
+           progress: ProgressCallback | None = None) -> Verdict:
     """Verify an RTL directory (or manifest), or a run / genome exported first with
     ``pipeline``. ``workdir`` keeps the build, logs and stimulus (a temp dir otherwise)."""
     sim = sim or runner.default_simulator()
@@ -167,5 +170,7 @@ def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS,
     with tempfile.TemporaryDirectory(prefix="cgphw-verify-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        step(progress, "preparing the design")  # a run is exported first
         design = load_design(resolve_manifest(path, work, pipeline))
-        return run_design(design, sim, design_stimulus(design, n_random, seed), work)
+        step(progress, "building the stimulus")
+        return run_design(design, sim, design_stimulus(design, n_random, seed), work, progress)
