@@ -16,8 +16,8 @@ SOURCES = ("circuit", "circuit-sram", "rom", "sram")
 
 def engine_options(f):
     """--lanes / --taps / --reuse / --mult-bits: the engine's parameters."""
-    f = click.option("--mult-bits", type=click.IntRange(8, 48), default=32, show_default=True,
-                     help="Width of the requantisation multiplier.")(f)
+    f = click.option("--mult-bits", type=click.IntRange(8, 48), default=None,
+                     help="Width of the requantisation multiplier [default: 32].")(f)
     f = click.option("--reuse", type=click.IntRange(min=1), default=None,
                      help="Output positions per weight load [default: all positions of an image].")(f)
     f = click.option("--taps", type=click.IntRange(min=1), default=None,
@@ -28,9 +28,12 @@ def engine_options(f):
 
 
 def engine_config(lanes, taps, reuse, mult_bits):
+    """The engine's parameters; None when none was given (an export's own then apply)."""
     from cgphw.hw.accel.plan import EngineConfig
 
-    return EngineConfig(lanes, taps, reuse, mult_bits)
+    if lanes is None and taps is None and reuse is None and mult_bits is None:
+        return None
+    return EngineConfig(lanes, taps, reuse, 32 if mult_bits is None else mult_bits)
 
 
 def data_options(f):
@@ -50,9 +53,9 @@ def data_options(f):
               help="Real images run through the engine (the first N of the split).")
 @click.option("--sim", type=click.Choice(SIMULATORS), default=None,
               help="Simulator [default: icarus when installed, else amaranth].")
-@click.option("--source", type=click.Choice(SOURCES), default="circuit", show_default=True,
+@click.option("--source", type=click.Choice(SOURCES), default=None,
               help="Weight source: the circuit (stored weights in a ROM or an external memory), or every "
-                   "weight in a ROM or an external memory.")
+                   "weight in a ROM or an external memory [default: circuit, or an RTL directory's export].")
 @engine_options
 @data_options
 @click.option("--inject-fault", "fault", type=click.Choice(FAULTS), default=None,
@@ -111,8 +114,8 @@ def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:
 @click.option("--lanes", type=click.IntRange(min=1), default=None,
               help="Output channels computed in parallel [default: all].")
 @click.option("--taps", type=click.IntRange(min=1), default=None, help="MACs per lane per cycle [default: all].")
-@click.option("--mult-bits", type=click.IntRange(8, 48), default=32, show_default=True,
-              help="Width of the requantisation multiplier.")
+@click.option("--mult-bits", type=click.IntRange(8, 48), default=None,
+              help="Width of the requantisation multiplier [default: 32].")
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, model_path, data, split, as_json):

@@ -21,7 +21,7 @@ import numpy as np
 from cgphw.errors import UserError
 from cgphw.hw.accel.plan import EngineConfig, input_words, locate, output_words
 from cgphw.verify import runner
-from cgphw.verify.layer_setup import LayerSetup, external_memory, prepare
+from cgphw.verify.layer_setup import LayerSetup, exported_layer, external_memory, prepare
 from cgphw.verify.layer_stimulus import LayerRun, LayerStimulus
 
 DEFAULT_IMAGES = 100
@@ -122,13 +122,16 @@ def build_engine(setup: LayerSetup, fault: str | None = None):
 
 def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: str | None = None,
                  model: str | None = None, data: str = "mnist5k", split: str = "test",
-                 config: EngineConfig | None = None, source: str = "circuit", fault: str | None = None,
+                 config: EngineConfig | None = None, source: str | None = None, fault: str | None = None,
                  workdir: str | Path | None = None, all_accumulators: bool = False) -> LayerVerdict:
     """Verify the layer engine built from the circuit in PATH (run or RTL directory) on
     ``images`` real images of ``data``/``split``; see the module doc for what is compared.
     ``fault`` builds a wrong engine on purpose (``LayerEngine``'s faults) to see the check fail.
     ``all_accumulators`` also compares the requantisation with torch's on every accumulator
-    value the layer can produce (a measurement: it does not decide the verdict)."""
+    value the layer can produce (a measurement: it does not decide the verdict).
+    An RTL directory holding the engine's export (``cgphw export --layer``) is verified with that
+    export's parameters, and Icarus / Verilator simulate its Verilog file itself; ``config`` or
+    ``source`` other than the export's build the engine afresh."""
     from cgphw.nn.data import load_split
     from cgphw.nn.reference import torch_backend
 
@@ -138,16 +141,18 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
     if images < 1:
         raise UserError(f"--images must be at least 1, got {images}")
     chosen = load_split(data, split).head(images)
-    setup = prepare(path, layer, chosen.images, model, config, source)
+    exported = exported_layer(path, layer)
+    setup, exported = _setup(path, layer, chosen, model, config, source, exported)
     engine = build_engine(setup, fault)
     stim = layer_stimulus(setup, engine)
-    verdict = LayerVerdict(setup.circuit.name, layer, sim, "", source, torch_backend(setup.layer), len(chosen),
+    verdict = LayerVerdict(setup.circuit.name, layer, sim, "", setup.source_name, torch_backend(setup.layer),
+                           len(chosen),
                            engine={**setup.geometry.to_json(), "mult_bits": setup.requant.mult_bits,
                                    "source_latency": engine.source.latency, "top": setup.top}, fault=fault)
     with tempfile.TemporaryDirectory(prefix="cgphw-layer-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        run = _simulate(setup, engine, stim, sim, fault, work, verdict)
+        run = _simulate(setup, engine, stim, sim, None if fault else exported, work, verdict)
     _judge(setup, stim, run, verdict)
     _top1(setup, chosen, run, verdict)
     if all_accumulators:
@@ -158,13 +163,24 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
     return verdict
 
 
-def _simulate(setup: LayerSetup, engine, stim: LayerStimulus, sim: str, fault, work: Path,
+def _setup(path, layer, chosen, model, config, source, exported):
+    """The setup to verify, and the export to simulate (None when the engine differs from it)."""
+    if exported is None:
+        return prepare(path, layer, chosen.images, model, config, source or "circuit"), None
+    made = EngineConfig(**exported.config)
+    kind = exported.source.get("name", "circuit")
+    same = (config is None or config == made) and (source is None or source == kind)
+    setup = prepare(path, layer, chosen.images, model, made if config is None else config, source or kind,
+                    pipeline=exported.source.get("pipeline"))
+    return setup, exported if same else None
+
+
+def _simulate(setup: LayerSetup, engine, stim: LayerStimulus, sim: str, export, work: Path,
               verdict: LayerVerdict) -> LayerRun:
     from cgphw.hw import emit
     from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
 
-    exported = setup.circuit.rtl_dir / f"{setup.top}.v" if setup.circuit.rtl_dir else None
-    exported = exported if exported is not None and exported.is_file() and fault is None else None
+    exported = export.files["verilog"] if export is not None else None
     if sim == "amaranth":
         verdict.subject = "Amaranth engine built from the circuit and the network"
         if exported is not None and not _same_verilog(emit.to_verilog(engine, setup.top),
@@ -232,7 +248,7 @@ def _top1(setup: LayerSetup, chosen, run: LayerRun, verdict: LayerVerdict) -> No
 
 def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_IMAGES, model: str | None = None,
                          data: str = "mnist5k", split: str = "test", config: EngineConfig | None = None,
-                         source: str = "circuit") -> dict:
+                         source: str | None = None) -> dict:
     """Write the stimulus file of ``images`` real images for the engine built from PATH (for
     ``cgphw.verify.tb_layer`` in your own cocotb flow); returns what was written."""
     from cgphw.nn.data import load_split
@@ -240,7 +256,7 @@ def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_
     if images < 1:
         raise UserError(f"--images must be at least 1, got {images}")
     chosen = load_split(data, split).head(images)
-    setup = prepare(path, layer, chosen.images, model, config, source)
+    setup, _ = _setup(path, layer, chosen, model, config, source, exported_layer(path, layer))
     stim = layer_stimulus(setup, build_engine(setup))
     stim.save(out)
     return {"stimulus": str(out), "top": setup.top, "images": len(chosen), "words": int(len(stim.words)),

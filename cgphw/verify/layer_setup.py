@@ -49,6 +49,9 @@ class LayerSetup:
     plan: LoadPlan
     source: SourceSpec
     config: EngineConfig
+    model_name: str | None  # the model file as reports name it
+    model_sha256: str | None
+    source_name: str  # one of SOURCES
 
     @property
     def top(self) -> str:
@@ -67,18 +70,28 @@ def load_circuit(path: str | os.PathLike) -> Circuit:
         return Circuit(source.default_name, source.genome, source.task, None)
     from cgphw.verify.design import load_design
 
-    design = load_design(path)
-    doc = design.manifest.get("task")
-    if not doc:
+    design = load_design(path)  # format, hashes, genome and task checked
+    if design.task is None:
         raise UserError(f"{design.directory} holds a circuit without its task, so where its weights go is "
                         "unknown; export it from a run made with `cgphw task make`")
-    try:
-        task = Task(design.task_inputs, design.task_targets,
-                    None if doc.get("weights") is None else np.array(doc["weights"], np.float64),
-                    None if doc.get("mask") is None else np.array(doc["mask"], bool), dict(doc.get("meta") or {}))
-    except (TypeError, ValueError):
-        raise UserError(f"{design.directory}: the manifest's task weights or mask are malformed") from None
-    return Circuit(design.top, design.genome, task, design.directory)
+    return Circuit(design.top, design.genome, design.task, design.directory)
+
+
+def exported_layer(path: str | os.PathLike, layer: str):
+    """The layer-engine export beside the circuit in RTL directory PATH (``NAME_LAYER.json``,
+    checked by ``load_layer_manifest``), or None."""
+    from cgphw.hw.accel.manifest import find_layer_manifest, load_layer_manifest
+    from cgphw.hw.manifest import find_manifest
+
+    path = Path(path)
+    if path.is_dir() and (path / "best.json").is_file():
+        return None
+    found = find_manifest(path)
+    if found is None:
+        return None
+    top = f"{found.stem}_{layer}".replace(".", "_")
+    located = find_layer_manifest(found.parent, top)
+    return load_layer_manifest(located) if located else None
 
 
 def layer_writers(circuit: Circuit, layer: str, shape: tuple[int, ...], model_codes: dict) -> np.ndarray:
@@ -129,9 +142,14 @@ def layer_writers(circuit: Circuit, layer: str, shape: tuple[int, ...], model_co
 
 def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | None = None,
             model_path: str | os.PathLike | None = None, config: EngineConfig | None = None,
-            source: str = "circuit") -> LayerSetup:
+            source: str = "circuit", pipeline: int | None = None, name: str | None = None) -> LayerSetup:
     """Gather and check everything the engine for ``layer`` needs; ``images`` (float [n, ...])
-    give the layer's input quantisation and the reference activations."""
+    give the layer's input quantisation and the reference activations. ``pipeline``: the
+    circuit's pipelined form (a register bank every K logic levels); ``name``: the circuit's
+    name in module names (default: its run or export name)."""
+    from dataclasses import replace as _replace
+
+    from cgphw.files import sha256_file
     from cgphw.nn.layers import extract, insert
     from cgphw.nn.model import load_model
     from cgphw.nn.quant import weighted_layers
@@ -142,6 +160,8 @@ def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | 
         raise UserError(f"unknown weight source {source!r}: choose one of {', '.join(SOURCES)}")
     config = config or EngineConfig()
     circuit = load_circuit(path)
+    if name is not None:
+        circuit = _replace(circuit, name=name)
     model = load_model(model_path)
     names = [n for n, _ in weighted_layers(model.module)]
     if layer not in names:
@@ -156,20 +176,20 @@ def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | 
     q = io.layer
     geometry = resolve(config, q.out_channels, q.fan_in, q.positions)
     plan = plan_load(writers, geometry, circuit.genome.grid.n_inputs + circuit.genome.grid.n_outputs)
-    spec = _source_spec(source, circuit, plan, q, geometry, config)
+    spec = _source_spec(source, circuit, plan, q, geometry, pipeline)
     built = plan.assemble(spec.step_values(_external_words(spec, circuit, plan, q, geometry)), geometry)
     if not np.array_equal(built, q.kernel_matrix):  # the load plan must rebuild exactly what insert placed
         raise UserError(f"the engine's weight buffer would hold other weights than layer {layer} of the "
                         f"network with the circuit inserted ({int((built != q.kernel_matrix).sum())} differ)")
     return LayerSetup(circuit, inserted, q, io.inputs, io.outputs, geometry, requant_params(q, config.mult_bits),
-                      plan, spec, config)
+                      plan, spec, config, model.name, sha256_file(model.path) if model.path else None, source)
 
 
 def _source_spec(kind: str, circuit: Circuit, plan: LoadPlan, layer: QuantLayer, geometry: Geometry,
-                 config: EngineConfig) -> SourceSpec:
+                 pipeline: int | None) -> SourceSpec:
     if kind in ("circuit", "circuit-sram"):
         stored = circuit.task.inputs if kind == "circuit" else None
-        return SourceSpec("circuit", plan.values, plan.steps, genome=circuit.genome, stored=stored)
+        return SourceSpec("circuit", plan.values, plan.steps, genome=circuit.genome, stored=stored, pipeline=pipeline)
     words = plan.rom_words(layer.kernel_matrix, geometry)
     if kind == "rom":
         return SourceSpec("rom", plan.values, plan.steps, words=words)

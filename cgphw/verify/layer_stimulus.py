@@ -37,17 +37,21 @@ class LayerStimulus:
     def results(self) -> int:
         return int(self.expected.shape[0])
 
-    def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
+    def write(self, fh) -> None:
+        """Write the .npz to an open binary file."""
         arrays = {"words": self.words, "expected": self.expected,
                   "meta": np.array(json.dumps({"format": FORMAT, "top": self.top, "max_cycles": self.max_cycles,
                                                **self.meta}))}
         if self.memory is not None:
             arrays["memory"] = self.memory
+        np.savez_compressed(fh, **arrays)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_file(path, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
+                self.write(fh)
         except OSError as exc:
             raise UserError(f"cannot write the stimulus file {path} ({exc.strerror or exc})") from None
         return path

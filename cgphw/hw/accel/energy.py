@@ -7,9 +7,10 @@ Memories outside the engine are not synthesised: words read through the ``w_data
 priced with the SRAM read energy of the gate cost table (``memory.sram_read_pj_per_byte``,
 Horowitz ISSCC 2014, 45 nm), per byte read.
 
-ABC runs a lighter script than the per-gate calibration (``strash; dc2; &nf``): the default
-one (``&fraig``, ``scorr``, ``&dch``) takes many minutes on an engine with tens of thousands
-of cells and registers; the cell set and the pricing are the same.
+Synthesis skips ``synth``'s own ABC run (``-noabc``) and maps with a lighter ABC script than
+the per-gate calibration (``strash; dc2; &nf``): the default ones (``&fraig``, ``scorr``,
+``&dch``) take many minutes to hours on an engine with tens of thousands of cells and
+registers. The cell set and the pricing are the same.
 """
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class MappedEngine:
 def synthesise_engine(component, top: str, library: CellLibrary) -> MappedEngine:
     """Map an engine (any Amaranth component) to the cell set of the energy model."""
     rtlil = emit.to_rtlil(component, top)
-    script = [ENGINE_ABC if cmd.startswith("abc ") else cmd for cmd in synthesis_script(top)]
+    script = [ENGINE_ABC if cmd.startswith("abc ") else cmd.replace("synth -flatten", "synth -flatten -noabc")
+              for cmd in synthesis_script(top)]
     script = [cmd for cmd in script if not cmd.startswith(("tee ", "write_verilog"))]
     run = run_yosys(script, {"design.il": rtlil}, ("mapped.json",), timeout_s=SYNTH_TIMEOUT_S)
     doc = json.loads(run.files["mapped.json"])
@@ -88,7 +90,7 @@ def cells_pj_per_cycle(netlist: Netlist, toggles: dict, library: CellLibrary, na
 class GateRun:
     outputs: np.ndarray  # uint8 [lanes, results, P]: what the netlist produced
     cycles: int  # clock cycles from the first word to the last result (the same in every lane)
-    port_reads: int  # words read from the external weight memory (per lane)
+    port_reads: int  # words read from the external weight memory for these images (per lane)
     energy_pj_per_cycle: float  # logic and registers, mean over the counted cycles
     register_pj_per_cycle: float  # of which flip-flops (clock and Q transitions)
     toggles: dict[str, float]
@@ -134,9 +136,9 @@ def run_netlist(netlist: Netlist, words: np.ndarray, results: int, library: Cell
             out.append(np.packbits(sim.get_bits("out_data"), axis=1, bitorder="little"))
         if external:
             pending = int(_same(sim.get("w_addr"), "w_addr")) if _same(sim.get("w_read"), "w_read") else None
-            reads += pending is not None
-            if k < n_words or ready:  # reads after the last word belong to the next image
+            if k < n_words:  # reads after the last word was taken belong to the next image
                 requests.append(-1 if pending is None else pending)
+                reads += pending is not None
         sim.clock()
         cycles += 1
         if ready and k < n_words:

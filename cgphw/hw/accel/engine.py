@@ -64,6 +64,7 @@ class LayerEngine(wiring.Component):
             members.update({"w_addr": Out(ext["w_addr"].shape), "w_read": Out(1), "w_data": In(ext["w_data"].shape)})
         super().__init__(wiring.Signature(members))
         self.latency = 3  # cycles from the last word of a position to its result
+        self.clocked = True  # clk and rst ports (emit.describe_ports)
 
     @property
     def load_cycles(self) -> tuple[int, ...]:
