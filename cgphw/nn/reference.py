@@ -101,6 +101,16 @@ def logits_with_layer_output(model, name: str, images: np.ndarray, outputs: np.n
         handle.remove()
 
 
+def predictions(model, images: np.ndarray, layer: str | None = None, outputs: np.ndarray | None = None) -> np.ndarray:
+    """int64 [n]: the network's predicted class per image (with ``layer``'s outputs replaced
+    by ``outputs`` when given)."""
+    if layer is not None:
+        logits = logits_with_layer_output(model, layer, images, outputs)
+    else:
+        logits = model(torch.from_numpy(np.ascontiguousarray(images)))
+    return logits.argmax(1).numpy()
+
+
 # --- torch's int8 modules rebuilt from plain values ---------------------------------------------
 def torch_module(layer: QuantLayer):
     """A torch int8 module computing ``layer``. Build it with the quantized engine already

@@ -102,14 +102,23 @@ class LayerVerdict:
                 "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3)}
 
 
-def layer_stimulus(setup: LayerSetup, engine) -> LayerStimulus:
+def layer_cycles(setup: LayerSetup) -> int:
+    """Clock cycles per image of the setup's engine."""
+    from cgphw.hw.accel.engine import cycles_per_image
+    from cgphw.hw.accel.source import source_latency
+
+    return cycles_per_image(setup.geometry, setup.plan, source_latency(setup.source))
+
+
+def layer_stimulus(setup: LayerSetup) -> LayerStimulus:
     """The input stream of the setup's images and the output stream torch expects."""
     q, g = setup.layer, setup.geometry
     n = len(setup.inputs)
     words = input_words(q.windows(setup.inputs), g)
     expected = output_words(setup.outputs.reshape(n, q.out_channels, q.positions), g)
-    max_cycles = n * engine.cycles_per_image() + 64
-    meta = {"layer": q.name, "images": n, "geometry": g.to_json(), "cycles_per_image": engine.cycles_per_image(),
+    cycles = layer_cycles(setup)
+    max_cycles = n * cycles + 64
+    meta = {"layer": q.name, "images": n, "geometry": g.to_json(), "cycles_per_image": cycles,
             "source": setup.source.describe()}
     return LayerStimulus(setup.top, words, expected, external_memory(setup), max_cycles, meta)
 
@@ -143,16 +152,15 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
     chosen = load_split(data, split).head(images)
     exported = exported_layer(path, layer)
     setup, exported = _setup(path, layer, chosen, model, config, source, exported)
-    engine = build_engine(setup, fault)
-    stim = layer_stimulus(setup, engine)
+    stim = layer_stimulus(setup)
     verdict = LayerVerdict(setup.circuit.name, layer, sim, "", setup.source_name, torch_backend(setup.layer),
                            len(chosen),
                            engine={**setup.geometry.to_json(), "mult_bits": setup.requant.mult_bits,
-                                   "source_latency": engine.source.latency, "top": setup.top}, fault=fault)
+                                   "cycles_per_image": stim.meta["cycles_per_image"], "top": setup.top}, fault=fault)
     with tempfile.TemporaryDirectory(prefix="cgphw-layer-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        run = _simulate(setup, engine, stim, sim, None if fault else exported, work, verdict)
+        run = _simulate(setup, fault, stim, sim, None if fault else exported, work, verdict)
     _judge(setup, stim, run, verdict)
     _top1(setup, chosen, run, verdict)
     if all_accumulators:
@@ -175,12 +183,14 @@ def _setup(path, layer, chosen, model, config, source, exported):
     return setup, exported if same else None
 
 
-def _simulate(setup: LayerSetup, engine, stim: LayerStimulus, sim: str, export, work: Path,
+def _simulate(setup: LayerSetup, fault, stim: LayerStimulus, sim: str, export, work: Path,
               verdict: LayerVerdict) -> LayerRun:
     from cgphw.hw import emit
     from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
 
     exported = export.files["verilog"] if export is not None else None
+    if sim == "amaranth" or exported is None:
+        engine = build_engine(setup, fault)  # built only when simulated or written out
     if sim == "amaranth":
         verdict.subject = "Amaranth engine built from the circuit and the network"
         if exported is not None and not _same_verilog(emit.to_verilog(engine, setup.top),
@@ -231,16 +241,16 @@ def _judge(setup: LayerSetup, stim: LayerStimulus, run: LayerRun, verdict: Layer
 
 
 def _top1(setup: LayerSetup, chosen, run: LayerRun, verdict: LayerVerdict) -> None:
-    from cgphw.nn.reference import logits_with_layer_output
     from cgphw.hw.accel.plan import outputs_from_words
+    from cgphw.nn.reference import predictions
 
     if not run.complete:
         return
     n, q = len(chosen), setup.layer
     simulated = outputs_from_words(run.outputs[: n * setup.geometry.outputs_per_image], setup.geometry, n)
     simulated = simulated.reshape(n, *q.output_shape)
-    with_sim = logits_with_layer_output(setup.model, q.name, chosen.images, simulated).argmax(1).numpy()
-    software = setup.model(__import__("torch").from_numpy(chosen.images)).argmax(1).numpy()
+    with_sim = predictions(setup.model, chosen.images, q.name, simulated)
+    software = predictions(setup.model, chosen.images)
     verdict.top1_simulated = float((with_sim == chosen.labels).mean())
     verdict.top1_software = float((software == chosen.labels).mean())
     verdict.predictions_equal = int((with_sim == software).sum())
@@ -257,7 +267,7 @@ def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_
         raise UserError(f"--images must be at least 1, got {images}")
     chosen = load_split(data, split).head(images)
     setup, _ = _setup(path, layer, chosen, model, config, source, exported_layer(path, layer))
-    stim = layer_stimulus(setup, build_engine(setup))
+    stim = layer_stimulus(setup)
     stim.save(out)
     return {"stimulus": str(out), "top": setup.top, "images": len(chosen), "words": int(len(stim.words)),
             "results": stim.results, "max_cycles": stim.max_cycles}

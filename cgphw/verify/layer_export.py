@@ -68,7 +68,7 @@ def export_layer(path, layer: str = "conv1", out_dir: str | os.PathLike = "rtl_o
     engine = build_engine(setup)
     top = setup.top
     files, manifest = build_files(run, name, pipeline)
-    stim = layer_stimulus(setup, engine)
+    stim = layer_stimulus(setup)
     buffer = io.BytesIO()
     stim.write(buffer)
     made = {"verilog": (f"{top}.v", emit.to_verilog(engine, top)), "rtlil": (f"{top}.il", emit.to_rtlil(engine, top)),

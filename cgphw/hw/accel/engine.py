@@ -66,16 +66,9 @@ class LayerEngine(wiring.Component):
         self.latency = 3  # cycles from the last word of a position to its result
         self.clocked = True  # clk and rst ports (emit.describe_ports)
 
-    @property
-    def load_cycles(self) -> tuple[int, ...]:
-        """Cycles each group's weight load takes (in_ready low)."""
-        return tuple(len(steps) + self.source.latency for steps in self.plan.group_steps)
-
     def cycles_per_image(self) -> int:
         """Clock cycles one image takes when words arrive whenever the engine is ready."""
-        g = self.geometry
-        loads = sum(self.load_cycles) * g.chunks
-        return loads + g.words_per_image
+        return cycles_per_image(self.geometry, self.plan, self.source.latency)
 
     def elaborate(self, platform):
         m = Module()
@@ -201,6 +194,13 @@ class LayerEngine(wiring.Component):
                 m.d.sync += self.out_data[lane].eq(code)
         m.d.sync += self.out_valid.eq(b_valid)
         return m
+
+
+def cycles_per_image(geometry: Geometry, plan: LoadPlan, source_latency: int) -> int:
+    """Clock cycles one image takes when words arrive whenever the engine is ready: every
+    group's load (its steps plus the source's latency, once per chunk) and one per word."""
+    loads = sum(len(steps) + source_latency for steps in plan.group_steps) * geometry.chunks
+    return loads + geometry.words_per_image
 
 
 def _tree_sum(terms):

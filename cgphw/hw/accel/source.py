@@ -192,5 +192,15 @@ class CircuitSource(_Source):
         return m
 
 
+def source_latency(spec: SourceSpec) -> int:
+    """Cycles from a request to its values, without building the source."""
+    if spec.kind == "rom":
+        return 0
+    if spec.kind == "port":
+        return 1
+    read = 1 if spec.stored is None and spec.genome.grid.n_inputs else 0
+    return read + emit.latency_of(emit.plan(spec.genome).depth, emit.check_pipeline(spec.pipeline))
+
+
 def build_source(spec: SourceSpec) -> _Source:
     return {"circuit": CircuitSource, "rom": RomSource, "port": PortSource}[spec.kind](spec)
