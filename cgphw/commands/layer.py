@@ -121,7 +121,7 @@ def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:
 def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, model_path, data, split, as_json):
     """Energy per image of the layer engine fed by the circuit in PATH, by a ROM, or by an
     SRAM: synthesised with Yosys to the calibrated cell set and simulated at gate level on
-    real images (several minutes: each datapath is a synthesis of ~100k cells).
+    real images (a minute or more: each datapath is a synthesis of ~100k cells).
 
     The datapath (weight buffer, MACs, requantisation) is the same netlist for every
     source; each source is synthesised alone and driven with the datapath's requests; SRAM
