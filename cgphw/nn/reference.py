@@ -15,14 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.ao.nn.intrinsic.quantized as _nniq
+import torch.ao.nn.quantized as _nnq
 
 from cgphw.errors import UserError
 from cgphw.nn import quant
 from cgphw.nn.layers import layer_module
 from cgphw.quantlayer import QuantLayer
-
-import torch.ao.nn.intrinsic.quantized as _nniq
-import torch.ao.nn.quantized as _nnq
 
 _RELU_FUSED = (_nniq.ConvReLU2d, _nniq.LinearReLU)
 

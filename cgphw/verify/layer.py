@@ -278,11 +278,11 @@ def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source:
     """uint8 [n, *output_shape]: what the layer engine computes for input codes ``x`` (uint8
     [n, *input_shape]) with ``layer``'s own weights in a ROM (``source="rom"``) or read from an
     external memory (``"sram"``) — no circuit; for checking the datapath against torch."""
+    from cgphw.hw import emit
     from cgphw.hw.accel.engine import LayerEngine
     from cgphw.hw.accel.plan import kernel_writers, outputs_from_words, plan_load, resolve
     from cgphw.hw.accel.requant import requant_params
     from cgphw.hw.accel.source import SourceSpec
-    from cgphw.hw import emit
     from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
 
     config = config or EngineConfig()
