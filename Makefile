@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CGPHW  := $(VENV)/bin/cgphw
 
-.PHONY: demo test bench example clean
+.PHONY: demo test bench example example-layer clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -33,6 +33,18 @@ example: $(VENV)/.installed
 	    --generations 2000000 --out runs/$(EXAMPLE) --force --quiet
 	$(CGPHW) export runs/$(EXAMPLE) --name $(EXAMPLE)
 	$(CGPHW) synth rtl_out/$(EXAMPLE) --prove
+
+# The committed layer example: a circuit computing the 96 ring weights of the shipped LeNet-5's
+# conv1 from its 54 core weights (one item), exported with the conv1 engine it feeds
+# (cgphw export --layer), synthesised and proven. ~3 minutes. Re-run after changing the engine.
+LAYER_EXAMPLE := lenet5_conv1_core_ring
+example-layer: $(VENV)/.installed
+	mkdir -p runs
+	$(CGPHW) task make --selector core-ring:concat --out runs/$(LAYER_EXAMPLE).npz
+	$(CGPHW) evolve runs/$(LAYER_EXAMPLE).npz --rows 30 --cols 7 --levels-back 7 --threshold 1 --seed 1 \
+	    --generations 4000000 --out runs/$(LAYER_EXAMPLE) --force --quiet
+	$(CGPHW) export runs/$(LAYER_EXAMPLE) --name $(LAYER_EXAMPLE) --layer conv1
+	$(CGPHW) synth rtl_out/$(LAYER_EXAMPLE) --prove
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

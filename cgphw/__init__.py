@@ -9,6 +9,11 @@ The Python API (each command is a thin layer over one of these):
   synth(rtl dir) -> SynthReport       synthesis, energy, formal proof of the .il and the .v
   verify(rtl or run dir) -> Verdict   cycle-accurate simulation against the software model
   insert(run dir or weights) -> Insertion   the circuit's weights back in the network: accuracy
+  verify_layer(run or rtl dir, layer) -> LayerVerdict   real images through the int8 layer engine
+                                      fed by the circuit, every activation against torch
+  layer_energy(run or rtl dir, layer) -> LayerEnergy    energy per image per weight source
+  export_layer(run dir, layer) -> LayerExport          the engine's Verilog beside the circuit
+  run_engine(QuantLayer, codes) -> codes               any int8 conv/linear layer through the engine
 Errors a user can cause raise UserError (the CLI: exit 2); files that contradict each other
 or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
 """
@@ -16,7 +21,9 @@ from cgphw.errors import MismatchError, UserError
 
 __all__ = ["ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunConfig", "RunResult",
            "SynthReport", "Task", "UserError", "Verdict", "evolve", "export", "load_manifest", "load_run",
-           "load_task", "record_run", "resume", "synth", "verify", "insert", "Insertion"]
+           "load_task", "record_run", "resume", "synth", "verify", "insert", "Insertion",
+           "verify_layer", "LayerVerdict", "layer_energy", "LayerEnergy", "export_layer", "LayerExport",
+           "run_engine", "QuantLayer"]
 
 # Loaded on first use (even numpy: `cgphw` starts fast and Ctrl-C at start-up is one line);
 # the CGP engine brings numba, export Amaranth, verify cocotb, insertion torch.
@@ -29,7 +36,11 @@ _LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task",
          "load_manifest": "cgphw.hw.manifest", "Manifest": "cgphw.hw.manifest",
          "synth": "cgphw.hw.synth_report", "SynthReport": "cgphw.hw.synth_report",
          "verify": "cgphw.verify.verdict", "Verdict": "cgphw.verify.verdict",
-         "insert": "cgphw.insertion", "Insertion": "cgphw.insertion"}
+         "insert": "cgphw.insertion", "Insertion": "cgphw.insertion",
+         "verify_layer": "cgphw.verify.layer", "LayerVerdict": "cgphw.verify.layer",
+         "run_engine": "cgphw.verify.layer", "QuantLayer": "cgphw.quantlayer",
+         "layer_energy": "cgphw.verify.layer_energy", "LayerEnergy": "cgphw.verify.layer_energy",
+         "export_layer": "cgphw.verify.layer_export", "LayerExport": "cgphw.verify.layer_export"}
 
 
 def __getattr__(name):

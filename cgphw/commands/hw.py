@@ -14,12 +14,24 @@ import click
 @click.option("--out", "out_dir", default="rtl_out", show_default=True, type=click.Path(path_type=str),
               help="Directory that receives NAME/.")
 @click.option("--force", is_flag=True, help="Export a run that never reached its error threshold.")
+@click.option("--layer", default=None,
+              help="Also write the int8 layer engine for this network layer, fed by the circuit: "
+                   "NAME_LAYER.v/.il/.json, a stimulus of real images and a cocotb test module.")
+@click.option("--stimulus-images", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="With --layer: real images in the exported stimulus.")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+              help="With --layer: the int8 model [default: the shipped LeNet-5].")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def export_cmd(source, pipeline, name, out_dir, force, as_json):
+def export_cmd(source, pipeline, name, out_dir, force, layer, stimulus_images, model_path, as_json):
     """Emit a run's best circuit (or a genome file) as Verilog and RTLIL in OUT/NAME/, with a
     manifest NAME.json and the ROM baseline NAME_rom.v. OUT/NAME must be new, empty or an
     earlier export: its files are replaced, files cgphw did not write there are kept.
-    The run is checked first (exit 1 if its files contradict each other)."""
+    The run is checked first (exit 1 if its files contradict each other).
+
+    With --layer, the layer engine fed by the circuit goes beside it (see `cgphw verify-layer`)."""
+    if layer is not None:
+        _export_layer(source, pipeline, name, out_dir, force, layer, stimulus_images, model_path, as_json)
+        return
     from cgphw.hw.export import export
 
     result = export(source, out_dir=out_dir, name=name, pipeline=pipeline, force=force)
@@ -35,6 +47,23 @@ def export_cmd(source, pipeline, name, out_dir, force, as_json):
         click.echo(f"  {target / f}")
     if m.baseline is None:
         click.echo(f"  (no ROM baseline: {m.doc.baseline_note})")
+
+
+def _export_layer(source, pipeline, name, out_dir, force, layer, images, model_path, as_json) -> None:
+    from cgphw.verify.layer_export import export_layer
+
+    result = export_layer(source, layer, out_dir, name, pipeline, force, images, model_path)
+    lm = result.layer
+    if as_json:
+        click.echo(json.dumps({"dir": str(result.directory), "name": result.circuit.name, "layer": lm.layer,
+                               "engine": lm.top, "geometry": lm.doc["geometry"], "ports": lm.doc["ports"],
+                               "cycles_per_image": lm.doc["cycles_per_image"], "files": list(result.files)}, indent=1))
+        return
+    g = lm.doc["geometry"]
+    click.echo(f"{result.directory}: circuit {result.circuit.name} and layer engine {lm.top} ({lm.layer}: "
+               f"{g['lanes']} lanes x {g['taps']} taps, {lm.doc['cycles_per_image']} cycles per image)")
+    for f in result.files:
+        click.echo(f"  {result.directory / f}")
 
 
 def register(group) -> None:

@@ -273,8 +273,11 @@ def write_export(target: Path, files: dict, manifest_name: str, manifest: dict) 
     staging = None
     try:
         staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new."))
-        for filename, text in files.items():
-            (staging / filename).write_text(text)
+        for filename, content in files.items():  # text, or bytes (a layer engine's stimulus)
+            if isinstance(content, bytes):
+                (staging / filename).write_bytes(content)
+            else:
+                (staging / filename).write_text(content)
         (staging / manifest_name).write_text(json.dumps(manifest, indent=1, allow_nan=False) + "\n")
         for filename in names:
             os.chmod(staging / filename, 0o644)

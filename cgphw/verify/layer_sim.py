@@ -1,0 +1,61 @@
+"""Simulators for the layer engine, all driven by the same ``Recorder`` loop: Amaranth's own
+simulator on the component, or Icarus / Verilator on its Verilog through cocotb
+(``tb_layer``, run by the one cocotb runner of ``verify.runner``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from cgphw.errors import UserError
+from cgphw.verify import runner
+from cgphw.verify.layer_stimulus import RESET_CYCLES, LayerRun, LayerStimulus, Recorder, load_run
+
+CLOCK_PERIOD_S = 10e-9
+
+
+def simulate_amaranth(engine, stimulus: LayerStimulus) -> LayerRun:
+    """Run ``stimulus`` through an Amaranth layer engine in Amaranth's simulator."""
+    from amaranth.hdl import ClockDomain, Module, Value
+    from amaranth.sim import Simulator
+
+    top = Module()
+    top.domains.sync = domain = ClockDomain("sync")
+    top.submodules.dut = engine
+    rec = Recorder(stimulus)
+    in_data, out_data = Value.cast(engine.in_data), Value.cast(engine.out_data)
+    external = rec.memory is not None
+    w_data = Value.cast(engine.w_data) if external else None
+    sim = Simulator(top)
+    sim.add_clock(CLOCK_PERIOD_S, domain="sync")
+
+    async def bench(ctx):
+        ctx.set(domain.rst, 1)
+        for _ in range(RESET_CYCLES):
+            await ctx.tick("sync")
+        ctx.set(domain.rst, 0)
+        while not rec.done:
+            valid, data, word = rec.drive()
+            ctx.set(engine.in_valid, valid)
+            if valid:
+                ctx.set(in_data, data)
+            if word is not None:
+                ctx.set(w_data, word)
+            out_valid = ctx.get(engine.out_valid)
+            rec.observe(ctx.get(engine.in_ready), out_valid, ctx.get(out_data) if out_valid else None,
+                        ctx.get(engine.w_read) if external else 0, ctx.get(engine.w_addr) if external else None)
+            await ctx.tick("sync")
+
+    sim.add_testbench(bench)
+    sim.run()
+    return rec.result("amaranth")
+
+
+def simulate_cocotb(sim: str, verilog: Path, top: str, stimulus_path: Path, workdir: Path) -> LayerRun:
+    """Build ``verilog`` on Icarus or Verilator and run ``tb_layer`` with the stimulus file."""
+    run_file = Path(workdir).resolve() / f"{sim}_layer_run.npz"
+    run_file.unlink(missing_ok=True)
+    run = runner.run_cocotb(sim, [verilog], top, "cgphw.verify.tb_layer", workdir,
+                            {"CGPHW_STIMULUS": str(Path(stimulus_path).resolve()), "CGPHW_LAYER_RUN": str(run_file)})
+    if not run_file.is_file():
+        raise UserError(f"the {sim} simulation of {top} ended before its testbench finished; "
+                        f"log {run.log}:\n{run.log_tail()}")
+    return load_run(run_file)

@@ -1,0 +1,30 @@
+"""Fixtures of the layer tests: the committed conv1 example, and a run made from it."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "rtl_out" / "lenet5_conv1_core_ring"
+
+
+@pytest.fixture
+def example_copy(tmp_path) -> Path:
+    """A copy of the committed export (tests may edit it)."""
+    target = tmp_path / EXAMPLE.name
+    shutil.copytree(EXAMPLE, target)
+    return target
+
+
+@pytest.fixture(scope="module")
+def example_run(tmp_path_factory) -> Path:
+    """A run directory holding the committed example's circuit and task."""
+    from cgphw.cgp.search import record_run
+    from cgphw.hw.manifest import load_manifest
+
+    m = load_manifest(EXAMPLE)
+    run = tmp_path_factory.mktemp("runs") / "conv1_ring"
+    record_run(m.genome, m.task, run, threshold=1.0)
+    return run
