@@ -1,0 +1,417 @@
+"""Experiment files: one TOML file describes a campaign (model, data, tasks, search, the
+hardware stages, the cluster), with sweeps written as lists and named profiles.
+
+``load_experiment(path_or_name, profile, overrides)`` reads, merges the profile and the
+``--set`` overrides, and validates every key (errors name the file and the key);
+``expand(experiment, ...)`` turns it into the runs of the campaign (``RunSpec``).
+A shipped experiment is named by its file stem (``single-filter``); see ``shipped()``.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import math
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from cgphw.campaign.schema import FORMAT, NOT_IDENTITY, STAGES, TABLES, TOP_KEYS, Key
+from cgphw.errors import UserError
+
+SWEEP_ORDER = {"task": ("selector", "layer", "filters"),
+               "search": ("grid", "levels_back", "lambda", "mutation_max", "function_set", "value_bank",
+                          "threshold", "seed", "generations", "time_budget", "patience"),
+               "export": ("pipeline",)}
+PATH_KEYS = {("model", "path"), ("model", "torchvision"), ("model", "calibration"), ("data", "source")}
+SPECIAL_PATHS = {"lenet5", "mnist5k"}
+_GRID = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def experiments_dir() -> Path:
+    return Path(str(resources.files("cgphw") / "data" / "experiments"))
+
+
+def shipped() -> dict[str, Path]:
+    """Name -> file of every experiment shipped with cgphw."""
+    return {p.stem: p for p in sorted(experiments_dir().glob("*.toml"))}
+
+
+def find_experiment(ref: str | os.PathLike) -> Path:
+    path = Path(ref).expanduser()
+    if path.is_file():
+        return path
+    known = shipped()
+    name = str(ref).removesuffix(".toml")
+    if name in known:
+        return known[name]
+    raise UserError(f"experiment {ref} is neither a file nor a shipped experiment "
+                    f"({', '.join(known) or 'none shipped'})")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    path: Path
+    profile: str
+    doc: dict  # validated, defaults filled; doc["task"] is a list of task tables
+    profiles: tuple[str, ...] = ()
+
+    @property
+    def description(self) -> str:
+        return self.doc["description"]
+
+    @property
+    def stages(self) -> tuple[str, ...]:
+        return tuple(self.doc["stages"])
+
+    def table(self, name: str) -> dict:
+        return self.doc[name]
+
+
+def load_experiment(ref: str | os.PathLike, profile: str = "full", overrides: list[str] | tuple = ()) -> Experiment:
+    """Read, merge ``profile`` and ``overrides`` ("table.key=value", TOML values), validate."""
+    path = find_experiment(ref)
+    where = str(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read experiment {where} ({exc.__class__.__name__})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"experiment {where} is not valid TOML ({exc})") from None
+    profiles = raw.pop("profiles", {})
+    if not isinstance(profiles, dict) or any(not isinstance(v, dict) for v in profiles.values()):
+        raise UserError(f"{where}: profiles must be tables ([profiles.quick], [profiles.full])")
+    if profile not in profiles and profile != "full":
+        raise UserError(f"{where} has no profile {profile!r} (it has: {', '.join(['full', *profiles]) })")
+    base_dir = path.parent
+    raw = _resolve_paths(raw, base_dir)
+    for name, part in profiles.items():
+        _check_doc(_resolve_paths(part, base_dir), f"{where}: profiles.{name}", partial=True)
+    doc = _merge(raw, _resolve_paths(profiles.get(profile, {}), base_dir))
+    for text in overrides:
+        doc = _merge(doc, _override(text, where))
+    doc = _check_doc(doc, where, partial=False)
+    return Experiment(doc["name"], path, profile, doc, tuple(sorted({"full", *profiles})))
+
+
+# --- validation ---------------------------------------------------------------------------
+def _check_doc(doc: dict, where: str, partial: bool) -> dict:
+    out = {}
+    unknown = sorted(set(doc) - set(TOP_KEYS) - set(TABLES))
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join([*TOP_KEYS, *TABLES])})")
+    for key, spec in TOP_KEYS.items():
+        if key in doc:
+            out[key] = check_value(doc[key], spec, key, where)
+        elif not partial:
+            if spec.default is None:
+                raise UserError(f"{where}: the key {key!r} is required")
+            out[key] = spec.default
+    if not partial and not _NAME.match(out["name"]):
+        raise UserError(f"{where}: name must be letters, digits, '-', '_' or '.', got {out['name']!r}")
+    for table, keys in TABLES.items():
+        value = doc.get(table, {} if table != "task" else None)
+        if table == "task":
+            if value is None:
+                if partial:
+                    continue
+                raise UserError(f"{where}: the [task] table is required (selector = ...)")
+            tables = value if isinstance(value, list) else [value]
+            if not tables or any(not isinstance(t, dict) for t in tables):
+                raise UserError(f"{where}: task must be a table [task] or an array of tables [[task]]")
+            out["task"] = []
+            for i, t in enumerate(tables):
+                name = "task" if len(tables) == 1 else f"task[{i}]"
+                own = t.get("search", {})  # [task.search]: search settings of this task only
+                if not isinstance(own, dict):
+                    raise UserError(f"{where}: {name}.search must be a table [task.search]")
+                checked = _check_table({k: v for k, v in t.items() if k != "search"}, keys, name, where, partial)
+                if own:
+                    checked["search"] = _check_table(own, TABLES["search"], f"{name}.search", where, True)
+                if not partial and checked.get("selector") is None:
+                    raise UserError(f"{where}: {name}.selector is required")
+                out["task"].append(checked)
+            continue
+        if not isinstance(value, dict):
+            raise UserError(f"{where}: {table} must be a table [{table}]")
+        if value or not partial:
+            out[table] = _check_table(value, keys, table, where, partial)
+    if not partial:
+        for i, t in enumerate(out["task"]):
+            if t.get("search", {}).get("grid", out["search"]["grid"]) is None:
+                raise UserError(f"{where}: search.grid is required (e.g. grid = \"5x5\")"
+                                + (f"; task[{i}] has none" if len(out["task"]) > 1 else ""))
+    return out
+
+
+def _check_table(table: dict, keys: dict[str, Key], name: str, where: str, partial: bool) -> dict:
+    unknown = sorted(set(table) - set(keys))
+    if unknown:
+        raise UserError(f"{where}: unknown key {name}.{unknown[0]} (known: {', '.join(keys)})")
+    out = {}
+    for key, spec in keys.items():
+        if key in table:
+            out[key] = check_value(table[key], spec, f"{name}.{key}", where)
+        elif not partial:
+            out[key] = spec.default
+    return out
+
+
+def check_value(value, spec: Key, key: str, where: str):
+    """The value (or, for a sweep key, the list of values) checked against ``spec``."""
+    if spec.sweep and _is_sweep(value, spec):
+        if not value:
+            raise UserError(f"{where}: {key} is an empty list: a sweep needs at least one value")
+        return [_check_one(v, spec, key, where) for v in value]
+    return _check_one(value, spec, key, where)
+
+
+def _is_sweep(value, spec: Key) -> bool:
+    if not isinstance(value, list):
+        return False
+    return spec.kind != "ints" or any(isinstance(v, list) for v in value)
+
+
+def _check_one(value, spec: Key, key: str, where: str):
+    kind = spec.kind
+
+    def bad(expected: str):
+        raise UserError(f"{where}: {key} must be {expected}, got {value!r}")
+
+    if kind == "str":
+        if not isinstance(value, str):
+            bad("a string")
+    elif kind == "bool":
+        if not isinstance(value, bool):
+            bad("true or false")
+    elif kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            bad("a whole number")
+    elif kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            bad("a number")
+        value = float(value)
+    elif kind == "ints":
+        if not isinstance(value, list) or any(isinstance(v, bool) or not isinstance(v, int) for v in value):
+            bad("a list of whole numbers" + (" (a list of such lists is a sweep)" if spec.sweep else ""))
+        if spec.low is not None and any(v < spec.low for v in value):
+            bad(f"a list of whole numbers >= {spec.low:g}")
+        return list(value)
+    elif kind == "strs":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or any(not isinstance(v, str) for v in value):
+            bad("a list of strings")
+        if spec.choices and any(v not in spec.choices for v in value):
+            bad(f"a list drawn from {', '.join(spec.choices)}")
+        return list(value)
+    if spec.choices and value not in spec.choices:
+        bad(f"one of {', '.join(map(str, spec.choices))}")
+    if spec.low is not None and kind in ("int", "float") and value < spec.low:
+        bad(f"at least {spec.low:g}")
+    return value
+
+
+# --- merging, overrides, paths ------------------------------------------------------------
+def _merge(base: dict, part: dict) -> dict:
+    """Tables merge key by key (a task table applies to every [[task]]); anything else replaces."""
+    out = copy.deepcopy(base)
+    for key, value in part.items():
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            out[key] = _merge(old, value)
+        elif key == "task" and isinstance(value, dict) and isinstance(old, list):
+            out[key] = [_merge(t, value) if isinstance(t, dict) else t for t in old]
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _override(text: str, where: str) -> dict:
+    key, eq, raw = text.partition("=")
+    key = key.strip()
+    if not eq or not key:
+        raise UserError(f"--set {text!r} must look like table.key=value (e.g. search.seed=[1,2,3])")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word or path: take it as a string
+    parts = key.split(".")
+    if len(parts) > 2:
+        raise UserError(f"--set {key}: name a top-level key or table.key")
+    if len(parts) == 2:
+        table, name = parts
+        if table not in TABLES:
+            raise UserError(f"--set {key}: {table!r} is not a table of an experiment ({', '.join(TABLES)})")
+        if (table, name) in PATH_KEYS:
+            value = _resolve_path(value, Path.cwd())
+        return {table: {name: value}}
+    return {key: value}
+
+
+def _resolve_paths(doc: dict, base: Path) -> dict:
+    doc = copy.deepcopy(doc)
+    for table, key in PATH_KEYS:
+        if isinstance(doc.get(table), dict) and key in doc[table]:
+            doc[table][key] = _resolve_path(doc[table][key], base)
+    return doc
+
+
+def _resolve_path(value, base: Path):
+    if not isinstance(value, str) or value in SPECIAL_PATHS or value.startswith("$"):
+        return value  # checked later; $NAME: an environment variable, read when the campaign starts
+    return str((base / Path(value).expanduser()).resolve())
+
+
+def environment_path(value: str, key: str) -> str:
+    """A path setting: "$NAME" reads the environment variable NAME."""
+    if not value.startswith("$"):
+        return value
+    name = value[1:]
+    found = os.environ.get(name)
+    if not found:
+        raise UserError(f"{key} is taken from the environment variable {name}, which is not set: "
+                        f"export {name}=PATH or pass --set {key}=PATH (see README, MobileNetV2)")
+    return str(Path(found).expanduser().resolve())
+
+
+# --- the runs -----------------------------------------------------------------------------
+def parse_grid(text: str, where: str = "search.grid") -> tuple[int, int]:
+    match = _GRID.match(text)
+    if not match or min(int(match[1]), int(match[2])) < 1:
+        raise UserError(f"{where} must be rows x columns with whole numbers >= 1, e.g. \"5x5\", got {text!r}")
+    return int(match[1]), int(match[2])
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides one run's results (plus where to find model and data)."""
+    experiment: str
+    task: dict
+    search: dict
+    export: dict
+    synth: dict
+    verify: dict
+    model: dict  # {"path": ..., "sha256": ...}
+    data: dict
+    stages: tuple[str, ...]
+    extra: dict = field(default_factory=dict)  # not part of the identity (checkpoint interval)
+
+    def identity(self) -> dict:
+        return {"experiment": self.experiment, "task": self.task, "search": self.search, "export": self.export,
+                "synth": self.synth, "verify": self.verify, "model": self.model.get("sha256"),
+                "data": self.data, "stages": list(self.stages)}
+
+    @property
+    def digest(self) -> str:
+        text = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def task_label(self) -> str:
+        t = self.task
+        if t.get("label"):
+            return label_text(t)
+        text = t["selector"] + (f":{t['layer']}" if t.get("layer") else "")
+        if t.get("filters") is not None:
+            text += " f" + ",".join(map(str, t["filters"]))
+        return text + (" zero" if t.get("zero_targets") else "")
+
+    @property
+    def grid(self) -> str:
+        return f"{self.search['rows']}x{self.search['cols']}"
+
+    @property
+    def run_id(self) -> str:
+        s = self.search
+        slug = re.sub(r"[^A-Za-z0-9.]+", "-", self.task_label).strip("-")[:48]
+        return f"{slug}_{self.grid}_t{s['threshold']:g}_s{s['seed']}_{self.digest[:8]}"
+
+    def to_json(self) -> dict:
+        return {**self.identity(), "model": self.model, "extra": self.extra, "digest": self.digest,
+                "run_id": self.run_id, "task_label": self.task_label}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "RunSpec":
+        return cls(doc["experiment"], doc["task"], doc["search"], doc["export"], doc["synth"], doc["verify"],
+                   doc["model"], doc["data"], tuple(doc["stages"]), doc.get("extra", {}))
+
+
+def label_text(task: dict) -> str:
+    """A task's label with {layer}, {filters} and {selector} filled in."""
+    fields = {"layer": task.get("layer") or "", "selector": task["selector"],
+              "filters": ",".join(map(str, task.get("filters") or []))}
+    try:
+        return task["label"].format(**fields)
+    except (KeyError, IndexError, ValueError):
+        raise UserError(f"task.label {task['label']!r} may use only {{layer}}, {{filters}} and {{selector}}") from None
+
+
+def expand(exp: Experiment, model: dict, data: dict, layers_of=None) -> list[RunSpec]:
+    """Every run of the experiment: the product of its sweeps, tasks first, in file order.
+    ``layers_of()`` lists the model's conv layers (for ``layer = "all"``)."""
+    doc, runs, seen = exp.doc, [], set()
+    for task in doc["task"]:
+        task = dict(task)
+        search = {**doc["search"], **task.pop("search", {})}
+        fixed = {"search": {k: v for k, v in search.items() if k not in SWEEP_ORDER["search"]},
+                 "export": {k: v for k, v in doc["export"].items() if k not in SWEEP_ORDER["export"]}}
+        if task.get("layer") == "all" or task.get("layer") == ["all"]:
+            if layers_of is None:
+                raise UserError(f"{exp.path}: task.layer = \"all\" needs a model to list its layers")
+            task["layer"] = list(layers_of())
+        choices = [_choices(task, "task", k) for k in SWEEP_ORDER["task"]]
+        choices += [_choices(search, "search", k) for k in SWEEP_ORDER["search"]]
+        choices += [_choices(doc["export"], "export", k) for k in SWEEP_ORDER["export"]]
+        for combo in itertools.product(*choices):
+            parts = {"task": {k: v for k, v in task.items() if k not in SWEEP_ORDER["task"]},
+                     "search": dict(fixed["search"]), "export": dict(fixed["export"])}
+            for (table, key), value in combo:
+                parts[table][key] = value
+            spec = _run_spec(exp, parts, model, data)
+            spec.task_label  # a malformed label fails here, before anything runs
+            if spec.digest not in seen:  # the same run listed twice runs once
+                seen.add(spec.digest)
+                runs.append(spec)
+    return runs
+
+
+def _choices(table: dict, name: str, key: str) -> list:
+    value = table.get(key)
+    spec = TABLES[name][key]
+    values = value if isinstance(value, list) and _is_sweep(value, spec) else [value]
+    return [((name, key), v) for v in values]
+
+
+def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict) -> RunSpec:
+    search = parts["search"]
+    rows, cols = parse_grid(search.pop("grid"), f"{exp.path}: search.grid")
+    search["rows"], search["cols"] = rows, cols
+    search["levels_back"] = search["levels_back"] or cols
+    for key in ("generations", "time_budget", "patience"):
+        if search[key] is None:
+            search.pop(key)
+    if not any(k in search for k in ("generations", "time_budget", "patience")):
+        raise UserError(f"{exp.path}: a run needs a stopping rule: search.generations, search.time_budget "
+                        "or search.patience")
+    extra = {k: search.pop(k) for t, k in NOT_IDENTITY if t == "search" and k in search}
+    task = {k: v for k, v in parts["task"].items() if v is not None and v is not False}
+    return RunSpec(exp.name, task, search, parts["export"], dict(exp.doc["synth"]), dict(exp.doc["verify"]),
+                   model, data, tuple(s for s in STAGES if s in exp.stages), extra)
+
+
+def describe_keys() -> str:
+    """The experiment format as text (for --help and the README)."""
+    lines = [f"format = \"{FORMAT}\""]
+    for name, keys in TABLES.items():
+        lines.append(f"[{name}]")
+        for key, spec in keys.items():
+            lines.append(f"  {key} ({spec.kind}{', sweep' if spec.sweep else ''})"
+                         + (f": {spec.help}" if spec.help else ""))
+    return "\n".join(lines)
