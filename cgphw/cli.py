@@ -11,7 +11,7 @@ import click
 
 from cgphw.errors import UserError
 
-COMMAND_MODULES = ("evolve", "nn", "calibrate", "hw", "synth", "verify", "bench", "demo", "campaign")
+COMMAND_MODULES = ("evolve", "nn", "calibrate", "hw", "synth", "verify", "bench", "demo", "campaign", "model_import")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

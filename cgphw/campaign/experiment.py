@@ -269,12 +269,15 @@ def _resolve_path(value, base: Path):
     return str((base / Path(value).expanduser()).resolve())
 
 
-def environment_path(value: str, key: str) -> str:
-    """A path setting: "$NAME" reads the environment variable NAME."""
+def environment_path(value: str, key: str, required: bool = True) -> str | None:
+    """A path setting: "$NAME" reads the environment variable NAME (None if it is unset and
+    not ``required``)."""
     if not value.startswith("$"):
         return value
     name = value[1:]
     found = os.environ.get(name)
+    if not found and not required:
+        return None
     if not found:
         raise UserError(f"{key} is taken from the environment variable {name}, which is not set: "
                         f"export {name}=PATH or pass --set {key}=PATH (see README, MobileNetV2)")

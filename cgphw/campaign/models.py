@@ -25,8 +25,8 @@ def _imported(table: dict, out: Path, note) -> dict:
     source = Path(environment_path(table["torchvision"], "model.torchvision"))
     if not source.is_file():
         raise UserError(f"torchvision state dict {source} does not exist (model.torchvision)")
-    calibration = table.get("calibration")
-    calibration = environment_path(calibration, "model.calibration") if calibration else None
+    calibration = table.get("calibration")  # only float weights need it
+    calibration = environment_path(calibration, "model.calibration", required=False) if calibration else None
     target = out / "model.pt"
     want = {"source_sha256": stages.file_digest(source), "calibration": calibration,
             "calibration_images": table["calibration_images"]}
@@ -34,7 +34,9 @@ def _imported(table: dict, out: Path, note) -> dict:
     if target.is_file() and meta_path.is_file():
         meta = read_json(meta_path)
         made = meta.get("import", {}) if isinstance(meta, dict) else {}
-        if all(made.get(k) == v for k, v in want.items()) and meta.get("model_sha256") == stages.file_digest(target):
+        same = made.get("source_sha256") == want["source_sha256"] and (
+            made.get("kind") == "int8" or all(made.get(k) == v for k, v in want.items()))
+        if same and meta.get("model_sha256") == stages.file_digest(target):
             return {"path": str(target), "sha256": meta["model_sha256"]}
     note(f"importing {source} into {target} ...")
     stages.import_torchvision(source, target, calibration, table["calibration_images"])

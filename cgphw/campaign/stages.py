@@ -221,6 +221,6 @@ def file_digest(path: str | os.PathLike) -> str:
 
 def import_torchvision(source: Path, target: Path, calibration: str | None, images: int) -> None:
     """A torchvision MobileNetV2 state dict (float, or int8 QNNPACK) as a cgphw model file."""
-    from cgphw.nn.imagenet_model import import_mobilenet_v2
+    from cgphw.nn.import_mobilenet import import_mobilenet_v2
 
     import_mobilenet_v2(source, target, calibration, images)

@@ -33,7 +33,7 @@ class Accuracy:
 
 def logits(model, split: Split) -> torch.Tensor:
     """float32 [n, classes]: the int8 network's outputs, computed in fixed batches."""
-    outs = [model(torch.from_numpy(split.images[i:i + BATCH])) for i in range(0, len(split), BATCH)]
+    outs = [model(torch.from_numpy(np.asarray(split.images[i:i + BATCH]))) for i in range(0, len(split), BATCH)]
     return torch.cat(outs)
 
 

