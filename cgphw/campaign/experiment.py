@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from cgphw.campaign.schema import FORMAT, NOT_IDENTITY, STAGES, TABLES, TOP_KEYS, Key
+from cgphw.campaign.schema import NOT_IDENTITY, STAGES, TABLES, TOP_KEYS, Key
 from cgphw.errors import UserError
 
 SWEEP_ORDER = {"task": ("selector", "layer", "filters"),
@@ -378,7 +378,7 @@ def expand(exp: Experiment, model: dict, data: dict, layers_of=None) -> list[Run
             for (table, key), value in combo:
                 parts[table][key] = value
             spec = _run_spec(exp, parts, model, data)
-            spec.task_label  # a malformed label fails here, before anything runs
+            label_text(spec.task) if spec.task.get("label") else None  # a bad label fails before anything runs
             if spec.digest not in seen:  # the same run listed twice runs once
                 seen.add(spec.digest)
                 runs.append(spec)
@@ -407,14 +407,3 @@ def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict) -> RunSpec:
     task = {k: v for k, v in parts["task"].items() if v is not None and v is not False}
     return RunSpec(exp.name, task, search, parts["export"], dict(exp.doc["synth"]), dict(exp.doc["verify"]),
                    model, data, tuple(s for s in STAGES if s in exp.stages), extra)
-
-
-def describe_keys() -> str:
-    """The experiment format as text (for --help and the README)."""
-    lines = [f"format = \"{FORMAT}\""]
-    for name, keys in TABLES.items():
-        lines.append(f"[{name}]")
-        for key, spec in keys.items():
-            lines.append(f"  {key} ({spec.kind}{', sweep' if spec.sweep else ''})"
-                         + (f": {spec.help}" if spec.help else ""))
-    return "\n".join(lines)

@@ -8,8 +8,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display: figures are only ever written to files
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 MAX_DRAWN_NODES = 400  # a larger circuit is described, not drawn
 MAX_OVERLAID_RUNS = 40
@@ -55,7 +55,7 @@ def front(frame, archives: dict[str, list[tuple[float, float]]] | None = None):
     markers = "os^Dv<>ph*"
     thresholds = sorted(frame["threshold"].unique())
     seeds = sorted(frame["seed"].unique())
-    for run, points in (archives or {}).items():
+    for points in (archives or {}).values():
         if points:
             xs, ys = zip(*sorted(points))
             ax.plot(ys, xs, color="0.75", lw=0.8, zorder=1)

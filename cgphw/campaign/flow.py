@@ -112,16 +112,14 @@ def _timed(log: RunLog, stage: str, work, *args, **info):
     log.event(stage, "start", **info)
     t0 = time.monotonic()
     out = work(*args)
-    seconds = round(time.monotonic() - t0, 3)
-    log.event(stage, "done", seconds=seconds)
-    return out, seconds
+    log.event(stage, "done", seconds=round(time.monotonic() - t0, 3))
+    return out
 
 
 def _stages(spec: RunSpec, run_dir: Path, log: RunLog) -> dict:
-    seconds: dict[str, float] = {}
     task = _task(spec, run_dir, log)
     evolve_dir = run_dir / "evolve"
-    seconds["evolve"] = _evolve(spec, task, evolve_dir, log)
+    _evolve(spec, task, evolve_dir, log)
     search = stages.search_result(evolve_dir)
     name = circuit_name(spec)
     rtl_dir = run_dir / "rtl" / name
@@ -133,8 +131,8 @@ def _stages(spec: RunSpec, run_dir: Path, log: RunLog) -> dict:
         if state and state["genome_hash"] == search["genome_hash"] and state["pipeline"] == spec.export["pipeline"]:
             log.event("export", "skip")
         else:
-            _, seconds["export"] = _timed(log, "export", stages.export, evolve_dir, run_dir / "rtl", name,
-                                          spec.export["pipeline"], not reached)
+            _timed(log, "export", stages.export, evolve_dir, run_dir / "rtl", name, spec.export["pipeline"],
+                   not reached)
             state = stages.export_state(rtl_dir)
         exported = state
     if exported and "synth" in spec.stages:
@@ -144,12 +142,12 @@ def _stages(spec: RunSpec, run_dir: Path, log: RunLog) -> dict:
                 and synth["activity"]["evaluations"] == evaluations:
             log.event("synth", "skip")
         else:
-            synth, seconds["synth"] = _timed(log, "synth", stages.synth, rtl_dir, prove, evaluations)
+            synth = _timed(log, "synth", stages.synth, rtl_dir, prove, evaluations)
     if exported and "verify" in spec.stages:
-        verdict, seconds["verify"] = _verify(spec, run_dir, rtl_dir, search["genome_hash"], log)
+        verdict = _verify(spec, run_dir, rtl_dir, search["genome_hash"], log)
     if "insert" in spec.stages and stages.can_insert(task):
-        insertion, seconds["insert"] = _insert(spec, run_dir, evolve_dir, task, search["genome_hash"], log)
-    return make_row(spec, run_dir, task, search, exported, synth, verdict, insertion, seconds, rtl_dir)
+        insertion = _insert(spec, run_dir, evolve_dir, task, search["genome_hash"], log)
+    return make_row(spec, run_dir, task, search, exported, synth, verdict, insertion, rtl_dir)
 
 
 def circuit_name(spec: RunSpec) -> str:
@@ -178,19 +176,17 @@ def _task(spec: RunSpec, run_dir: Path, log: RunLog):
     return task
 
 
-def _evolve(spec: RunSpec, task, evolve_dir: Path, log: RunLog) -> float:
+def _evolve(spec: RunSpec, task, evolve_dir: Path, log: RunLog) -> None:
     state = stages.search_state(evolve_dir)
     if state is not None and not stages.search_settings_match(state["config"], spec.search):
         raise UserError(f"{evolve_dir} holds a search with other settings than this run's spec.json")
     if state is not None and state["finished"]:
         log.event("evolve", "skip")
-        return 0.0
-    every = float(spec.extra.get("checkpoint_every", 10.0))
-    if state is not None and state["generation"] is not None:
-        _, seconds = _timed(log, "evolve", stages.resume, evolve_dir, resumed_from=state["generation"])
-    else:
-        _, seconds = _timed(log, "evolve", lambda: stages.evolve(task, spec.search, evolve_dir, every))
-    return seconds
+    elif state is not None and state["generation"] is not None:
+        _timed(log, "evolve", stages.resume, evolve_dir, resumed_from=state["generation"])
+    else:  # new, or killed before its first checkpoint: start (again) from the seed
+        every = float(spec.extra.get("checkpoint_every", 10.0))
+        _timed(log, "evolve", stages.evolve, task, spec.search, evolve_dir, every)
 
 
 def _verify(spec: RunSpec, run_dir: Path, rtl_dir: Path, genome_hash: str, log: RunLog):
@@ -201,10 +197,10 @@ def _verify(spec: RunSpec, run_dir: Path, rtl_dir: Path, genome_hash: str, log: 
         doc = read_json(path)
         if isinstance(doc, dict) and doc.get("format") == VERIFY_FORMAT and all(doc.get(k) == x for k, x in key.items()):
             log.event("verify", "skip")
-            return doc["verdict"], None
-    verdict, seconds = _timed(log, "verify", stages.verify, rtl_dir, v["simulator"], v["vectors"], v["seed"])
+            return doc["verdict"]
+    verdict = _timed(log, "verify", stages.verify, rtl_dir, v["simulator"], v["vectors"], v["seed"])
     write_json_atomic(path, {"format": VERIFY_FORMAT, **key, "verdict": verdict})
-    return verdict, seconds
+    return verdict
 
 
 def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, task, genome_hash: str, log: RunLog):
@@ -216,12 +212,12 @@ def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, task, genome_hash: s
         doc = read_json(path)
         if isinstance(doc, dict) and doc.get("format") == INSERT_FORMAT and all(doc.get(k) == x for k, x in key.items()):
             log.event("insert", "skip")
-            return doc, None
-    result, seconds = _timed(log, "insert", stages.insert, evolve_dir, task, spec.model["path"],
-                             spec.model.get("sha256"), d["source"], d["split"], d.get("limit"))
+            return doc
+    result = _timed(log, "insert", stages.insert, evolve_dir, task, spec.model["path"], spec.model.get("sha256"),
+                    d["source"], d["split"], d.get("limit"))
     doc = {"format": INSERT_FORMAT, **key, **result}
     write_json_atomic(path, doc)
-    return doc, seconds
+    return doc
 
 
 def _stage_seconds(run_dir: Path) -> dict[str, float]:
@@ -234,7 +230,7 @@ def _stage_seconds(run_dir: Path) -> dict[str, float]:
 
 
 def make_row(spec: RunSpec, run_dir: Path, task, search: dict, exported, synth, verdict, insertion,
-             seconds: dict, rtl_dir: Path) -> dict:
+             rtl_dir: Path) -> dict:
     """The run's row of the campaign's results table (see results.COLUMNS)."""
     m, s, t = search["metrics"], spec.search, spec.task
     logged = _stage_seconds(run_dir)

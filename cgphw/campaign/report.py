@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from cgphw.campaign import figures, stages
-from cgphw.campaign.results import FIGURES, campaign_info, default_group_by, load_results, summarize
+from cgphw.campaign.results import campaign_info, default_group_by, load_results, missing, summarize, summary_cells
 from cgphw.files import write_text_atomic
 
 RUN_COLUMNS = (("run", "run"), ("task", "task"), ("grid", "grid"), ("threshold", "t"), ("seed", "seed"),
@@ -121,24 +121,14 @@ def _best_run(frame):
 
 
 def _summary_table(summary, group_by) -> str:
-    figs = [c for c in FIGURES if f"{c}_min" in summary]
-    head = "".join(f"<th class=l>{_e(c)}</th>" for c in group_by) + "<th>runs</th><th>reached</th>" + \
-        ("<th>verified</th>" if "verified" in summary else "") + "".join(f"<th>{_e(FIGURES[c][0])}</th>" for c in figs)
-    rows = []
-    for _, r in summary.iterrows():
-        cells = "".join(f"<td class=l>{_e(r[c])}</td>" for c in group_by)
-        cells += f"<td>{r['runs']}</td><td>{r['reached']}/{r['runs']}</td>"
-        if "verified" in summary:
-            cells += f"<td>{r['verified']}/{r['runs']}</td>"
-        for c in figs:
-            _, fmt, scale = FIGURES[c]
-            lo, mid, hi = r[f"{c}_min"], r[f"{c}_median"], r[f"{c}_max"]
-            text = "–" if lo is None or lo != lo else (fmt.format(lo * scale) if lo == hi else
-                                                      f"{fmt.format(lo * scale)}–{fmt.format(hi * scale)} "
-                                                      f"({fmt.format(mid * scale)})")
-            cells += f"<td>{_e(text)}</td>"
-        rows.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+    head, body = summary_cells(summary, group_by)
+    keys = len(group_by)
+
+    def cell(tag, i, text):
+        return f"<{tag}{' class=l' if i < keys else ''}>{_e(text)}</{tag}>"
+
+    rows = "".join("<tr>" + "".join(cell("td", i, c) for i, c in enumerate(cells)) + "</tr>" for cells in body)
+    return "<table><tr>" + "".join(cell("th", i, h) for i, h in enumerate(head)) + f"</tr>{rows}</table>"
 
 
 def _runs_table(frame) -> str:
@@ -149,7 +139,7 @@ def _runs_table(frame) -> str:
         cells = []
         for c, _ in cols:
             v = r[c]
-            if v is None or (isinstance(v, float) and v != v):
+            if missing(v):
                 text = "–"
             elif c in ("top1_after", "delta_top1"):
                 text = f"{100 * v:{'+' if c == 'delta_top1' else ''}.2f}"

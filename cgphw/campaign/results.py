@@ -3,6 +3,7 @@ the campaign folder) and its summaries per setting (min–max and median, as the
 tables give them)."""
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -106,8 +107,8 @@ def summarize(frame, group_by: list[str] | None = None):
     return pd.DataFrame(rows)
 
 
-def format_summary(summary, group_by: list[str]) -> str:
-    """The summary as a text table: each figure as min–max (median)."""
+def summary_cells(summary, group_by: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Headings and text cells of a summary: each figure as min–max (median)."""
     figures = [c for c in FIGURES if f"{c}_min" in summary]
     head = [*group_by, "runs", "reached"] + (["verified"] if "verified" in summary else []) + \
         [FIGURES[c][0] for c in figures]
@@ -119,20 +120,31 @@ def format_summary(summary, group_by: list[str]) -> str:
         for c in figures:
             _, fmt, scale = FIGURES[c]
             lo, mid, hi = r[f"{c}_min"], r[f"{c}_median"], r[f"{c}_max"]
-            if lo is None or lo != lo:  # None or NaN
+            if missing(lo):
                 cells.append("–")
             elif lo == hi:
                 cells.append(fmt.format(lo * scale))
             else:
                 cells.append(f"{fmt.format(lo * scale)}–{fmt.format(hi * scale)} ({fmt.format(mid * scale)})")
         body.append(cells)
+    return head, body
+
+
+def format_summary(summary, group_by: list[str]) -> str:
+    """The summary as a text table."""
+    head, body = summary_cells(summary, group_by)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
     return "\n".join(lines)
 
 
+def missing(value) -> bool:
+    """None or NaN (pandas keeps either for a figure a run does not have)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def _plain(value) -> str:
     if isinstance(value, float) and value.is_integer():
         return f"{value:g}"
-    return "–" if value is None or value != value else str(value)
+    return "–" if missing(value) else str(value)

@@ -70,7 +70,7 @@ def load_image(path: Path) -> np.ndarray:
             scale = RESIZE / min(w, h)
             size = (RESIZE, int(h * scale)) if w <= h else (int(w * scale), RESIZE)
             image = image.resize(size, Image.BILINEAR)
-            left, top = int(round((size[0] - CROP) / 2.0)), int(round((size[1] - CROP) / 2.0))
+            left, top = round((size[0] - CROP) / 2.0), round((size[1] - CROP) / 2.0)
             pixels = np.asarray(image.crop((left, top, left + CROP, top + CROP)), np.float32) / 255.0
     except (OSError, UnidentifiedImageError) as exc:
         raise UserError(f"cannot read the image {path} ({exc.__class__.__name__})") from None

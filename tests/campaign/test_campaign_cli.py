@@ -8,7 +8,7 @@ import pytest
 
 from cgphw.cli import main
 
-from conftest import experiment_file
+from campaign_fixtures import experiment_file
 
 ALL_STAGES = """description = "two LeNet-5 conv1 kernels, shortened"
 [task]
@@ -79,7 +79,7 @@ def test_a_campaign_runs_every_stage_and_writes_table_and_report(campaign, capsy
 
 
 def test_results_summarise_per_setting(campaign, capsys):
-    path, out, _ = campaign
+    _, out, _ = campaign
     text = run_cli(capsys, "results", str(out), "--group-by", "grid,threshold").out
     header, line = text.splitlines()[:2]
     assert header.split()[:4] == ["grid", "threshold", "runs", "reached"]

@@ -10,7 +10,7 @@ from cgphw.campaign.flow import execute_run, read_log
 from cgphw.campaign.runner import run_campaign
 from cgphw.files import read_json
 
-from conftest import experiment_file
+from campaign_fixtures import experiment_file
 
 # The study's test kernel as plain values (no network: the workers need not load torch).
 KERNEL = "values:-42,-36,64,19,67,127,60,54,16->26,-61,-64,-60,22,-25,102,-5,32,32,-62,-9,-12,-32,-96,-76"
