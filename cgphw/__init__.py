@@ -2,12 +2,13 @@
 from cgphw.errors import UserError
 from cgphw.task import Task, load_task
 
-__all__ = ["Task", "UserError", "load_task", "evolve", "resume", "RunResult"]
+__all__ = ["Task", "UserError", "load_task", "evolve", "resume", "RunResult", "insert", "Insertion"]
 
-_LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search"}
+_LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
+         "insert": "cgphw.insertion", "Insertion": "cgphw.insertion"}
 
 
-def __getattr__(name):  # the CGP engine loads numba: import it only when used
+def __getattr__(name):  # the CGP engine loads numba, insertion torch: import them only when used
     if name in _LAZY:
         import importlib
 

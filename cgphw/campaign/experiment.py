@@ -264,8 +264,8 @@ def _resolve_paths(doc: dict, base: Path) -> dict:
 
 
 def _resolve_path(value, base: Path):
-    if not isinstance(value, str) or value in SPECIAL_PATHS or value.startswith("$"):
-        return value  # checked later; $NAME: an environment variable, read when the campaign starts
+    if not isinstance(value, str) or value in SPECIAL_PATHS or value.startswith(("$", "cgphw:")):
+        return value  # $NAME: an environment variable, read when the campaign starts; cgphw: package data
     return str((base / Path(value).expanduser()).resolve())
 
 

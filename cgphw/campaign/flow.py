@@ -146,7 +146,7 @@ def _stages(spec: RunSpec, run_dir: Path, log: RunLog) -> dict:
     if exported and "verify" in spec.stages:
         verdict = _verify(spec, run_dir, rtl_dir, search["genome_hash"], log)
     if "insert" in spec.stages and stages.can_insert(task):
-        insertion = _insert(spec, run_dir, evolve_dir, task, search["genome_hash"], log)
+        insertion = _insert(spec, run_dir, evolve_dir, search["genome_hash"], log)
     return make_row(spec, run_dir, task, search, exported, synth, verdict, insertion, rtl_dir)
 
 
@@ -203,7 +203,7 @@ def _verify(spec: RunSpec, run_dir: Path, rtl_dir: Path, genome_hash: str, log: 
     return verdict
 
 
-def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, task, genome_hash: str, log: RunLog):
+def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, genome_hash: str, log: RunLog):
     path = run_dir / "insert.json"
     d = spec.data
     key = {"genome_hash": genome_hash, "model_sha256": spec.model.get("sha256"), "data": d["source"],
@@ -213,7 +213,7 @@ def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, task, genome_hash: s
         if isinstance(doc, dict) and doc.get("format") == INSERT_FORMAT and all(doc.get(k) == x for k, x in key.items()):
             log.event("insert", "skip")
             return doc
-    result = _timed(log, "insert", stages.insert, evolve_dir, task, spec.model["path"], spec.model.get("sha256"),
+    result = _timed(log, "insert", stages.insert, evolve_dir, spec.model["path"], spec.model.get("sha256"),
                     d["source"], d["split"], d.get("limit"))
     doc = {"format": INSERT_FORMAT, **key, **result}
     write_json_atomic(path, doc)

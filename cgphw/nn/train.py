@@ -19,6 +19,7 @@ from cgphw.nn import quant
 from cgphw.nn.accuracy import measure
 from cgphw.nn.data import Split
 from cgphw.nn.model import Int8Model, float_network, qat_network
+from cgphw.progress import ProgressCallback, step
 
 
 @dataclass(frozen=True)
@@ -57,16 +58,16 @@ def augment(images: torch.Tensor, cfg: TrainConfig, gen: torch.Generator) -> tor
     return F.grid_sample(images, grid, align_corners=False, padding_mode="zeros")
 
 
-def _epoch(net, split: Split, cfg: TrainConfig, opt, sched, gen) -> float:
+def _epoch(net, split: Split, cfg: TrainConfig, opt, sched, gen, on_step=None) -> float:
     before = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)  # training only: int8 inference ops have no such mode
     try:
-        return _epoch_steps(net, split, cfg, opt, sched, gen)
+        return _epoch_steps(net, split, cfg, opt, sched, gen, on_step)
     finally:
         torch.use_deterministic_algorithms(before)
 
 
-def _epoch_steps(net, split: Split, cfg: TrainConfig, opt, sched, gen) -> float:
+def _epoch_steps(net, split: Split, cfg: TrainConfig, opt, sched, gen, on_step=None) -> float:
     net.train()
     order = torch.randperm(len(split), generator=gen)
     images, labels = torch.from_numpy(split.images), torch.from_numpy(split.labels)
@@ -81,6 +82,8 @@ def _epoch_steps(net, split: Split, cfg: TrainConfig, opt, sched, gen) -> float:
         opt.step()
         sched.step()
         total, steps = total + loss.item(), steps + 1
+        if on_step is not None:
+            on_step(steps)
     return total / max(steps, 1)
 
 
@@ -103,14 +106,14 @@ def _optimiser(net, lr: float, cfg: TrainConfig, total_steps: int):
 
 
 def train(cfg: TrainConfig, train_split: Split, val_split: Split, float_state: dict | None = None,
-          progress=None) -> tuple[Int8Model, dict]:
-    """Train (or fine-tune from ``float_state``) and return the int8 model with a history."""
+          progress: ProgressCallback | None = None) -> tuple[Int8Model, dict]:
+    """Train (or fine-tune from ``float_state``) and return the int8 model with a history
+    (per epoch: mean training loss and validation top-1)."""
     if len(train_split) == 0 or len(val_split) == 0:
         raise UserError("training needs non-empty train and validation splits")
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    say = progress or (lambda _msg: None)
     args = dict(cfg.args)
     started = time.time()
     history = {"float": [], "qat": []}
@@ -123,12 +126,13 @@ def train(cfg: TrainConfig, train_split: Split, val_split: Split, float_state: d
     if cfg.epochs > 0:
         opt, sched = _optimiser(net, cfg.lr, cfg, cfg.epochs * per_epoch)
         for epoch in range(cfg.epochs):
-            loss = _epoch(net, train_split, cfg, opt, sched, gen)
+            loss = _epoch(net, train_split, cfg, opt, sched, gen,
+                          _counter(progress, "float training", epoch, per_epoch, cfg.epochs))
             acc = _float_accuracy(net, val_split)
             history["float"].append({"epoch": epoch + 1, "loss": round(loss, 5), "val_top1": float(acc)})
-            say(f"float epoch {epoch + 1}/{cfg.epochs}: loss {loss:.4f}, validation top-1 {100 * acc:.2f} %")
             if acc >= best_acc:  # ties go to the later epoch (more annealed)
                 best_acc, best_state = acc, {k: v.clone() for k, v in net.state_dict().items()}
+    step(progress, "calibrating the int8 ranges")
     qat = qat_network(cfg.arch, args, best_state)
     best_int8, best_val = Int8Model.from_qat(cfg.arch, args, _calibrate(qat, train_split, cfg)), None
     if cfg.qat_epochs > 0:
@@ -139,17 +143,24 @@ def train(cfg: TrainConfig, train_split: Split, val_split: Split, float_state: d
                 quant.freeze_observers(qat)
                 quant.freeze_bn(qat)
             with quant.quiet():
-                loss = _epoch(qat, train_split, cfg, opt, sched, gen)
+                loss = _epoch(qat, train_split, cfg, opt, sched, gen,
+                              _counter(progress, "quantization-aware training", epoch, per_epoch, cfg.qat_epochs))
             candidate = Int8Model.from_qat(cfg.arch, args, qat)
             acc = measure(candidate, val_split).top1
             history["qat"].append({"epoch": epoch + 1, "loss": round(loss, 5), "val_top1": acc})
-            say(f"QAT epoch {epoch + 1}/{cfg.qat_epochs}: loss {loss:.4f}, int8 validation top-1 {100 * acc:.2f} %")
             if acc >= best_val:
                 best_val, best_int8 = acc, candidate
     history["best_float_val_top1"] = float(best_acc) if cfg.epochs > 0 else None
     history["best_int8_val_top1"] = best_val if best_val is not None else measure(best_int8, val_split).top1
     history["seconds"] = round(time.time() - started, 1)
     return best_int8, history
+
+
+def _counter(progress: ProgressCallback | None, what: str, epoch: int, per_epoch: int, epochs: int):
+    """on_step for an epoch: reports training steps done out of all epochs' steps."""
+    if progress is None:
+        return None
+    return lambda steps: progress(epoch * per_epoch + steps, epochs * per_epoch, what)
 
 
 def _calibrate(qat, split: Split, cfg: TrainConfig, batches: int = 8):

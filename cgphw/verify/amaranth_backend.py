@@ -3,13 +3,15 @@ stimulus and scoreboard as the cocotb testbench (same cycle convention: inputs s
 cycle k are captured by the clock edge that ends cycle k; outputs are read before it)."""
 from __future__ import annotations
 
+from cgphw.progress import ProgressCallback, step
 from cgphw.verify.scoreboard import Scoreboard, pack
 from cgphw.verify.stimulus import Stimulus
 
 CLOCK_PERIOD_S = 10e-9
+PROGRESS_EVERY = 256  # cycles
 
 
-def simulate_component(component, stimulus: Stimulus) -> Scoreboard:
+def simulate_component(component, stimulus: Stimulus, progress: ProgressCallback | None = None) -> Scoreboard:
     """Run ``stimulus`` on an Amaranth component whose ports follow ``stimulus.ports``
     (a pipelined one clocks on the ``sync`` domain) and return the filled scoreboard."""
     from amaranth.hdl import ClockDomain, Module, Value
@@ -39,6 +41,8 @@ def simulate_component(component, stimulus: Stimulus) -> Scoreboard:
 
     async def bench(ctx):
         for k, (rst, valid, vector) in enumerate(cycles):
+            if k % PROGRESS_EVERY == 0:
+                step(progress, "simulating on amaranth (cycles)", k, len(cycles))
             if stored is not None:
                 ctx.set(stored, words[vector])
             if valid_in is not None:
@@ -53,4 +57,5 @@ def simulate_component(component, stimulus: Stimulus) -> Scoreboard:
 
     sim.add_testbench(bench)
     sim.run()
+    step(progress, "simulating on amaranth (cycles)", len(cycles), len(cycles))
     return board

@@ -16,6 +16,7 @@ import numpy as np
 
 from cgphw import gates as G
 from cgphw.errors import UserError
+from cgphw.progress import ProgressCallback, step
 
 DEFAULT_LANES = 16
 
@@ -96,7 +97,7 @@ class Conformance:
                 "passed": self.passed, "seconds": round(self.seconds, 2)}
 
 
-def check_amaranth(ids=None, lanes: int = DEFAULT_LANES) -> Conformance:
+def check_amaranth(ids=None, lanes: int = DEFAULT_LANES, progress: ProgressCallback | None = None) -> Conformance:
     from amaranth.hdl import Value
     from amaranth.sim import Simulator
 
@@ -110,15 +111,18 @@ def check_amaranth(ids=None, lanes: int = DEFAULT_LANES) -> Conformance:
     outs = [Value.cast(getattr(dut, f"g{gid}")) for gid in ids]
 
     async def bench(ctx):
-        for step in range(len(a)):
-            ctx.set(a_sig, int(a[step]))
-            ctx.set(b_sig, b_words[step])
+        for k in range(len(a)):
+            if k % 64 == 0:
+                step(progress, "simulating every gate on amaranth (input pairs)", k * lanes, 65536)
+            ctx.set(a_sig, int(a[k]))
+            ctx.set(b_sig, b_words[k])
             for g, gid in enumerate(ids):
                 got = np.frombuffer(ctx.get(outs[g]).to_bytes(lanes, "little"), np.uint8)
-                if not np.array_equal(got, want[step, g]):
-                    result.record(gid, got, want[step, g], int(a[step]), b[step])
+                if not np.array_equal(got, want[k, g]):
+                    result.record(gid, got, want[k, g], int(a[k]), b[k])
             await ctx.delay(1e-9)
         result.pairs = 65536
+        step(progress, "simulating every gate on amaranth (input pairs)", 65536, 65536)
 
     start = time.perf_counter()
     sim = Simulator(dut)
@@ -128,7 +132,8 @@ def check_amaranth(ids=None, lanes: int = DEFAULT_LANES) -> Conformance:
     return result
 
 
-def check_cocotb(sim: str, ids=None, lanes: int = DEFAULT_LANES, workdir: str | Path | None = None) -> Conformance:
+def check_cocotb(sim: str, ids=None, lanes: int = DEFAULT_LANES, workdir: str | Path | None = None,
+                 progress: ProgressCallback | None = None) -> Conformance:
     """The same design converted to Verilog by Amaranth, checked by tb_gates.py on ``sim``."""
     from amaranth.back import verilog
 
@@ -144,7 +149,7 @@ def check_cocotb(sim: str, ids=None, lanes: int = DEFAULT_LANES, workdir: str | 
         a, b = pair_schedule(lanes)
         np.savez(work / "gates_stimulus.npz", ids=np.array(ids), a=a, b=b, expected=expected_bytes(ids, lanes))
         run = run_cocotb(sim, [source], "cgphw_gates", "cgphw.verify.tb_gates", work,
-                         {"CGPHW_STIMULUS": str(work / "gates_stimulus.npz")})
+                         {"CGPHW_STIMULUS": str(work / "gates_stimulus.npz")}, progress)
         result = Conformance(sim, ids)
         if run.report is None:
             raise RuntimeError(f"the {sim} conformance simulation did not finish:\n{run.log_tail()}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cgphw.errors import UserError
+from cgphw.progress import ProgressCallback, step
 
 SIMULATORS = ("amaranth", "icarus", "verilator")
 EXTERNAL = ("icarus", "verilator")
@@ -103,7 +104,7 @@ def _patched_environ(extra: dict[str, str]):
 
 
 def run_cocotb(sim: str, sources: list[Path], top: str, test_module: str, workdir: Path,
-               env: dict[str, str]) -> CocotbRun:
+               env: dict[str, str], progress: ProgressCallback | None = None) -> CocotbRun:
     """Build ``sources`` with ``top`` on ``sim`` and run ``test_module`` against it."""
     if sim not in EXTERNAL:
         raise UserError(f"{sim} is not a cocotb simulator; choose one of {', '.join(EXTERNAL)}")
@@ -120,6 +121,7 @@ def run_cocotb(sim: str, sources: list[Path], top: str, test_module: str, workdi
         stale.unlink(missing_ok=True)
     with _patched_environ(extra):
         runner = get_runner(sim)
+        step(progress, f"building {', '.join(Path(s).name for s in sources)} with {sim}")
         try:
             runner.build(sources=[Path(s).resolve() for s in sources], hdl_toplevel=top,
                          build_dir=build_dir, always=True, clean=True, timescale=TIMESCALE,
@@ -128,6 +130,7 @@ def run_cocotb(sim: str, sources: list[Path], top: str, test_module: str, workdi
             tail = "\n".join(build_log.read_text(errors="replace").splitlines()[-12:]) if build_log.exists() else ""
             raise UserError(f"{sim} could not build {', '.join(Path(s).name for s in sources)} "
                             f"({exc}); build log {build_log}:\n{tail}") from None
+        step(progress, f"simulating on {sim}")
         try:
             runner.test(test_module=test_module, hdl_toplevel=top, build_dir=build_dir, test_dir=workdir,
                         results_xml=str(results), timescale=TIMESCALE, log_file=test_log,

@@ -12,6 +12,7 @@ import numpy as np
 
 from cgphw.cgp.problem import weighted_se
 from cgphw.errors import UserError
+from cgphw.progress import ProgressCallback, step
 from cgphw.verify import runner
 from cgphw.verify.design import Design, load_design, resolve_manifest
 from cgphw.verify.scoreboard import describe_mismatch
@@ -111,7 +112,8 @@ def _same_verilog(a: str, b: str) -> bool:
     return body(a) == body(b)
 
 
-def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path) -> Verdict:
+def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
+               progress: ProgressCallback | None = None) -> Verdict:
     """Simulate ``design`` with ``stimulus`` on ``sim`` and fill a Verdict (task claim included)."""
     start = time.perf_counter()
     if sim == "amaranth":
@@ -125,13 +127,13 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path) -> V
             verdict.problems.append(f"{design.verilog.name} differs from the Verilog of the component rebuilt "
                                     "from its genome, so Amaranth's simulator cannot vouch for it; "
                                     "verify the file itself with --sim icarus or --sim verilator")
-        summary = simulate_component(component, stimulus).summary()
+        summary = simulate_component(component, stimulus, progress).summary()
     else:
         verdict = Verdict(design.top, sim, f"exported Verilog {design.verilog.name}", design.latency)
         stim_path = workdir / "stimulus.json"
         stimulus.save(stim_path)
         run = runner.run_cocotb(sim, [design.verilog], design.top, "cgphw.verify.tb_circuit", workdir,
-                                {"CGPHW_STIMULUS": str(stim_path.resolve())})
+                                {"CGPHW_STIMULUS": str(stim_path.resolve())}, progress)
         summary = run.report
         if summary is None:
             verdict.problems.append(f"the {sim} simulation ended before its testbench finished; "
@@ -156,7 +158,8 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path) -> V
 
 
 def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS, seed: int = 0,
-           pipeline: int | None = None, workdir: str | Path | None = None) -> Verdict:
+           pipeline: int | None = None, workdir: str | Path | None = None,
+           progress: ProgressCallback | None = None) -> Verdict:
     """Verify an RTL directory (or manifest), or a run / genome exported first with
     ``pipeline``. ``workdir`` keeps the build, logs and stimulus (a temp dir otherwise)."""
     sim = sim or runner.default_simulator()
@@ -167,5 +170,7 @@ def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS,
     with tempfile.TemporaryDirectory(prefix="cgphw-verify-") as tmp:
         work = Path(workdir) if workdir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
+        step(progress, "preparing the design")  # a run is exported first
         design = load_design(resolve_manifest(path, work, pipeline))
-        return run_design(design, sim, design_stimulus(design, n_random, seed), work)
+        step(progress, "building the stimulus")
+        return run_design(design, sim, design_stimulus(design, n_random, seed), work, progress)

@@ -153,3 +153,25 @@ def test_calibrate_refuses_evaluations_out_of_range(tmp_path, capsys, evaluation
                                "--out", str(out)], capsys)
     assert code == 2 and stderr.startswith("error: --evaluations") and "\n" not in stderr.strip()
     assert not out.exists()
+
+
+def test_calibrate_writes_to_the_working_folder_and_needs_force_to_overwrite(tmp_path, capsys, monkeypatch,
+                                                                             committed):
+    monkeypatch.chdir(tmp_path)
+    packaged = default_costs_path().read_bytes()
+    args = ["calibrate", "--function-set", "and", "--evaluations", "64"]
+    code, _, stderr = run_cli(args, capsys)
+    assert code == 0, stderr
+    assert "--costs gate_costs.json" in stderr and default_costs_path().read_bytes() == packaged
+    written = (tmp_path / "gate_costs.json").read_text()
+    assert list(json.loads(written)["gates"]) == ["8"]
+    (tmp_path / "gate_costs.json").write_text("mine")  # a user's file of that name is never replaced silently
+    code, _, stderr = run_cli(args, capsys)
+    assert code == 2 and stderr.strip() == ("error: gate_costs.json exists: pass --force to replace it, "
+                                            "or --out FILE to write elsewhere")
+    assert (tmp_path / "gate_costs.json").read_text() == "mine"
+    code, _, stderr = run_cli(args + ["--force"], capsys)
+    assert code == 0, stderr
+    assert json.loads((tmp_path / "gate_costs.json").read_text())["gates"] == json.loads(written)["gates"]
+    code, _, stderr = run_cli(args + ["--out", "nodir/costs.json"], capsys)
+    assert code == 2 and "folder nodir does not exist" in stderr and not (tmp_path / "nodir").exists()

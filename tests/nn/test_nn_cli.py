@@ -187,3 +187,31 @@ def test_task_make_refuses_a_repeated_filter(capsys, tmp_path):
     assert "more than once" in fails(capsys, "task", "make", "--selector", "core-ring", "--filters", "0,0",
                                      "--out", str(out))
     assert not out.exists()
+
+
+@pytest.mark.parametrize("key, value", [("conv1.weight", float("nan")), ("fc3.bias", float("inf")),
+                                        ("conv2.weight_fake_quant.scale", float("-inf")),
+                                        ("fc1.activation_post_process.activation_post_process.min_val",
+                                         float("nan"))])
+def test_model_file_with_nan_or_inf_values_is_refused_on_load(capsys, tmp_path, key, value):
+    import torch
+
+    from cgphw.nn.model import DEFAULT_MODEL
+
+    doc = torch.load(DEFAULT_MODEL, map_location="cpu", weights_only=True)
+    doc["qat_state"][key].view(-1)[0] = value
+    torch.save(doc, tmp_path / "m.pt")
+    for command in (["model", "eval", "--limit", "10"], ["task", "make", "--selector", "core-ring",
+                                                         "--out", str(tmp_path / "t.npz")]):
+        err = fails(capsys, *command, "--model", str(tmp_path / "m.pt"))
+        assert f"is damaged: {key} holds 1 NaN or infinite value(s)" in err
+    assert not (tmp_path / "t.npz").exists()
+
+
+def test_json_outputs_name_the_shipped_model_portably(capsys, tmp_path):
+    from cgphw.task import load_task
+
+    assert json.loads(run(capsys, "model", "eval", "--limit", "10", "--json"))["model"] == \
+        "cgphw:data/models/lenet5_mnist5k.pt"
+    run(capsys, "task", "make", "--selector", "core-ring", "--out", str(tmp_path / "t.npz"))
+    assert load_task(tmp_path / "t.npz").meta["model"]["path"] == "cgphw:data/models/lenet5_mnist5k.pt"

@@ -86,3 +86,40 @@ def test_corrupt_gzip_and_missing_sources(tmp_path):
         load_split("mnist5k", "dev")
     with gzip.open(tmp_path / "x.gz", "wb") as fh:
         fh.write(b"")
+
+
+def test_builtin_images_are_package_data_with_their_licence():
+    import hashlib
+
+    from cgphw.nn.data import MNIST5K_SHA256, mnist5k_path
+
+    with np.load(mnist5k_path(), allow_pickle=False) as archive:
+        images, labels = archive["images"], archive["labels"]
+    assert images.shape == (5000, 28, 28) and images.dtype == np.uint8 and labels.dtype == np.uint8
+    assert np.bincount(labels).tolist() == [500] * 10
+    assert hashlib.sha256(images.tobytes() + labels.tobytes()).hexdigest() == MNIST5K_SHA256
+    licence = (mnist5k_path().parent / "LICENSE.txt").read_text()
+    assert "Creative Commons Attribution-Share Alike 3.0" in licence and "LeCun" in licence
+
+
+@pytest.mark.parametrize("damage", ["pixel", "order", "not-npz"])
+def test_damaged_builtin_images_are_refused(monkeypatch, tmp_path, damage):
+    from cgphw.nn import data as data_mod
+
+    with np.load(data_mod.mnist5k_path(), allow_pickle=False) as archive:
+        images, labels = archive["images"].copy(), archive["labels"].copy()
+    fake = tmp_path / "mnist5k.npz"
+    if damage == "pixel":
+        images[4999, 27, 27] ^= 1
+        np.savez_compressed(fake, images=images, labels=labels)
+    elif damage == "order":  # the same images in another order would move the seeded split
+        np.savez_compressed(fake, images=images[::-1], labels=labels[::-1])
+    else:
+        fake.write_text("not a zip")
+    monkeypatch.setattr(data_mod, "mnist5k_path", lambda: fake)
+    data_mod._mnist5k_arrays.cache_clear()
+    try:
+        with pytest.raises(UserError, match="reinstall cgphw"):
+            load_split("mnist5k", "test")
+    finally:
+        data_mod._mnist5k_arrays.cache_clear()

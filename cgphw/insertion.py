@@ -1,0 +1,152 @@
+"""Insertion: put generated weights back into the int8 network and measure what accuracy
+remains. The last stage of the flow: it evaluates a run's best circuit (cgp/) on its task's
+inputs and writes the outputs where the task's targets live in the network (nn/).
+
+Only int8 codes change; every layer keeps its scales, zero points and bias.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from cgphw.cgp.genome import Genome, load_genome
+from cgphw.errors import UserError
+from cgphw.files import read_json, sha256_file
+from cgphw.nn.accuracy import Accuracy, measure
+from cgphw.nn.data import load_split
+from cgphw.nn.layers import extract
+from cgphw.nn.layers import insert as insert_codes
+from cgphw.nn.model import Int8Model, load_model
+from cgphw.nn.tasks import place
+from cgphw.progress import ProgressCallback, step
+from cgphw.task import Task, load_task
+
+
+@dataclass(frozen=True)
+class LayerChange:
+    layer: str
+    weights: int  # int8 codes in the layer
+    changed: int  # codes that differ from the model's own
+
+
+@dataclass(frozen=True)
+class Insertion:
+    """What ``insert`` did and measured (accuracies are fractions 0..1)."""
+    source: str  # the run directory, weights file, or "weights given in Python"
+    origin: str  # the same in words, e.g. "the best circuit of runs/ring2"
+    model: str | None  # the model file (the shipped one as cgphw:data/models/...)
+    layers: tuple[LayerChange, ...]  # sorted by layer name
+    before: Accuracy
+    after: Accuracy
+    threshold_reached: bool | None = None  # a run's claim; None for plain weights
+    notes: tuple[str, ...] = ()  # things the user should know (another model, threshold missed)
+
+    @property
+    def delta_top1(self) -> float:
+        return self.after.top1 - self.before.top1
+
+    @property
+    def delta_top5(self) -> float:
+        return self.after.top5 - self.before.top5
+
+    @property
+    def delta_loss(self) -> float:
+        return self.after.loss - self.before.loss
+
+    @property
+    def codes_changed(self) -> dict[str, int]:
+        return {c.layer: c.changed for c in self.layers}
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "origin": self.origin, "model": self.model,
+                "layers": [c.layer for c in self.layers], "codes_changed": self.codes_changed,
+                "layer_weights": {c.layer: c.weights for c in self.layers},
+                "threshold_reached": self.threshold_reached, "notes": list(self.notes),
+                "before": self.before.as_dict(), "after": self.after.as_dict(),
+                "delta_top1": self.delta_top1, "delta_top5": self.delta_top5, "delta_loss": self.delta_loss}
+
+    def lines(self) -> list[str]:
+        return [f"inserted {self.origin} into {', '.join(c.layer for c in self.layers)} "
+                f"({sum(self.codes_changed.values())} codes differ)",
+                f"before: {self.before.line()}", f"after:  {self.after.line()}",
+                f"delta:  top-1 {100 * self.delta_top1:+.2f} points, loss {self.delta_loss:+.4f}"]
+
+
+def insert(source: str | os.PathLike | Mapping[str, np.ndarray], model: str | os.PathLike | Int8Model | None = None,
+           data: str | os.PathLike = "mnist5k", split: str = "test", limit: int | None = None,
+           progress: ProgressCallback | None = None) -> Insertion:
+    """Put generated weights into the int8 network and measure accuracy before and after.
+
+    ``source``: a run directory (its best circuit is evaluated on its task's inputs and the
+    outputs replace the task's targets where they live in the network), an ``.npz`` file of
+    layer name -> int8 array, or such a mapping. ``model``: a model file or an ``Int8Model``
+    (default: the shipped LeNet-5). ``data``, ``split``, ``limit``: the images, as for
+    ``cgphw model eval``. Bad input raises ``UserError``.
+    """
+    step(progress, "loading the model")
+    net = model if isinstance(model, Int8Model) else load_model(model)
+    notes: list[str] = []
+    threshold_reached = None
+    if isinstance(source, Mapping):
+        described, origin = "weights given in Python", "weights given in Python"
+        replacements = {name: np.asarray(codes) for name, codes in source.items()}
+    else:
+        path = Path(source)
+        described = str(path)
+        if path.is_dir():
+            step(progress, "evaluating the run's circuit")
+            replacements, threshold_reached, notes = _run_replacements(path, net)
+            origin = f"the best circuit of {path}"
+        else:
+            replacements, origin = _weights_file(path), f"weights from {path}"
+    changed = insert_codes(net, replacements)  # checks names, shapes and dtypes
+    images = load_split(data, split).head(limit)
+    before = measure(net, images, progress, "accuracy before")
+    after = measure(changed, images, progress, "accuracy after")
+    layers = tuple(LayerChange(name, int(np.asarray(codes).size), int((extract(net, name) != codes).sum()))
+                   for name, codes in sorted(replacements.items()))
+    return Insertion(described, origin, net.name, layers, before, after, threshold_reached, tuple(notes))
+
+
+def _read_run(run_dir: Path) -> tuple[Genome, Task, bool | None]:
+    """(best genome, task, whether it reached its threshold: None if unknown) of a run
+    directory: the one place insertion reads a run's files."""
+    for name in ("best.json", "task.npz"):
+        if not (run_dir / name).is_file():
+            raise UserError(f"run directory {run_dir} has no {name}")
+    genome, task = load_genome(run_dir / "best.json"), load_task(run_dir / "task.npz")
+    metrics = read_json(run_dir / "best.json").get("metrics")
+    reached = metrics.get("threshold_reached") if isinstance(metrics, dict) else None
+    return genome, task, reached if isinstance(reached, bool) else None
+
+
+def _run_replacements(run_dir: Path, net: Int8Model) -> tuple[dict[str, np.ndarray], bool | None, list[str]]:
+    genome, task, reached = _read_run(run_dir)
+    if genome.grid.n_inputs != task.n_inputs or genome.grid.n_outputs != task.n_outputs:
+        raise UserError(f"the genome in {run_dir}/best.json has {genome.grid.n_inputs} inputs and "
+                        f"{genome.grid.n_outputs} outputs but the task has {task.n_inputs} and {task.n_outputs}")
+    notes = []
+    made_from = task.meta.get("model")
+    made_from = made_from.get("sha256") if isinstance(made_from, dict) else None
+    if made_from and net.path and made_from != sha256_file(net.path):
+        notes.append(f"the task of {run_dir} was made from another model file than {net.name}")
+    if reached is False:
+        notes.append(f"the run in {run_dir} never reached its error threshold; its best circuit was inserted anyway")
+    return place(net, task, genome.evaluate(task.inputs)), reached, notes
+
+
+def _weights_file(path: Path) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise UserError(f"{path} is neither a run directory nor a weights .npz file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            weights = {k: archive[k] for k in archive.files}
+    except Exception as exc:
+        raise UserError(f"{path} is not a readable .npz of layer weights ({type(exc).__name__})") from None
+    if not weights:
+        raise UserError(f"{path} holds no layer weights")
+    return weights
