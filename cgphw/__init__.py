@@ -2,10 +2,14 @@
 from cgphw.errors import UserError
 from cgphw.task import Task, load_task
 
-__all__ = ["Task", "UserError", "load_task", "evolve", "resume", "RunResult", "insert", "Insertion"]
+__all__ = ["Task", "UserError", "load_task", "evolve", "resume", "RunResult", "insert", "Insertion",
+           "run_campaign", "CampaignResult", "load_experiment", "load_results", "summarize", "write_report"]
 
 _LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
-         "insert": "cgphw.insertion", "Insertion": "cgphw.insertion"}
+         "insert": "cgphw.insertion", "Insertion": "cgphw.insertion",
+         "run_campaign": "cgphw.campaign.runner", "CampaignResult": "cgphw.campaign.runner",
+         "load_experiment": "cgphw.campaign.experiment", "load_results": "cgphw.campaign.results",
+         "summarize": "cgphw.campaign.results", "write_report": "cgphw.campaign.report"}
 
 
 def __getattr__(name):  # the CGP engine loads numba, insertion torch: import them only when used
