@@ -258,8 +258,10 @@ def make_row(spec: RunSpec, run_dir: Path, task, search: dict, exported, synth, 
                 "top5_before": before.get("top5"), "top5_after": after.get("top5"),
                 "loss_before": before.get("loss"), "loss_after": after.get("loss"),
                 "accuracy_images": after.get("images"), "accuracy_data": after.get("source")})
-    row.update({"run_dir": str(run_dir), "evolve_dir": str(run_dir / "evolve"),
-                "rtl_dir": str(rtl_dir) if exported else None})
+    # paths relative to the campaign folder, which may be moved or copied whole
+    here = Path("runs") / run_dir.name
+    row.update({"run_dir": str(here), "evolve_dir": str(here / "evolve"),
+                "rtl_dir": str(here / "rtl" / rtl_dir.name) if exported else None})
     return row
 
 

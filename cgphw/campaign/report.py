@@ -11,6 +11,7 @@ from pathlib import Path
 
 from cgphw.campaign import figures, stages
 from cgphw.campaign.results import campaign_info, default_group_by, load_results, missing, summarize, summary_cells
+from cgphw.errors import UserError
 from cgphw.files import write_text_atomic
 
 RUN_COLUMNS = (("run", "run"), ("task", "task"), ("grid", "grid"), ("threshold", "t"), ("seed", "seed"),
@@ -46,7 +47,7 @@ def render(frame, info: dict, folder: Path) -> str:
     parts += ["<h2>Summary</h2>", _summary_table(summarize(frame, group_by), group_by),
               "<p class=note>min–max (median) over the runs of each setting.</p>"]
     sections = [
-        ("Convergence", figures.convergence(_curves(frame)),
+        ("Convergence", figures.convergence(_curves(frame, folder)),
          "Error (squared error summed over the weights) and energy of the best circuit so far, against search "
          "time and generations; one line per run. The error falls first; once under the threshold the energy falls."),
         ("Error against energy", figures.front(frame),
@@ -62,14 +63,18 @@ def render(frame, info: dict, folder: Path) -> str:
     ]
     best = _best_run(frame)
     if best is not None:
-        graph = stages.circuit_graph(Path(best["evolve_dir"]))
         title = f"{best['run']}: {best['gates']} gates, error {best['error']:g}, {best['energy']:.4f} pJ"
-        drawing = figures.gate_graph(graph, title)
-        text = ("The lowest-energy circuit that reached its threshold, as a gate graph (orange: constants)."
-                if drawing is not None else
-                f"The best circuit ({title}) has {len(graph['nodes'])} active gates, too many to draw; "
-                f"its expressions: <code>cgphw show {_e(best['evolve_dir'])}</code>.")
-        sections.append(("The best circuit", drawing, text))
+        try:
+            graph = stages.circuit_graph(folder / best["evolve_dir"])
+        except UserError as exc:  # the run's folder was removed or damaged since
+            sections.append(("The best circuit", None, f"The best circuit ({_e(title)}) cannot be drawn: {_e(exc)}"))
+        else:
+            drawing = figures.gate_graph(graph, title)
+            text = ("The lowest-energy circuit that reached its threshold, as a gate graph (orange: constants)."
+                    if drawing is not None else
+                    f"The best circuit ({_e(title)}) has {len(graph['nodes'])} active gates, too many to draw; "
+                    f"its expressions: <code>cgphw show {_e(folder / best['evolve_dir'])}</code>.")
+            sections.append(("The best circuit", drawing, text))
     for title, fig, text in sections:
         if fig is None and title != "The best circuit":
             continue
@@ -95,12 +100,12 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _curves(frame) -> list[tuple[str, dict]]:
+def _curves(frame, folder: Path) -> list[tuple[str, dict]]:
     import pandas as pd
 
     curves = []
     for _, r in frame.iterrows():
-        path = stages.stats_file(Path(r["evolve_dir"]))
+        path = stages.stats_file(folder / r["evolve_dir"])
         try:
             stats = pd.read_csv(path)
         except (OSError, ValueError):

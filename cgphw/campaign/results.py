@@ -96,7 +96,7 @@ def summarize(frame, group_by: list[str] | None = None):
         row = dict(zip(group_by, keys))
         row["runs"] = len(part)
         row["reached"] = int(part["reached"].sum())
-        if "verified" in part:
+        if "verified" in part and part["verified"].notna().any():
             row["verified"] = int((part["verified"] == "pass").sum())
         for c in figures:
             values = pd.to_numeric(part[c], errors="coerce").dropna()
@@ -116,7 +116,7 @@ def summary_cells(summary, group_by: list[str]) -> tuple[list[str], list[list[st
     for _, r in summary.iterrows():
         cells = [_plain(r[c]) for c in group_by] + [str(r["runs"]), f"{r['reached']}/{r['runs']}"]
         if "verified" in summary:
-            cells.append(f"{r['verified']}/{r['runs']}")
+            cells.append("–" if missing(r["verified"]) else f"{int(r['verified'])}/{r['runs']}")
         for c in figures:
             _, fmt, scale = FIGURES[c]
             lo, mid, hi = r[f"{c}_min"], r[f"{c}_median"], r[f"{c}_max"]
