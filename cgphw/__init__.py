@@ -1,18 +1,42 @@
-"""cgphw: evolve 8-bit circuits that compute int8 network weights, as verified hardware."""
-from cgphw.errors import UserError
-from cgphw.task import Task, load_task
+"""cgphw: evolve 8-bit circuits that compute int8 network weights, as verified hardware.
 
-__all__ = ["Task", "UserError", "load_task", "evolve", "resume", "RunResult", "insert", "Insertion",
+The Python API (each command is a thin layer over one of these):
+  evolve / resume -> RunResult        a CGP search, written to a run directory
+  record_run(genome, task, dir)       a run directory holding a given genome (found elsewhere)
+  load_run(dir) -> Run                a run directory, every file checked (RunConfig, Metrics)
+  export(run or genome) -> ExportResult (directory, Manifest)
+  load_manifest(dir) -> Manifest      an export directory, every file checked
+  synth(rtl dir) -> SynthReport       synthesis, energy, formal proof of the .il and the .v
+  verify(rtl or run dir) -> Verdict   cycle-accurate simulation against the software model
+  insert(run dir or weights) -> Insertion   the circuit's weights back in the network: accuracy
+  run_campaign(experiment) -> CampaignResult   every run of an experiment file, on Dask
+  load_experiment(file or name) -> Experiment; load_results(dir) -> DataFrame; summarize(table);
+  write_report(dir) -> report.html
+Errors a user can cause raise UserError (the CLI: exit 2); files that contradict each other
+or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
+"""
+from cgphw.errors import MismatchError, UserError
+
+__all__ = ["ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunConfig", "RunResult",
+           "SynthReport", "Task", "UserError", "Verdict", "evolve", "export", "load_manifest", "load_run",
+           "load_task", "record_run", "resume", "synth", "verify", "insert", "Insertion",
            "run_campaign", "CampaignResult", "load_experiment", "load_results", "summarize", "write_report"]
 
-_LAZY = {"evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
-         "insert": "cgphw.insertion", "Insertion": "cgphw.insertion",
-         "run_campaign": "cgphw.campaign.runner", "CampaignResult": "cgphw.campaign.runner",
-         "load_experiment": "cgphw.campaign.experiment", "load_results": "cgphw.campaign.results",
-         "summarize": "cgphw.campaign.results", "write_report": "cgphw.campaign.report"}
+# Loaded on first use (even numpy: `cgphw` starts fast and Ctrl-C at start-up is one line);
+# the CGP engine brings numba, export Amaranth, verify cocotb, insertion torch.
+_LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task",
+         "evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
+         "record_run": "cgphw.cgp.search",
+         "load_run": "cgphw.cgp.rundir", "Run": "cgphw.cgp.rundir", "RunConfig": "cgphw.cgp.rundir",
+         "Metrics": "cgphw.cgp.metrics",
+         "export": "cgphw.hw.export", "ExportResult": "cgphw.hw.export",
+         "load_manifest": "cgphw.hw.manifest", "Manifest": "cgphw.hw.manifest",
+         "synth": "cgphw.hw.synth_report", "SynthReport": "cgphw.hw.synth_report",
+         "verify": "cgphw.verify.verdict", "Verdict": "cgphw.verify.verdict",
+         "insert": "cgphw.insertion", "Insertion": "cgphw.insertion"}
 
 
-def __getattr__(name):  # the CGP engine loads numba, insertion torch: import them only when used
+def __getattr__(name):
     if name in _LAZY:
         import importlib
 

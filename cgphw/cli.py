@@ -1,7 +1,8 @@
 """The `cgphw` command line: a thin layer over the package's stages.
 
 Each stage's commands live in ``cgphw/commands/<stage>.py`` and expose ``register(group)``.
-Every error a user can cause is a ``UserError``: printed as one sentence, exit code 2.
+Every error a user can cause is a ``UserError``: printed as one sentence, exit code 2 (1 for a
+``MismatchError``: well-formed files that contradict each other or a re-evaluation).
 """
 from __future__ import annotations
 
@@ -29,14 +30,14 @@ def _register_all() -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    _register_all()
     try:
+        _register_all()  # inside: Ctrl-C while the stages import is one line too
         cli.main(args=argv, prog_name="cgphw", standalone_mode=False)
-    except UserError as exc:
+    except UserError as exc:  # exit 2; a MismatchError (files that contradict each other) exit 1
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # Ctrl-C before a run's own handler is in place
+        click.echo("interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:  # bad flags, missing arguments: one line, like every other error
         if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # a bare group: show its help

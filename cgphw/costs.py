@@ -6,7 +6,6 @@ The default table is package data (``cgphw/data/gate_costs.json``), written by
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from importlib import resources
@@ -16,6 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from cgphw.errors import UserError
+from cgphw.files import parse_json
 
 FORMAT = "cgphw-gate-costs/1"
 MAX_FIGURE = 1e4  # per gate: pJ, area unit, ns
@@ -48,6 +48,12 @@ class CostTable:
         return tuple(np.array([getattr(self.gates[i], f) for i in ids], np.float64)
                      for f in ("energy_pj", "area", "delay_ns"))
 
+    def to_json(self) -> dict:
+        """A gate_costs.json document holding this table (what ``load_costs`` reads)."""
+        return {"format": FORMAT, "source": self.source, "memory": dict(self.memory),
+                "gates": {str(i): {"energy_pj": c.energy_pj, "area": c.area, "delay_ns": c.delay_ns}
+                          for i, c in sorted(self.gates.items())}}
+
     def describe(self) -> dict:
         # The package's own table is named portably, not by this machine's install path.
         default = self.path and Path(self.path).resolve() == default_costs_path().resolve()
@@ -61,7 +67,11 @@ def load_costs(path: str | os.PathLike | None = None) -> CostTable:
         raise UserError(f"cost table {path} does not exist")
     raw = path.read_bytes()
     try:
-        doc = json.loads(raw)
+        text = raw.decode()
+    except UnicodeDecodeError:
+        raise UserError(f"cost table {path} is not a text file") from None
+    doc = parse_json(text, f"cost table {path}")
+    try:
         if doc.get("format") != FORMAT:
             raise ValueError(f"format is {doc.get('format')!r}, expected {FORMAT!r}")
         gates = {int(k): GateCost(float(v["energy_pj"]), float(v["area"]), float(v["delay_ns"]))

@@ -1,5 +1,16 @@
-"""Errors a user can cause: the CLI prints the message as one sentence and exits 2."""
+"""Errors a user can cause: the CLI prints the message as one sentence and exits 2 (1 for a
+mismatch: files that are well formed but disagree with each other or with a re-evaluation)."""
 
 
 class UserError(Exception):
     """Bad input (file, shape, genome, config, flag). The message is one clear sentence."""
+
+    exit_code = 2
+
+
+class MismatchError(UserError):
+    """Well-formed files that contradict each other or a re-evaluation: a hash that does not
+    match, stored metrics that the genome does not reproduce, files of two different runs.
+    Tampering or a mix-up, caught: exit 1, like a failed verification."""
+
+    exit_code = 1

@@ -13,9 +13,10 @@ from typing import Mapping
 
 import numpy as np
 
-from cgphw.cgp.genome import Genome, load_genome
+from cgphw.cgp.genome import Genome
+from cgphw.cgp.rundir import load_run
 from cgphw.errors import UserError
-from cgphw.files import read_json, sha256_file
+from cgphw.files import sha256_file
 from cgphw.nn.accuracy import Accuracy, measure
 from cgphw.nn.data import load_split
 from cgphw.nn.layers import extract
@@ -23,7 +24,7 @@ from cgphw.nn.layers import insert as insert_codes
 from cgphw.nn.model import Int8Model, load_model
 from cgphw.nn.tasks import place
 from cgphw.progress import ProgressCallback, step
-from cgphw.task import Task, load_task
+from cgphw.task import Task
 
 
 @dataclass(frozen=True)
@@ -112,23 +113,15 @@ def insert(source: str | os.PathLike | Mapping[str, np.ndarray], model: str | os
     return Insertion(described, origin, net.name, layers, before, after, threshold_reached, tuple(notes))
 
 
-def _read_run(run_dir: Path) -> tuple[Genome, Task, bool | None]:
-    """(best genome, task, whether it reached its threshold: None if unknown) of a run
-    directory: the one place insertion reads a run's files."""
-    for name in ("best.json", "task.npz"):
-        if not (run_dir / name).is_file():
-            raise UserError(f"run directory {run_dir} has no {name}")
-    genome, task = load_genome(run_dir / "best.json"), load_task(run_dir / "task.npz")
-    metrics = read_json(run_dir / "best.json").get("metrics")
-    reached = metrics.get("threshold_reached") if isinstance(metrics, dict) else None
-    return genome, task, reached if isinstance(reached, bool) else None
+def _read_run(run_dir: Path) -> tuple[Genome, Task, bool]:
+    """(best genome, task, whether it reached its threshold) of a run directory, read and
+    checked whole by load_run (tampered or mixed-up files: MismatchError)."""
+    run = load_run(run_dir)
+    return run.genome, run.task, run.threshold_reached
 
 
 def _run_replacements(run_dir: Path, net: Int8Model) -> tuple[dict[str, np.ndarray], bool | None, list[str]]:
     genome, task, reached = _read_run(run_dir)
-    if genome.grid.n_inputs != task.n_inputs or genome.grid.n_outputs != task.n_outputs:
-        raise UserError(f"the genome in {run_dir}/best.json has {genome.grid.n_inputs} inputs and "
-                        f"{genome.grid.n_outputs} outputs but the task has {task.n_inputs} and {task.n_outputs}")
     notes = []
     made_from = task.meta.get("model")
     made_from = made_from.get("sha256") if isinstance(made_from, dict) else None

@@ -6,7 +6,6 @@ import pytest
 
 import cgphw
 from cgphw.cgp.genome import Genome, Grid
-from cgphw.files import write_json_atomic
 from cgphw.nn.layers import extract
 from cgphw.nn.model import load_model
 from cgphw.nn.tasks import make_task
@@ -17,23 +16,19 @@ def lenet():
     return load_model()
 
 
-def _run_dir(path, lenet, increment: bool, threshold_reached=None):
-    """A run whose circuit copies conv1 (or adds 1 to every weight): task layer:conv1->conv1."""
+def _run_dir(path, lenet, increment: bool, threshold: float = 0.0):
+    """A run whose circuit copies conv1 (or adds 1 to every weight): task layer:conv1->conv1.
+    The copy meets threshold 0; the increment misses it (127 + 1 wraps) but meets t = 100."""
     task = make_task(lenet, "layer:conv1->conv1")
     n = task.n_inputs
     grid = Grid(n, n, rows=n, cols=1, levels_back=2, function_ids=(13,))  # 13 = inc
     genes = sum(([i, i, 13] for i in range(n)), []) + ([n + i for i in range(n)] if increment else list(range(n)))
-    path.mkdir()
-    task.save(path / "task.npz")
-    doc = {"format": "cgphw-run/1", "genome": Genome(grid, np.array(genes)).to_json()}
-    if threshold_reached is not None:
-        doc["metrics"] = {"threshold_reached": threshold_reached}
-    write_json_atomic(path / "best.json", doc)
+    cgphw.record_run(Genome(grid, np.array(genes)), task, path, threshold=threshold)
     return path
 
 
 def test_insert_a_run_returns_a_frozen_typed_result(tmp_path, lenet):
-    result = cgphw.insert(_run_dir(tmp_path / "inc", lenet, True, threshold_reached=True), model=lenet, limit=200)
+    result = cgphw.insert(_run_dir(tmp_path / "inc", lenet, True, threshold=100.0), model=lenet, limit=200)
     assert isinstance(result, cgphw.Insertion)
     with pytest.raises(dataclasses.FrozenInstanceError):
         result.origin = "x"
@@ -55,8 +50,8 @@ def test_insert_own_weights_from_a_mapping_changes_nothing(lenet):
 
 
 def test_insert_notes_a_run_that_missed_its_threshold(tmp_path, lenet):
-    result = cgphw.insert(_run_dir(tmp_path / "copy", lenet, False, threshold_reached=False), model=lenet, limit=50)
-    assert result.threshold_reached is False and result.codes_changed == {"conv1": 0}
+    result = cgphw.insert(_run_dir(tmp_path / "inc", lenet, True), model=lenet, limit=50)
+    assert result.threshold_reached is False and result.codes_changed == {"conv1": 150}
     assert len(result.notes) == 1 and "never reached its error threshold" in result.notes[0]
 
 

@@ -1,6 +1,8 @@
 """The campaign's one door to the other stages (network, search, export, synthesis,
 verification, insertion). Everything else in ``cgphw/campaign`` sees only the plain values
 these functions return, so a change in another stage's API is a change here only.
+Functions come from their defining modules: on the package, ``cgphw.verify`` turns into the
+subpackage once that is imported.
 """
 from __future__ import annotations
 
@@ -72,28 +74,26 @@ def can_insert(task: Task) -> bool:
 
 # --- search ------------------------------------------------------------------------------
 def search_state(evolve_dir: Path) -> dict | None:
-    """None: no search started there. Else {"config", "finished", "generation"}."""
-    from cgphw.cgp import checkpoint as ck
+    """None: no search there yet (or one killed before it wrote its first checkpoint, which
+    starts again). Else {"config", "finished", "generation"} of the run ``load_run`` checked."""
+    from cgphw.cgp.rundir import CHECKPOINT, CONFIG, load_run
 
-    if not (evolve_dir / "config.json").is_file():
+    if not (evolve_dir / CONFIG).is_file() or not (evolve_dir / CHECKPOINT).is_file():
         return None
-    config = ck.read_config(evolve_dir)
-    if not (evolve_dir / "checkpoint.json").is_file():
-        return {"config": config, "finished": False, "generation": None}
-    state = ck.read_checkpoint(evolve_dir)
-    finished = state.get("stop_reason") is not None and (evolve_dir / "best.json").is_file()
-    return {"config": config, "finished": finished, "generation": int(state["generation"])}
+    run = load_run(evolve_dir)
+    return {"config": run.config, "finished": run.finished, "generation": run.checkpoint.generation}
 
 
-def search_settings_match(config: dict, search: dict) -> bool:
+def search_settings_match(config, search: dict) -> bool:
+    """Does a run's RunConfig hold the campaign run's search settings?"""
     from cgphw import gates as G
 
     want = {"rows": search["rows"], "cols": search["cols"], "levels_back": search["levels_back"],
-            "lambda": search["lambda"], "mutation_max": search["mutation_max"], "threshold": search["threshold"],
+            "lam": search["lambda"], "mutation_max": search["mutation_max"], "threshold": search["threshold"],
             "value_bank": search["value_bank"], "seed": search["seed"],
             "generations": search.get("generations"), "time_budget": search.get("time_budget"),
-            "patience": search.get("patience"), "function_set": list(G.function_set(search["function_set"]))}
-    return all(config.get(k) == v for k, v in want.items())
+            "patience": search.get("patience"), "function_set": tuple(G.function_set(search["function_set"]))}
+    return all(getattr(config, k) == v for k, v in want.items())
 
 
 def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float) -> None:
@@ -113,24 +113,23 @@ def resume(evolve_dir: Path) -> None:
 
 
 def search_result(evolve_dir: Path) -> dict:
-    """The finished search: metrics, genome hash, stop reason, value-bank size."""
-    from cgphw.cgp.genome import Genome
+    """The finished search (``load_run``): metrics, genome hash, stop reason, value-bank size."""
+    from cgphw.cgp.rundir import load_run
 
-    best = read_json(evolve_dir / "best.json")
-    state = read_json(evolve_dir / "checkpoint.json")
-    genome = Genome.from_json(best["genome"], source=f"{evolve_dir}/best.json")
-    bank = best.get("value_bank") or {}
-    return {"metrics": best["metrics"], "genome_hash": genome.digest(), "stop_reason": state.get("stop_reason"),
-            "n_values": bank.get("n_values"), "n_inputs": genome.grid.n_inputs, "n_outputs": genome.grid.n_outputs}
+    run = load_run(evolve_dir)
+    grid = run.genome.grid
+    return {"metrics": run.metrics.to_json(), "genome_hash": run.genome.digest(),
+            "stop_reason": run.checkpoint.stop_reason, "n_values": (run.value_bank or {}).get("n_values"),
+            "n_inputs": grid.n_inputs, "n_outputs": grid.n_outputs}
 
 
 def circuit_graph(evolve_dir: Path) -> dict:
     """The best circuit's active part as plain data for drawing: inputs, nodes
     (index, column, row, gate name, operand pins) and output pins."""
     from cgphw import gates as G
-    from cgphw.cgp.genome import load_genome
+    from cgphw.cgp.rundir import load_run
 
-    genome = load_genome(evolve_dir / "best.json")
+    genome = load_run(evolve_dir).genome
     grid, n_in = genome.grid, genome.grid.n_inputs
     nodes = []
     for k in genome.active_nodes():
@@ -143,40 +142,40 @@ def circuit_graph(evolve_dir: Path) -> dict:
 
 
 def stats_file(evolve_dir: Path) -> Path:
-    return evolve_dir / "stats.csv"
+    from cgphw.cgp.rundir import STATS
+
+    return evolve_dir / STATS
 
 
 # --- hardware ----------------------------------------------------------------------------
 def export(evolve_dir: Path, rtl_root: Path, name: str, pipeline: int, force: bool) -> Path:
     from cgphw.hw.export import export as run
 
-    directory, _ = run(evolve_dir, out_dir=rtl_root, name=name, pipeline=pipeline or None, force=force)
-    return directory
+    return run(evolve_dir, out_dir=rtl_root, name=name, pipeline=pipeline or None, force=force).directory
 
 
 def export_state(rtl_dir: Path) -> dict | None:
-    """The export manifest's facts the flow checks (None when there is no manifest)."""
-    from cgphw.hw.manifest import find_manifest
+    """The export's facts the flow checks, from ``load_manifest`` (None when there is no
+    export there, or one that does not hold up: it is then exported again)."""
+    from cgphw.hw.manifest import load_manifest
 
     if not rtl_dir.is_dir():
         return None
-    path = find_manifest(rtl_dir)
-    if path is None:
+    try:
+        m = load_manifest(rtl_dir)
+    except UserError:  # MismatchError too: a damaged export is replaced
         return None
-    doc = read_json(path)
-    return {"genome_hash": doc.get("genome_hash"), "pipeline": doc.get("pipeline") or 0, "name": doc.get("name"),
-            "gates": doc.get("gates"), "latency": doc.get("latency"), "manifest": path}
+    return {"genome_hash": m.genome_hash, "pipeline": m.pipeline or 0, "name": m.name, "latency": m.latency}
 
 
 def synth(rtl_dir: Path, prove: bool, evaluations: int) -> dict:
-    from cgphw.costs import load_costs
-    from cgphw.hw.cells import load_cells
-    from cgphw.hw.synth_report import synth_rtl_dir
+    from cgphw.hw.synth_report import synth as run
 
-    return synth_rtl_dir(rtl_dir, load_cells(None), load_costs(None), prove=prove, evaluations=evaluations)
+    return run(rtl_dir, prove=prove, evaluations=evaluations).doc
 
 
 def synth_state(rtl_dir: Path, name: str) -> dict | None:
+    """The synthesis report already written beside the export (NAME.synth.json), if any."""
     from cgphw.hw.synth_report import REPORT_FORMAT
 
     path = rtl_dir / f"{name}.synth.json"
@@ -189,8 +188,7 @@ def synth_state(rtl_dir: Path, name: str) -> dict | None:
 def verify(rtl_dir: Path, simulator: str, vectors: int, seed: int) -> dict:
     from cgphw.verify.verdict import verify as run
 
-    verdict = run(rtl_dir, sim=None if simulator == "auto" else simulator, n_random=vectors, seed=seed)
-    return verdict.to_json()
+    return run(rtl_dir, sim=None if simulator == "auto" else simulator, n_random=vectors, seed=seed).to_json()
 
 
 # --- files -------------------------------------------------------------------------------

@@ -62,13 +62,11 @@ def workloads() -> list[Workload]:
 def run_workload(w: Workload, seconds: float, seed: int = 1) -> dict:
     from cgphw.cgp.engine import seed_stream
     from cgphw.cgp.genome import random_genome
-    from cgphw.cgp.search import _setup
+    from cgphw.cgp.search import setup_engine
     from cgphw.costs import load_costs
 
-    cfg = {"rows": w.rows, "cols": w.cols, "levels_back": w.levels_back, "lambda": w.lam,
-           "mutation_max": w.mutation_max, "threshold": 0.0, "value_bank": w.value_bank,
-           "function_set": "seed27"}
-    _, engine = _setup(w.task, load_costs(), cfg)
+    _, engine = setup_engine(w.task, load_costs(), w.rows, w.cols, w.levels_back, w.lam, w.mutation_max, 0.0,
+                             w.value_bank, "seed27")
     engine.restore(random_genome(engine.problem.grid, np.random.default_rng(seed)), int(seed_stream(seed)[0]))
     engine.run(20)  # compile (or load the cache) outside the timing
     active0 = engine.active_count()

@@ -20,7 +20,7 @@ import numpy as np
 
 from cgphw import gates as G
 from cgphw.errors import UserError
-from cgphw.files import write_json_atomic
+from cgphw.files import read_json, write_json_atomic
 
 FORMAT = "cgphw-genome/1"
 MAX_NODES = 1_000_000  # far above useful grids; keeps genes in int32 and memory bounded
@@ -248,14 +248,12 @@ def random_genome(grid: Grid, rng: np.random.Generator) -> Genome:
 
 
 def load_genome(path: str | os.PathLike) -> Genome:
-    """Load a genome file, or the genome inside a run's best.json / checkpoint."""
+    """Load a genome file, or the genome inside a run's best.json (the genome alone: nothing
+    else in the file is checked or returned; `cgphw.load_run` reads a run)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"genome file {path} does not exist")
-    try:
-        doc = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise UserError(f"genome file {path} is not JSON ({exc.__class__.__name__})") from None
+    doc = read_json(path)
     if isinstance(doc, dict) and "genome" in doc and isinstance(doc["genome"], dict):
         doc = doc["genome"]
     return Genome.from_json(doc, source=str(path))

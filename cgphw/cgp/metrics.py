@@ -1,24 +1,85 @@
-"""Reference metrics of a genome in plain Python (no numba): what the compiled kernels
-must reproduce exactly. Costs use the kernels' integer units (problem.COST_SCALE) so that
-the numbers agree bit for bit; the error uses Genome.evaluate, the software model.
+"""A circuit's figures (``Metrics``) and how to compute them in plain Python (no numba):
+``circuit_metrics`` is what the compiled kernels must reproduce exactly, and what every
+reader of a stored result re-evaluates before believing it (``check_reproduced``).
+Costs use the kernels' integer units (problem.COST_SCALE) so that the numbers agree bit
+for bit; the error uses Genome.evaluate, the software model.
 """
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, fields, replace
+
 from cgphw import gates as G
+from cgphw import records
 from cgphw.cgp.genome import Genome
-from cgphw.cgp.problem import COST_SCALE, weighted_se
+from cgphw.cgp.problem import COST_SCALE, error_scale, quantized_weights, threshold_units
 from cgphw.costs import CostTable
+from cgphw.errors import MismatchError
 from cgphw.task import Task
 
 
-def circuit_metrics(genome: Genome, costs: CostTable, task: Task | None = None) -> dict:
-    """energy_pj / area / delay_ns / gates over the active nodes (each counted once);
-    with a task also error_se (weighted squared error, don't-cares excluded)."""
+@dataclass(frozen=True)
+class Metrics:
+    """What a circuit costs and how well it computes its task. Figures that need a task
+    (error, threshold) or a search (counters, seconds) are None when unknown. Stored as a
+    JSON object with exactly these keys (``to_json``/``from_json`` check every type); to add
+    a figure, add a field with a default here (older files then read as that default)."""
+    energy_pj: float  # per evaluation: sum over active gates, each once, from the cost table
+    area: float  # in the cost table's area unit
+    delay_ns: float  # longest input -> output path
+    gates: int  # active logic gates: neither constants nor wires
+    active_nodes: int  # every node reachable from the outputs (constants and wires too)
+    error_se: float | None = None  # weighted squared error on the task's targets that count
+    n_targets: int | None = None  # N of the threshold rule SE <= t^2 * N
+    rms_error: float | None = None  # sqrt(SE / N)
+    threshold: float | None = None  # per-weight RMS error allowed
+    threshold_reached: bool | None = None
+    generations: int | None = None  # search counters, where known
+    evaluations: int | None = None  # offspring created
+    evaluated: int | None = None  # offspring evaluated (the rest changed no active gene)
+    node_evals: int | None = None
+    seconds: float | None = None  # search time
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"{f.name} must be a finite number >= 0, got {v!r}")
+
+    def to_json(self) -> dict:
+        return records.to_json(self)
+
+    @classmethod
+    def from_json(cls, doc, source: str = "metrics") -> "Metrics":
+        return records.from_json(cls, doc, source)
+
+    def __getitem__(self, key: str):
+        """Read access by name, as for the dicts this type replaced (``m["energy_pj"]``)."""
+        if key not in _NAMES:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def replace(self, **changes) -> "Metrics":
+        return replace(self, **changes)
+
+
+_NAMES = frozenset(f.name for f in fields(Metrics))
+# What a re-evaluation of the genome determines (the rest is the search's own account).
+CIRCUIT_FIGURES = ("energy_pj", "area", "delay_ns", "gates", "active_nodes")
+TASK_FIGURES = ("error_se", "n_targets", "rms_error", "threshold_reached")
+
+
+def circuit_metrics(genome: Genome, costs: CostTable, task: Task | None = None, threshold: float | None = None,
+                    n_targets: int | None = None) -> Metrics:
+    """The genome's figures over its active nodes (each counted once); with a task also the
+    weighted squared error (don't-cares excluded) and, with a threshold, whether
+    SE <= t^2 * N holds (N = ``n_targets``, default the task's)."""
     grid = genome.grid
     energy = area = 0
     gates = 0
     depth = {p: 0.0 for p in range(grid.n_inputs)}
-    for k in genome.active_nodes():
+    active = genome.active_nodes()
+    for k in active:
         in0, in1, gid = (int(x) for x in genome.nodes[k])
         c = costs.gates[gid]
         energy += round(c.energy_pj * COST_SCALE)
@@ -27,9 +88,41 @@ def circuit_metrics(genome: Genome, costs: CostTable, task: Task | None = None) 
         arity = G.gate(gid).arity
         d = max([depth[p] for p in (in0, in1)[:arity]], default=0.0)
         depth[grid.n_inputs + k] = d + c.delay_ns
-    out = {"energy_pj": energy / COST_SCALE, "area": area / COST_SCALE,
-           "delay_ns": max((depth[int(p)] for p in genome.outputs), default=0.0), "gates": gates,
-           "active_nodes": int(genome.active_nodes().size)}
-    if task is not None:
-        out["error_se"] = weighted_se(genome.evaluate(task.inputs), task.targets, task.error_weights())
-    return out
+    m = Metrics(energy_pj=energy / COST_SCALE, area=area / COST_SCALE,
+                delay_ns=max((depth[int(p)] for p in genome.outputs), default=0.0), gates=gates,
+                active_nodes=int(active.size))
+    return m if task is None else m.replace(**task_figures(genome, task, threshold, n_targets))
+
+
+def task_figures(genome: Genome, task: Task, threshold: float | None = None, n_targets: int | None = None) -> dict:
+    """error_se, n_targets, rms_error, threshold, threshold_reached of the genome on the task,
+    in the search's own fixed-point error units (problem.weighted_se), so equal means equal."""
+    weights = task.error_weights()
+    scale = error_scale(weights)
+    diff = genome.evaluate(task.inputs).astype("int64") - task.targets.astype("int64")
+    units = int((quantized_weights(weights, scale) * diff * diff).sum())
+    n = task.n_targets if n_targets is None else int(n_targets)
+    se = units / 2.0**scale
+    reached = None if threshold is None else units <= threshold_units(threshold, n, scale)
+    return {"error_se": se, "n_targets": n, "rms_error": math.sqrt(se / max(1, n)),
+            "threshold": None if threshold is None else float(threshold), "threshold_reached": reached}
+
+
+def logic_counts(genome: Genome) -> dict:
+    """gates and active_nodes: the figures of a circuit that need no cost table."""
+    active = genome.active_nodes()
+    return {"gates": int(sum(G.gate(int(genome.nodes[k][2])).is_logic for k in active)),
+            "active_nodes": int(active.size)}
+
+
+def check_reproduced(stored: Metrics, fresh: Metrics, source: str) -> None:
+    """MismatchError unless every figure ``fresh`` (a re-evaluation) knows equals ``stored``'s."""
+    for name in CIRCUIT_FIGURES + TASK_FIGURES:
+        want, got = getattr(fresh, name), getattr(stored, name)
+        if want is None:
+            continue
+        exact = name == "error_se" or not isinstance(want, float)  # counts, flags and the error: bit for bit
+        same = got == want if exact else got is not None and math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-12)
+        if not same:
+            raise MismatchError(f"{source} claims {name} {got!r}, but its genome gives {want!r} when evaluated "
+                                "again: the genome or its metrics were changed")

@@ -13,22 +13,23 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from cgphw import gates as G
-from cgphw.cgp import checkpoint as ck
 from cgphw.cgp import es
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for, random_genome
+from cgphw.cgp.metrics import Metrics
 from cgphw.cgp.problem import build_problem
+from cgphw.cgp.rundir import CostsRecord, RunConfig, TaskRecord
+from cgphw.cgp.runwriter import RunWriteError, RunWriter
 from cgphw.cgp.valuebank import ValueBank, value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import UserError
-from cgphw.files import sha256_file, write_json_atomic
 from cgphw.task import Task, load_task
 
 DEFAULT_GENERATIONS = 1_000_000  # used when no stopping rule is given: a run always ends
@@ -44,7 +45,7 @@ class Interrupted(Exception):
 @dataclass(frozen=True, eq=False)
 class RunResult:
     genome: Genome  # computes the task's outputs (value-bank runs: the expanded genome)
-    metrics: dict
+    metrics: Metrics
     run_dir: Path | None
     threshold_reached: bool
     stop_reason: str  # generations | time | patience | perfect
@@ -60,7 +61,9 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
            time_budget: float | None = None, patience: int | None = None, out: str | Path | None = None,
            costs: CostTable | str | Path | None = None, progress: Callable[[dict], None] | None = None,
            checkpoint_every: float = 30.0, force: bool = False) -> RunResult:
-    """Evolve a circuit for ``task`` from a random genome drawn from ``seed``."""
+    """Evolve a circuit for ``task`` from a random genome drawn from ``seed``. With ``out``
+    the run is written to that run directory (cgphw.cgp.rundir), which must be new, empty, or
+    (with ``force``) an earlier run's."""
     source = "" if isinstance(task, Task) else str(task)
     task = task if isinstance(task, Task) else load_task(task)
     table = costs if isinstance(costs, CostTable) else load_costs(costs)
@@ -69,56 +72,79 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
         generations = DEFAULT_GENERATIONS
     if int(seed) < 0:
         raise UserError(f"the seed must be a non-negative integer, got {seed}")
-    cfg = {"format": ck.CONFIG_FORMAT, "task": {"file": "task.npz", "source": source,
-                                                "items": task.n_items, "n_inputs": task.n_inputs,
-                                                "n_outputs": task.n_outputs},
-           "rows": int(rows), "cols": int(cols), "levels_back": int(cols if levels_back is None else levels_back),
-           "lambda": int(lam), "mutation_max": float(mutation_max), "threshold": float(threshold),
-           "value_bank": bool(value_bank), "seed": int(seed), "generations": generations,
-           "time_budget": time_budget, "patience": patience, "checkpoint_every": float(checkpoint_every),
-           "function_set": list(G.function_set(function_set)),
-           "costs": {**table.describe(), "copy": "costs.json"}}
-    bank, engine = _setup(task, table, cfg)
+    config = _new_config(task, table, source, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
+                         function_set, seed, generations, time_budget, patience, checkpoint_every)
+    bank, engine = _setup(task, table, config)
     grid = engine.problem.grid
     engine.restore(random_genome(grid, np.random.default_rng(int(seed))), int(seed_stream(seed)[0]))
-    run_dir = None
+    writer = None
     if out is not None:
-        run_dir = ck.prepare_run_dir(out, force)
-        task.save(run_dir / "task.npz")
-        if table.path:
-            ck.copy_costs(run_dir, table.path)
-            cfg["costs"]["sha256"] = sha256_file(run_dir / "costs.json")
-        write_json_atomic(run_dir / "config.json", cfg)
-    return _drive(engine, bank, task, table, cfg, run_dir, 0.0, progress, keep_stats_upto=None)
+        writer = RunWriter.start(out, force, task, table, config)
+        config = writer.config
+    return _drive(engine, bank, task, table, config, writer, 0.0, progress, keep_stats_upto=None)
+
+
+def record_run(genome: Genome, task: Task | str | Path, out: str | Path, threshold: float = 0.0,
+               costs: CostTable | str | Path | None = None, seed: int = 0, force: bool = False) -> RunResult:
+    """Write a run directory whose parent and best is ``genome`` at generation 0 (a circuit
+    found elsewhere, or made by hand): show, export, verify and insert then read it like any
+    run, and ``resume(out, generations=N)`` searches on from it with evolve's defaults."""
+    source = "" if isinstance(task, Task) else str(task)
+    task = task if isinstance(task, Task) else load_task(task)
+    table = costs if isinstance(costs, CostTable) else load_costs(costs)
+    g = genome.grid
+    config = _new_config(task, table, source, g.rows, g.cols, g.levels_back, 4, 0.15, threshold, False,
+                         list(g.function_ids), seed, 1, None, None, 30.0)
+    bank, engine = _setup(task, table, config)
+    engine.restore(genome, int(seed_stream(seed)[0]))
+    writer = RunWriter.start(out, force, task, table, config)
+    try:
+        _, metrics, _ = _final(engine, bank, writer.config, 0.0)
+        writer.open_stats(None)
+        writer.stats_row(0, 0.0, engine.metrics(), "start", flush=True)
+        writer.save(engine.snapshot(), 0.0, None, genome, metrics, None)
+    finally:
+        writer.close()
+    return RunResult(genome, metrics, Path(out), bool(metrics.threshold_reached), "recorded", 0, 0, 0.0, None)
+
+
+def _new_config(task: Task, table: CostTable, source: str, rows, cols, levels_back, lam, mutation_max, threshold,
+                value_bank, function_set, seed, generations, time_budget, patience, checkpoint_every) -> RunConfig:
+    """A run's settings; run id and hashes are filled in when its directory is written."""
+    described = table.describe()
+    return RunConfig(run_id="", task=TaskRecord("", task.n_items, task.n_inputs, task.n_outputs, source),
+                     costs=CostsRecord("", described["path"], described["source"]),
+                     rows=int(rows), cols=int(cols), levels_back=int(cols if levels_back is None else levels_back),
+                     lam=int(lam), mutation_max=float(mutation_max), threshold=float(threshold),
+                     value_bank=bool(value_bank), function_set=tuple(G.function_set(function_set)),
+                     seed=int(seed), generations=generations, time_budget=time_budget, patience=patience,
+                     checkpoint_every=float(checkpoint_every))
 
 
 def resume(run_dir: str | Path, generations: int | None = None, time_budget: float | None = None,
            progress: Callable[[dict], None] | None = None) -> RunResult:
     """Continue a run from its checkpoint; with the same limits the result equals the
     uninterrupted run's. ``generations``/``time_budget`` replace the stored limits."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run directory {run_dir} does not exist")
-    cfg = ck.read_config(run_dir)
-    state = ck.read_checkpoint(run_dir)
-    task = load_task(run_dir / "task.npz")
-    table = load_costs(run_dir / "costs.json")
-    if table.sha256 != cfg["costs"].get("sha256"):
-        raise UserError(f"{run_dir}/costs.json differs from the cost table the run started with")
-    if generations is not None or time_budget is not None:
-        g, t, _ = check_limits(generations, time_budget, None)
-        cfg["generations"] = g if generations is not None else cfg["generations"]
-        cfg["time_budget"] = t if time_budget is not None else cfg["time_budget"]
-        write_json_atomic(run_dir / "config.json", cfg)
-    bank, engine = _setup(task, table, cfg)
+    writer, run = RunWriter.reopen(run_dir)
     try:
-        genome = Genome.from_json(state["genome"], source=f"{run_dir}/checkpoint.json")
-        engine.restore(genome, int(state["rng"]), int(state["generation"]), int(state["stall"]),
-                       int(state["offspring"]), int(state["evaluated"]), int(state.get("node_evals", 0)))
-    except (TypeError, ValueError, OverflowError):
-        raise UserError(f"{run_dir}/checkpoint.json holds a malformed state") from None
-    return _drive(engine, bank, task, table, cfg, run_dir, float(state["seconds"]), progress,
-                  keep_stats_upto=int(state["generation"]))
+        config = run.config
+        if generations is not None or time_budget is not None:
+            g, t, _ = check_limits(generations, time_budget, None)
+            config = replace(config, generations=g if generations is not None else config.generations,
+                             time_budget=t if time_budget is not None else config.time_budget)
+            writer.write_config(config)
+        bank, engine = _setup(run.task, run.costs, config)
+        state = run.checkpoint.state
+        try:
+            engine.restore(run.checkpoint.genome, int(state["rng"]), int(state["generation"]), int(state["stall"]),
+                           int(state["offspring"]), int(state["evaluated"]), int(state.get("node_evals", 0)))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            raise UserError(f"{run.directory}/checkpoint.json holds a malformed state") from None
+    except BaseException:
+        writer.close()
+        raise
+    return _drive(engine, bank, run.task, run.costs, config, writer, run.checkpoint.seconds, progress,
+                  keep_stats_upto=run.checkpoint.generation)
 
 
 def check_limits(generations, time_budget, patience):
@@ -132,19 +158,25 @@ def check_limits(generations, time_budget, patience):
             None if time_budget is None else float(time_budget), None if patience is None else int(patience))
 
 
-def _setup(task: Task, table: CostTable, cfg: dict) -> tuple[ValueBank | None, Engine]:
-    bank = make_value_bank(task) if cfg["value_bank"] else None
+def _setup(task: Task, table: CostTable, config: RunConfig) -> tuple[ValueBank | None, Engine]:
+    return setup_engine(task, table, config.rows, config.cols, config.levels_back, config.lam, config.mutation_max,
+                        config.threshold, config.value_bank, list(config.function_set))
+
+
+def setup_engine(task: Task, table: CostTable, rows: int, cols: int, levels_back: int, lam: int,
+                 mutation_max: float, threshold: float, value_bank: bool,
+                 function_set) -> tuple[ValueBank | None, Engine]:
+    bank = make_value_bank(task) if value_bank else None
     work = bank.compact if bank else task
-    grid = grid_for(task.n_inputs, work.n_outputs, cfg["rows"], cfg["cols"], cfg["levels_back"],
-                    cfg["function_set"])
-    problem = build_problem(work, grid, table, cfg["threshold"], n_targets=task.n_targets)
-    return bank, Engine(problem, cfg["lambda"], cfg["mutation_max"])
+    grid = grid_for(task.n_inputs, work.n_outputs, rows, cols, levels_back, function_set)
+    problem = build_problem(work, grid, table, threshold, n_targets=task.n_targets)
+    return bank, Engine(problem, lam, mutation_max)
 
 
-def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_dir: Path | None,
+def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig, writer: RunWriter | None,
            base_seconds: float, progress, keep_stats_upto) -> RunResult:
-    stats = ck.StatsLog(run_dir, keep_stats_upto) if run_dir else None
-    gen_limit, budget, patience = cfg["generations"], cfg["time_budget"], cfg["patience"]
+    run_dir = writer.directory if writer else None
+    gen_limit, budget, patience = config.generations, config.time_budget, config.patience
     caught: list[int] = []
     previous = _install_handlers(caught)
     t0 = time.monotonic()
@@ -155,13 +187,16 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_di
         return base_seconds + time.monotonic() - t0
 
     def save(reason):
-        if run_dir:
-            ck.write_checkpoint(run_dir, engine.snapshot(), seconds(), reason)
-            _write_best(engine, bank, table, cfg, run_dir, seconds())
+        if writer:
+            genome, metrics, vb = _final(engine, bank, config, seconds())
+            writer.save(engine.snapshot(), seconds(), reason, genome, metrics, vb)
 
     try:
-        if stats and keep_stats_upto is None:
-            stats.add(0, 0.0, engine.metrics(), "start")
+        if writer:
+            writer.open_stats(keep_stats_upto)
+            if keep_stats_upto is None:  # a new run: resumable from its first generation on
+                writer.stats_row(0, 0.0, engine.metrics(), "start", flush=True)
+                save(None)
         while stop is None:
             if gen_limit is not None and engine.generation >= gen_limit:
                 stop = "generations"
@@ -183,53 +218,58 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, cfg: dict, run_di
             chunk = max(1, min(10**7, int(chunk * min(4.0, CHUNK_SECONDS / max(dt, 1e-4)))))
             now = time.monotonic()
             records = engine.take_records()
-            if stats:
+            if writer:
                 for r in records:
-                    stats.add(r["generation"], seconds(), r, "improvement")
+                    writer.stats_row(r["generation"], seconds(), r, "improvement")
             stop = {es.DONE_PATIENCE: "patience", es.DONE_PERFECT: "perfect"}.get(code)
             if now - last_tick >= PROGRESS_SECONDS:
                 last_tick = now
                 info = {**engine.counters(), **engine.metrics(), "seconds": seconds(), "phase": _phase(engine)}
-                if stats:
-                    stats.add(engine.generation, seconds(), info, "progress")
-                    stats.flush()
+                if writer:
+                    writer.stats_row(engine.generation, seconds(), info, "progress", flush=True)
                 if progress:
                     progress(info)
-            if run_dir and now - last_ck >= cfg["checkpoint_every"]:
+            if writer and now - last_ck >= config.checkpoint_every:
                 last_ck = now
                 save(None)
         save(stop)
-        if stats:
-            stats.add(engine.generation, seconds(), engine.metrics(), f"stop:{stop}")
+        if writer:
+            writer.stats_row(engine.generation, seconds(), engine.metrics(), f"stop:{stop}", flush=True)
+    except RunWriteError:
+        try:  # a stats row that did not fit: the checkpoint may still
+            save(None)
+        except RunWriteError:
+            pass
+        raise
     finally:
         _restore_handlers(previous)
-        if stats:
-            stats.close()
-    return _result(engine, bank, table, cfg, run_dir, seconds(), stop)
+        if writer:
+            writer.close()
+    return _result(engine, bank, config, run_dir, seconds(), stop)
 
 
 def _phase(engine: Engine) -> int:
     return 2 if engine.metrics()["threshold_reached"] else 1
 
 
-def _result(engine, bank, table, cfg, run_dir, seconds, stop) -> RunResult:
-    genome, metrics, vb = _final(engine, bank, cfg, seconds)
-    return RunResult(genome, metrics, run_dir, metrics["threshold_reached"], stop, engine.generation,
-                     metrics["evaluations"], seconds, vb)
+def _result(engine, bank, config, run_dir, seconds, stop) -> RunResult:
+    genome, metrics, vb = _final(engine, bank, config, seconds)
+    return RunResult(genome, metrics, run_dir, bool(metrics.threshold_reached), stop, engine.generation,
+                     metrics.evaluations, seconds, vb)
 
 
-def _final(engine: Engine, bank: ValueBank | None, cfg: dict, seconds: float):
+def _final(engine: Engine, bank: ValueBank | None, config: RunConfig, seconds: float):
+    """The parent as the run reports it: genome (expanded for a value bank), Metrics, value bank."""
     compact = engine.genome()
     genome = bank.expand(compact) if bank else compact
-    metrics = {**engine.metrics(), "threshold": cfg["threshold"], "n_targets": engine.problem.n_targets,
-               **engine.counters(), "seconds": round(seconds, 3)}
-    metrics["rms_error"] = math.sqrt(metrics["error_se"] / max(1, metrics["n_targets"]))
+    m, counters, n = engine.metrics(), engine.counters(), engine.problem.n_targets
+    metrics = Metrics(energy_pj=m["energy_pj"], area=m["area"], delay_ns=m["delay_ns"], gates=m["gates"],
+                      active_nodes=engine.active_count(), error_se=m["error_se"], n_targets=n,
+                      rms_error=math.sqrt(m["error_se"] / max(1, n)), threshold=config.threshold,
+                      threshold_reached=m["threshold_reached"], generations=counters["generations"],
+                      evaluations=counters["evaluations"], evaluated=counters["evaluated"],
+                      node_evals=counters["node_evals"], seconds=round(seconds, 3))
     return genome, metrics, (bank.describe(compact) if bank else None)
-
-
-def _write_best(engine, bank, table, cfg, run_dir, seconds) -> None:
-    genome, metrics, vb = _final(engine, bank, cfg, seconds)
-    ck.write_best(run_dir, genome.to_json(), metrics, vb, cfg["costs"])
 
 
 def _install_handlers(caught: list[int]):

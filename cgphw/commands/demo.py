@@ -31,8 +31,8 @@ def register(group) -> None:
         out_values = result.genome.evaluate(task.inputs)[0].tolist()
         if as_json:
             click.echo(json.dumps({"run_dir": str(result.run_dir), "stop_reason": result.stop_reason,
-                                   "metrics": result.metrics, "outputs": out_values,
-                                   "expressions": result.genome.expressions()}))
+                                   "metrics": result.metrics.to_json(), "outputs": out_values,
+                                   "expressions": result.genome.expressions()}, allow_nan=False))
             return
         click.echo("\n".join(summary_lines(result.metrics, result.genome, None,
                                            f"run {result.run_dir}  (stopped: {result.stop_reason})")))

@@ -31,19 +31,19 @@ def progress_printer():
     return show
 
 
-def summary_lines(metrics: dict, genome, value_bank=None, header: str = "") -> list[str]:
+def summary_lines(metrics, genome, value_bank=None, header: str = "") -> list[str]:
+    """What `show` and `evolve` print: a Metrics' figures, the grid and the circuit."""
     lines = [header] if header else []
     m = metrics
-    if "error_se" in m:
-        reached = m.get("threshold_reached")
-        lines.append(f"error (SE)   {m['error_se']:g}" + (f"   threshold t={m['threshold']:g}: "
-                                                          f"{'reached' if reached else 'NOT reached'}"
-                                                          if "threshold" in m else ""))
-    lines.append(f"energy       {m['energy_pj']:.4f} pJ   area {m['area']:g}   delay {m['delay_ns']:g} ns   "
-                 f"gates {m['gates']}")
-    if "generations" in m:
-        lines.append(f"search       {m['generations']:,} generations, {m['evaluations']:,} offspring, "
-                     f"{m.get('seconds', 0):.1f} s")
+    if m.error_se is not None:
+        reached = "reached" if m.threshold_reached else "NOT reached"
+        lines.append(f"error (SE)   {m.error_se:g}" + (f"   threshold t={m.threshold:g}: {reached}"
+                                                       if m.threshold is not None else ""))
+    lines.append(f"energy       {m.energy_pj:.4f} pJ   area {m.area:g}   delay {m.delay_ns:g} ns   "
+                 f"gates {m.gates}")
+    if m.generations is not None:
+        lines.append(f"search       {m.generations:,} generations, {m.evaluations or 0:,} offspring, "
+                     f"{m.seconds or 0:.1f} s")
     g = genome.grid
     lines.append(f"grid         {g.rows}x{g.cols}, levels-back {g.levels_back}, {g.n_inputs} inputs -> "
                  f"{g.n_outputs} outputs")
@@ -108,7 +108,8 @@ def register(group) -> None:
             sys.exit(130)
         if as_json:
             click.echo(json.dumps({"run_dir": str(result.run_dir), "stop_reason": result.stop_reason,
-                                   "metrics": result.metrics, "genome": result.genome.to_json()}))
+                                   "metrics": result.metrics.to_json(), "genome": result.genome.to_json()},
+                                  allow_nan=False))
         else:
             click.echo("\n".join(summary_lines(result.metrics, result.genome, result.value_bank,
                                                f"run {result.run_dir}  (stopped: {result.stop_reason})")))
@@ -118,37 +119,38 @@ def register(group) -> None:
     @click.option("--costs", type=click.Path(dir_okay=False, path_type=Path), help="Cost table for a bare genome.")
     @click.option("--json", "as_json", is_flag=True, help="Print metrics and expressions as JSON.")
     def show_cmd(path, costs, as_json):
-        """Show a run (RUNDIR) or a genome/best.json file: metrics and the circuit."""
-        from cgphw.cgp.genome import Genome
-        from cgphw.cgp.metrics import circuit_metrics
-        from cgphw.costs import load_costs
-
-        file = path / "best.json" if path.is_dir() else path
-        if not file.is_file():
-            raise UserError(f"{path} is neither a run directory with best.json nor a genome file")
-        doc = read_json(file)
-        inner = doc.get("genome") if isinstance(doc, dict) and isinstance(doc.get("genome"), dict) else doc
-        genome = Genome.from_json(inner, source=str(file))
-        metrics = doc.get("metrics") if isinstance(doc, dict) and "metrics" in doc else \
-            circuit_metrics(genome, load_costs(costs))
-        vb = doc.get("value_bank") if isinstance(doc, dict) else None
-        _check_shown(file, metrics, vb)
+        """Show a run (RUNDIR, checked as a whole) or a genome file: metrics and the circuit.
+        Exit 1 when the run's files contradict each other or a re-evaluation of its genome."""
+        genome, metrics, value_bank, header = shown(path, costs)
         if as_json:
-            click.echo(json.dumps({"metrics": metrics, "expressions": genome.expressions(),
-                                   "genome_hash": genome.digest()}))
+            click.echo(json.dumps({"metrics": metrics.to_json(), "expressions": genome.expressions(),
+                                   "genome_hash": genome.digest()}, allow_nan=False))
         else:
-            click.echo("\n".join(summary_lines(metrics, genome, vb, f"{file}")))
+            click.echo("\n".join(summary_lines(metrics, genome, value_bank, header)))
 
 
-def _check_shown(file, metrics, value_bank) -> None:
-    """best.json's metrics and value bank hold what summary_lines prints, as numbers."""
-    def number(v):
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
+def shown(path: Path, costs=None):
+    """(genome, Metrics, value bank, header) of what `show` shows. A run directory, or a run's
+    best.json, is read with load_run (every claim checked); a bare genome is priced afresh."""
+    from cgphw.cgp.genome import Genome
+    from cgphw.cgp.metrics import circuit_metrics
+    from cgphw.cgp.rundir import BEST, RUN_FORMAT, load_run
+    from cgphw.costs import load_costs
 
-    if not (isinstance(metrics, dict) and all(number(metrics.get(k)) for k in ("energy_pj", "area", "delay_ns", "gates"))
-            and all(number(metrics[k]) for k in ("error_se", "threshold", "generations", "evaluations", "seconds")
-                    if k in metrics)):
-        raise UserError(f"{file} has malformed metrics: every figure must be a number "
-                        "(energy_pj, area, delay_ns and gates are required)")
-    if value_bank and not (isinstance(value_bank, dict) and number(value_bank.get("n_values"))):
-        raise UserError(f"{file} has a malformed value_bank: it needs n_values")
+    if path.is_dir():
+        run = load_run(path)
+        return run.genome, run.metrics, run.value_bank, str(path)
+    if not path.is_file():
+        raise UserError(f"{path} is neither a run directory nor a genome file")
+    doc = read_json(path)
+    kind = doc.get("format") if isinstance(doc, dict) else None
+    if isinstance(kind, str) and kind.split("/")[0] == RUN_FORMAT.split("/")[0]:
+        if path.name != BEST:
+            raise UserError(f"{path} is a run's {BEST}, which is only checked inside its run directory; "
+                            "show the run directory")
+        run = load_run(path.parent)
+        return run.genome, run.metrics, run.value_bank, str(path)
+    inner = doc["genome"] if isinstance(doc, dict) and "format" not in doc and isinstance(doc.get("genome"), dict) \
+        else doc
+    genome = Genome.from_json(inner, source=str(path))
+    return genome, circuit_metrics(genome, load_costs(costs)), None, str(path)

@@ -17,24 +17,24 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 def export_cmd(source, pipeline, name, out_dir, force, as_json):
     """Emit a run's best circuit (or a genome file) as Verilog and RTLIL in OUT/NAME/, with a
-    manifest NAME.json and the ROM baseline NAME_rom.v; replaces an earlier export atomically."""
+    manifest NAME.json and the ROM baseline NAME_rom.v. OUT/NAME must be new, empty or an
+    earlier export: its files are replaced, files cgphw did not write there are kept.
+    The run is checked first (exit 1 if its files contradict each other)."""
     from cgphw.hw.export import export
 
-    target, manifest = export(source, out_dir=out_dir, name=name, pipeline=pipeline, force=force)
-    files = sorted(p.name for p in target.iterdir())
+    result = export(source, out_dir=out_dir, name=name, pipeline=pipeline, force=force)
+    target, m = result.directory, result.manifest
     if as_json:
-        click.echo(json.dumps({"dir": str(target), "name": manifest["name"], "latency": manifest["latency"],
-                               "pipeline": manifest["pipeline"], "gates": manifest["gates"],
-                               "depth": manifest["depth"], "genome_hash": manifest["genome_hash"],
-                               "ports": manifest["ports"], "files": files}, indent=1))
+        click.echo(json.dumps({"dir": str(target), "name": m.name, "latency": m.latency, "pipeline": m.pipeline,
+                               "gates": m.doc.gates, "depth": m.doc.depth, "genome_hash": m.genome_hash,
+                               "ports": [vars(p) for p in m.ports], "files": list(result.files)}, indent=1))
         return
-    form = (f"pipelined every {pipeline} levels, latency {manifest['latency']}" if pipeline
-            else "combinational")
-    click.echo(f"{target}: {manifest['gates']} gates, depth {manifest['depth']}, {form}")
-    for f in files:
+    form = f"pipelined every {pipeline} levels, latency {m.latency}" if pipeline else "combinational"
+    click.echo(f"{target}: {m.doc.gates} gates, depth {m.doc.depth}, {form}")
+    for f in result.files:
         click.echo(f"  {target / f}")
-    if manifest["baseline"] is None:
-        click.echo(f"  (no ROM baseline: {manifest['baseline_note']})")
+    if m.baseline is None:
+        click.echo(f"  (no ROM baseline: {m.doc.baseline_note})")
 
 
 def register(group) -> None:

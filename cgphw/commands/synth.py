@@ -18,7 +18,8 @@ def register(group) -> None:
 @click.command("synth")
 @click.argument("rtldir", metavar="RTLDIR", type=click.Path(path_type=str))
 @click.option("--prove", is_flag=True,
-              help="Prove with Yosys (miter + SAT) that the mapped netlist equals the emitted RTL.")
+              help="Prove with Yosys (miter + SAT) that the mapped netlist equals the emitted RTL: both the "
+                   "RTLIL (NAME.il) and the Verilog (NAME.v), and the same for the ROM baseline.")
 @click.option("--netlist", "netlist_path", type=click.Path(dir_okay=False), default=None,
               help="Report on (and prove) this gate-level Verilog netlist instead of synthesising.")
 @click.option("--cells", "cells_path", type=click.Path(dir_okay=False), default=None,
@@ -34,21 +35,18 @@ def synth_cmd(rtldir, prove, netlist_path, cells_path, costs_path, seed, evaluat
     cells, transistors, area, longest path and energy per evaluation, the CGP search's own
     estimate, and the ROM baseline side by side. Writes RTLDIR/NAME.synth.json and the
     mapped netlist RTLDIR/NAME.synth.v. Exits 1 when the netlist disagrees with the
-    genome in simulation or a --prove fails."""
-    from cgphw.costs import load_costs
-    from cgphw.hw.cells import load_cells
-    from cgphw.hw.synth_report import synth_rtl_dir
+    genome in simulation, a --prove fails, or a file differs from the manifest's record."""
+    from cgphw.hw.synth_report import synth
 
     if not 16 <= evaluations <= MAX_EVALUATIONS:
         raise UserError(f"--evaluations must be from 16 to {MAX_EVALUATIONS:,}, got {evaluations}")
     if seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {seed}")
-    library, costs = load_cells(cells_path), load_costs(costs_path)
-    doc = synth_rtl_dir(rtldir, library, costs, prove=prove, netlist_path=netlist_path, seed=seed,
-                        evaluations=evaluations, progress=lambda m: click.echo(m, err=True))
-    click.echo(json.dumps(doc, indent=1) if as_json else format_report(doc))
-    if not doc["ok"]:
-        click.echo("error: " + failure_sentence(doc), err=True)
+    report = synth(rtldir, prove=prove, netlist=netlist_path, cells=cells_path, costs=costs_path, seed=seed,
+                   evaluations=evaluations, progress=lambda m: click.echo(m, err=True))
+    click.echo(json.dumps(report.doc, indent=1) if as_json else format_report(report.doc))
+    if not report.ok:
+        click.echo("error: " + failure_sentence(report.doc), err=True)
         sys.exit(1)
 
 
@@ -58,7 +56,7 @@ def failure_sentence(doc: dict) -> str:
         problems.append("the mapped netlist does not compute the genome's weights in simulation")
     if doc["baseline"] is not None and not doc["baseline"]["simulation"]["matches_values"]:
         problems.append("the mapped ROM baseline does not return its stored weights in simulation")
-    failed = [k for k, p in (doc["proof"] or {}).items() if not p["equivalent"]]
+    failed = [f"{k.split('_')[0]} ({p['rtl']})" for k, p in (doc["proof"] or {}).items() if not p["equivalent"]]
     if failed:
         problems.append(f"the equivalence proof FAILED for the {' and '.join(failed)}: SAT found inputs on "
                         "which the netlist differs from the RTL (proof.*.detail in the report)")
@@ -90,5 +88,6 @@ def format_report(doc: dict) -> str:
                  f"{cmp_['circuit_pj_per_weight_incl_stored_reads']:.4f} pJ per weight vs SRAM read "
                  f"{cmp_['sram_pj_per_weight']:.4f} pJ per weight")
     for what, p in (doc["proof"] or {}).items():
-        lines.append(f"  proof ({what}): {'EQUIVALENT' if p['equivalent'] else 'FAILED'} — {p['method']}")
+        lines.append(f"  proof ({what.split('_')[0]} netlist = {p['rtl']}): "
+                     f"{'EQUIVALENT' if p['equivalent'] else 'FAILED'} — {p['method']}")
     return "\n".join(lines)

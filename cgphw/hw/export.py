@@ -2,11 +2,16 @@
 
 ``DIR/NAME/`` holds ``NAME.v`` and ``NAME.il`` (the circuit), ``NAME_rom.v`` and
 ``NAME_rom.il`` (the ROM baseline, when the weights are known) and ``NAME.json`` (the
-manifest, format ``cgphw-rtl/1``). The directory is built beside the target and swapped
-in with renames, so a reader sees the old export or the new one, never a mix.
+manifest, format ``cgphw-rtl/2``, read by ``hw.manifest.load_manifest``), which records the
+sha256 of every file it names. The directory is marked as cgphw's (``cgphw.dirs``): an
+export replaces only what an earlier export (or synth) wrote there and keeps any other file.
+All files are written beside the directory first and then renamed in, the manifest last,
+so a failed export leaves the previous one as it was; a reader that meets a half-renamed
+export is stopped by the recorded hashes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -17,14 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from cgphw import gates as G
-from cgphw.cgp.checkpoint import RUN_FORMAT
+from cgphw import dirs, gates as G
+from cgphw import records
 from cgphw.cgp.genome import Genome
+from cgphw.cgp.rundir import BEST, RUN_FORMAT, Run, load_run
 from cgphw.errors import UserError
 from cgphw.files import read_json
 from cgphw.hw import emit, rom
-from cgphw.hw.manifest import FORMAT
-from cgphw.task import Task, expand_location_runs, load_task
+from cgphw.hw.manifest import FORMAT, Manifest, load_manifest
+from cgphw.task import Task, expand_location_runs
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Verilog-2005 and SystemVerilog words a module may not be called (the likely ones).
@@ -44,9 +50,18 @@ class Source:
     """What an export is made from."""
     genome: Genome
     task: Task | None
-    run: dict | None  # best.json of a run, None for a bare genome
+    run: Run | None  # the run (checked by load_run), None for a bare genome
     path: Path
     default_name: str
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What ``export`` wrote: the directory, its manifest (as ``load_manifest`` reads it back)
+    and the files it holds now (the export's own and any kept user files)."""
+    directory: Path
+    manifest: Manifest
+    files: tuple[str, ...]
 
 
 def verilog_name(text: str) -> str:
@@ -65,46 +80,31 @@ def check_name(name: str) -> str:
 
 
 def load_source(path: str | os.PathLike, force: bool = False) -> Source:
-    """Read a run directory, a run's best.json, or a genome JSON file."""
+    """Read a run directory (or its best.json: the directory is read), or a genome JSON file."""
     path = Path(path)
     if path.is_dir():
-        return _load_run(path, path / "best.json", force)
+        return _from_run(load_run(path), path, force)
     if not path.is_file():
         raise UserError(f"{path} is neither a run directory nor a genome file")
     doc = read_json(path)
-    if isinstance(doc, dict) and doc.get("format") == RUN_FORMAT:
-        return _load_run(path.parent, path, force, doc)
+    kind = doc.get("format") if isinstance(doc, dict) else None
+    if isinstance(kind, str) and kind.split("/")[0] == RUN_FORMAT.split("/")[0]:
+        if path.name != BEST:
+            raise UserError(f"{path} is a run's {BEST}, which is only checked inside its run directory; "
+                            "export the run directory")
+        return _from_run(load_run(path.parent), path, force)
     if isinstance(doc, dict) and "genome" in doc and "format" not in doc:
         doc = doc["genome"]  # a bare {"genome": ...} wrapper
     genome = Genome.from_json(doc, source=str(path))
     return Source(genome, None, None, path, verilog_name(path.stem))
 
 
-def _load_run(run_dir: Path, best_path: Path, force: bool, doc=None) -> Source:
-    if doc is None:
-        if not best_path.is_file():
-            raise UserError(f"run directory {run_dir} has no best.json: is it a finished cgphw run?")
-        doc = read_json(best_path)
-    if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT:
-        raise UserError(f"{best_path} is not a cgphw run result (format must be {RUN_FORMAT!r})")
-    if not isinstance(doc.get("genome"), dict):
-        raise UserError(f"{best_path} holds no genome")
-    metrics = doc.get("metrics")
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("threshold_reached"), bool):
-        raise UserError(f"{best_path} lacks metrics.threshold_reached (true or false)")
-    genome = Genome.from_json(doc["genome"], source=f"the genome in {best_path}")
-    if not metrics["threshold_reached"] and not force:
-        raise UserError(f"run {run_dir} never reached its error threshold "
-                        f"(error {metrics.get('error_se')}, threshold {metrics.get('threshold')}); "
-                        "pass --force to export it anyway")
-    task_path = run_dir / "task.npz"
-    if not task_path.is_file():
-        raise UserError(f"run directory {run_dir} has no task.npz, so its weights are unknown")
-    task = load_task(task_path)
-    if (task.n_inputs, task.n_outputs) != (genome.grid.n_inputs, genome.grid.n_outputs):
-        raise UserError(f"the genome of {best_path} has {genome.grid.n_inputs} inputs and "
-                        f"{genome.grid.n_outputs} outputs but its task has {task.n_inputs} and {task.n_outputs}")
-    return Source(genome, task, doc, best_path, verilog_name(run_dir.resolve().name))
+def _from_run(run: Run, path: Path, force: bool) -> Source:
+    m = run.metrics
+    if not m.threshold_reached and not force:
+        raise UserError(f"run {run.directory} never reached its error threshold "
+                        f"(error {m.error_se:g}, threshold {m.threshold:g}); pass --force to export it anyway")
+    return Source(run.genome, run.task, run, path, verilog_name(run.directory.resolve().name))
 
 
 # --- what each port element carries -------------------------------------------------------
@@ -236,11 +236,12 @@ def build_files(source: Source, name: str, pipeline: int | None) -> tuple[dict, 
             "mask": None if task.mask is None else task.mask.tolist(), "meta": task.meta},
         "inputs_map": inputs_map, "outputs_map": outputs_map,
         "files": {"verilog": f"{name}.v", "rtlil": f"{name}.il", "manifest": f"{name}.json"},
+        "sha256": {f: hashlib.sha256(text.encode()).hexdigest() for f, text in files.items()},
         "baseline": baseline,
         "source": {"kind": "run" if run else "genome", "path": str(source.path),
-                   "metrics": run.get("metrics") if run else None,
-                   "value_bank": run.get("value_bank") if run else None,
-                   "costs": run.get("costs") if run else None},
+                   "metrics": run.metrics.to_json() if run else None,
+                   "value_bank": run.value_bank if run else None,
+                   "costs": records.to_json(run.config.costs) if run else None},
     }
     if baseline is None:
         manifest["baseline_note"] = origin
@@ -248,48 +249,48 @@ def build_files(source: Source, name: str, pipeline: int | None) -> tuple[dict, 
 
 
 def export(path: str | os.PathLike, out_dir: str | os.PathLike = "rtl_out", name: str | None = None,
-           pipeline: int | None = None, force: bool = False) -> tuple[Path, dict]:
-    """Export a run or genome; returns the written directory and its manifest."""
+           pipeline: int | None = None, force: bool = False) -> ExportResult:
+    """Export a run (checked whole by load_run) or a genome file to ``out_dir/NAME/``.
+    ``force`` exports a run that never reached its error threshold."""
     pipeline = emit.check_pipeline(pipeline)
     source = load_source(path, force)
     name = check_name(name) if name is not None else source.default_name
     files, manifest = build_files(source, name, pipeline)
     target = Path(out_dir) / name
-    write_dir_atomic(target, files, manifest, f"{name}.json")
-    return target, manifest
+    write_export(target, files, f"{name}.json", manifest)
+    return ExportResult(target, load_manifest(target / f"{name}.json"),
+                        tuple(sorted(p.name for p in target.iterdir() if not p.name.startswith("."))))
 
 
-def write_dir_atomic(target: Path, files: dict, manifest: dict, manifest_name: str) -> None:
-    """Write every file into a fresh directory beside ``target``, then swap it in."""
-    if target.exists() and not target.is_dir():
-        raise UserError(f"{target} exists and is not a directory; remove it or choose another --out/--name")
+def write_export(target: Path, files: dict, manifest_name: str, manifest: dict) -> None:
+    """Write the export into ``target`` (see the module text); UserError if ``target`` is
+    not new, empty or an earlier export, or holds a file of cgphw's names that it did not write."""
+    names = [*files, manifest_name]
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new."))
+        claim = dirs.claim(target, "export", names, replace=True)
     except OSError as exc:
-        raise UserError(f"cannot create the output directory {target.parent} ({exc.strerror})") from None
-    old = None
+        raise UserError(f"cannot create the output directory {target} ({exc.strerror or exc})") from None
+    staging = None
     try:
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new."))
         for filename, text in files.items():
             (staging / filename).write_text(text)
-        (staging / manifest_name).write_text(json.dumps(manifest, indent=1) + "\n")
-        os.chmod(staging, 0o755)  # mkdtemp makes it private
-        if target.exists():
-            old = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old."))
-            os.rename(target, old / target.name)
-        try:
-            os.rename(staging, target)
-        except OSError:
-            if old is not None:  # put the previous export back
-                os.rename(old / target.name, target)
-            raise
+        (staging / manifest_name).write_text(json.dumps(manifest, indent=1, allow_nan=False) + "\n")
+        for filename in names:
+            os.chmod(staging / filename, 0o644)
+        before = set(claim.previous.files) if claim.previous else set()
+        dirs.write_marker(target, dirs.Marker("export", tuple(before | set(names))))  # all ours, listed first
+        for filename in names:  # the manifest last: it vouches for the rest
+            os.replace(staging / filename, target / filename)
+        dirs.remove_owned(target, before - set(names))  # e.g. the old synthesis report, an old ROM
+        dirs.write_marker(target, dirs.Marker("export", tuple(names)))
     except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if old is not None and not target.exists() and (old / target.name).exists():
-            os.rename(old / target.name, target)
+        if claim.previous is None and not any((target / n).exists() for n in names):
+            claim.abandon()
         if isinstance(exc, OSError):
             raise UserError(f"cannot write {target} ({exc.strerror or exc})") from None
         raise
     finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)  # a directory this call made and filled
+        claim.release()

@@ -1,84 +1,54 @@
 """`cgphw synth RTLDIR`: synthesise an exported circuit and its ROM baseline, price both
 with the calibrated cell model, compare with the CGP search's own estimate, prove.
 
-RTLDIR is what `cgphw export` writes: ``NAME.json`` (manifest ``cgphw-rtl/1``),
-``NAME.il``/``NAME.v``, and the baseline ``NAME_rom.il``/``.v``. The report goes to
-``NAME.synth.json`` and the mapped netlist to ``NAME.synth.v``, both written atomically.
+RTLDIR is what `cgphw export` writes, read with ``load_manifest`` (hashes, paths, genome
+checked). The circuit is synthesised from its RTLIL; ``--prove`` shows the mapped netlist
+equal to both the RTLIL and the Verilog (each read by Yosys on its own), so neither file
+can differ from the other unnoticed. The report goes to ``NAME.synth.json`` and the mapped
+netlist to ``NAME.synth.v``, both written atomically and recorded in the directory's marker.
 """
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from cgphw import dirs
 from cgphw import gates as G
 from cgphw.cgp.genome import Genome
 from cgphw.costs import CostTable
 from cgphw.errors import UserError
-from cgphw.files import read_json, write_json_atomic, write_text_atomic
+from cgphw.files import write_json_atomic, write_text_atomic
 from cgphw.hw.cells import CellLibrary
-from cgphw.hw.manifest import find_manifest
+from cgphw.hw.manifest import Manifest, find_manifest, load_manifest
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, CostReport, Mapped, cost_report, default_stimulus, \
     prove_equivalent, read_netlist, synthesis_script, synthesise
 
-REPORT_FORMAT = "cgphw-synth/1"
+REPORT_FORMAT = "cgphw-synth/2"
 # Synthesised logic energy / CGP estimate counts as agreement inside this band: the estimate
 # sums gates priced one by one on uniform random inputs, the netlist shares and folds logic
 # across gate boundaries and sees the activity the circuit really has.
 AGREEMENT_BAND = (0.5, 1.5)
 
 
-def load_rtl_dir(rtldir: str | os.PathLike) -> tuple[Path, dict, Genome]:
-    """The export directory, its manifest and genome; UserError names what is wrong."""
-    path = Path(rtldir)
-    if not (path.is_dir() or path.is_file() and path.suffix == ".json"):
-        raise UserError(f"{rtldir} is not an RTL directory written by `cgphw export`")
-    manifest_path = find_manifest(path)
-    if manifest_path is None:
-        raise UserError(f"{path} holds no cgphw-rtl/1 manifest; give the directory `cgphw export` wrote "
-                        "(or its NAME.json)")
-    path, manifest = manifest_path.parent, read_json(manifest_path)
-    for key in ("name", "top", "files", "genome", "latency"):
-        if key not in manifest:
-            raise UserError(f"manifest {manifest_path} lacks the field {key!r}")
-    if not isinstance(manifest["latency"], int) or manifest["latency"] < 0:
-        raise UserError(f"manifest {manifest_path} has latency {manifest['latency']!r}; expected a whole number >= 0")
-    files = manifest["files"]
-    if not isinstance(files, dict) or not (files.get("rtlil") or files.get("verilog")):
-        raise UserError(f"manifest {manifest_path} names no rtlil or verilog file")
-    baseline = manifest.get("baseline")
-    for entry in (files, baseline if isinstance(baseline, dict) else {}):
-        if any(entry.get(role) and not isinstance(entry[role], str) for role in ("rtlil", "verilog")):
-            raise UserError(f"manifest {manifest_path} names an rtlil/verilog file that is not a string")
-    for role in ("rtlil", "verilog"):
-        if files.get(role) and not (path / files[role]).is_file():
-            raise UserError(f"manifest {manifest_path} names {files[role]}, which is not in {path}")
-    if baseline is not None:
-        if not isinstance(baseline, dict) or "top" not in baseline or not (baseline.get("rtlil") or baseline.get("verilog")):
-            raise UserError(f"manifest {manifest_path} has a malformed baseline entry")
-        for role in ("rtlil", "verilog"):
-            if baseline.get(role) and not (path / baseline[role]).is_file():
-                raise UserError(f"manifest {manifest_path} names baseline {baseline[role]}, which is not in {path}")
-        values = baseline.get("values")
-        if not (_whole(baseline.get("words", 1), 1) and _whole(baseline.get("latency") or 0, 0)
-                and (values is None or isinstance(values, list) and all(_whole(v, -128, 127) for v in values))):
-            raise UserError(f"manifest {manifest_path} has a malformed baseline: words >= 1, latency >= 0 and "
-                            "int8 values must be whole numbers")
-    genome = Genome.from_json(manifest["genome"], source=f"the genome in {manifest_path}")
-    return path, manifest, genome
+@dataclass(frozen=True)
+class SynthReport:
+    """What ``cgphw synth`` found. ``ok``: the netlist computes the genome (and the ROM its
+    words) in simulation and every proof asked for holds. ``doc`` is NAME.synth.json."""
+    directory: Path
+    name: str
+    ok: bool
+    proofs: dict  # "circuit_rtlil" | "circuit_verilog" | "baseline_rtlil" | "baseline_verilog" -> result
+    doc: dict
+    report: Path  # NAME.synth.json
+    netlist: Path | None  # NAME.synth.v (None when a netlist was given)
 
 
-def _whole(value, lo: int, hi: int = 2**31 - 1) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
-
-
-def _rtl_source(rtldir: Path, entry: dict) -> tuple[str, str, str]:
-    """(text, language, file path) of a design entry, RTLIL preferred."""
-    role = "rtlil" if entry.get("rtlil") else "verilog"
-    path = rtldir / entry[role]
+def _read(path: Path) -> str:
     try:
-        return path.read_text(), role, str(path)
+        return path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {path} ({exc.__class__.__name__})") from None
 
@@ -151,23 +121,20 @@ def _check_rom(report: CostReport, stimulus: dict, values: list, latency: int) -
 def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTable, prove: bool = False,
                   netlist_path: str | os.PathLike | None = None, seed: int = 0,
                   evaluations: int = ACTIVITY_EVALUATIONS, progress=None) -> dict:
+    """The synthesis report of an export directory (also written to NAME.synth.json)."""
     say = progress or (lambda _msg: None)
-    path, manifest, genome = load_rtl_dir(rtldir)
-    name, top, latency = str(manifest["name"]), str(manifest["top"]), int(manifest["latency"])
-    rtl, language, rtl_file = _rtl_source(path, manifest["files"])
+    m = load_manifest(rtldir)
+    path, genome, name, top, latency = m.directory, m.genome, m.name, m.top, m.latency
+    rtl = _read(m.rtlil)
     if netlist_path is not None:
         netlist_file = Path(netlist_path)
         if not netlist_file.is_file():
             raise UserError(f"netlist {netlist_file} does not exist")
         say(f"reading the netlist {netlist_file}")
-        try:
-            text = netlist_file.read_text()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read the netlist {netlist_file} ({exc.__class__.__name__})") from None
-        mapped = read_netlist(text, top)
+        mapped = read_netlist(_read(netlist_file), top)
     else:
         say(f"synthesising {top}")
-        mapped = synthesise(rtl, top, language, label=rtl_file)
+        mapped = synthesise(rtl, top, "rtlil", label=str(m.rtlil))
     _check_ports(mapped, genome, top)
     if latency > evaluations:  # no output would be compared with the genome
         raise UserError(f"the manifest's latency {latency} leaves nothing to check in {evaluations} evaluations; "
@@ -177,8 +144,8 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
     flops = circuit.cells.get("$_DFF_P_", 0)
     n_out = genome.grid.n_outputs
     doc = {
-        "format": REPORT_FORMAT, "name": name, "top": top, "genome_hash": manifest.get("genome_hash"),
-        "latency": latency, "pipeline": manifest.get("pipeline"),
+        "format": REPORT_FORMAT, "name": name, "top": top, "genome_hash": m.genome_hash,
+        "latency": latency, "pipeline": m.pipeline,
         "cells_table": library.describe(), "costs_table": costs.describe(),
         "flow": synthesis_script(top) if netlist_path is None else [f"read_verilog {netlist_path}"],
         "activity": {"method": "zero-delay simulation of the mapped netlist, uniform random stored weights "
@@ -198,29 +165,66 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
                        "explanation": _explain(estimate, circuit, logic_pj, flops)}
     if genome.grid.n_inputs == 0:
         doc["zero_input"] = _zero_input_note(circuit, estimate)
-    doc["baseline"] = _baseline(path, manifest, library, seed, evaluations, say)
+    doc["baseline"], baseline_verilog = _baseline(m, library, seed, evaluations, say)
     doc["comparison"] = _compare(doc, genome, costs)
     doc["proof"] = None
     if prove:
-        say("proving the netlist equal to the RTL")
+        doc["proof"] = {}
         steps = latency + 2 if latency else 0
-        proof = prove_equivalent(rtl, mapped.verilog, top, language, steps)
-        doc["proof"] = {"circuit": vars(proof)}
-        if doc["baseline"] is not None and netlist_path is None:
-            b = manifest["baseline"]
-            b_rtl, b_lang, _ = _rtl_source(path, b)
-            b_steps = int(b.get("latency", 0)) + 2 if b.get("latency") else 0
-            doc["proof"]["baseline"] = vars(prove_equivalent(b_rtl, doc["baseline"].pop("_verilog"), str(b["top"]),
-                                                             b_lang, b_steps))
-    if doc["baseline"] is not None:
-        doc["baseline"].pop("_verilog", None)
+        for language, rtl_path in (("rtlil", m.rtlil), ("verilog", m.verilog)):
+            say(f"proving the netlist equal to {rtl_path.name}")
+            proof = prove_equivalent(_read(rtl_path), mapped.verilog, top, language, steps)
+            doc["proof"][f"circuit_{language}"] = {**vars(proof), "rtl": rtl_path.name}
+        if m.baseline is not None and netlist_path is None:
+            b = m.baseline
+            b_steps = b.latency + 2 if b.latency else 0
+            for language, rtl_path in (("rtlil", b.rtlil), ("verilog", b.verilog)):
+                say(f"proving the baseline netlist equal to {rtl_path.name}")
+                proof = prove_equivalent(_read(rtl_path), baseline_verilog, b.top, language, b_steps)
+                doc["proof"][f"baseline_{language}"] = {**vars(proof), "rtl": rtl_path.name}
     doc["ok"] = bool(doc["circuit"]["simulation"]["matches_genome"]
                      and (doc["baseline"] is None or doc["baseline"]["simulation"]["matches_values"])
                      and (doc["proof"] is None or all(p["equivalent"] for p in doc["proof"].values())))
-    if netlist_path is None:
-        write_text_atomic(path / f"{name}.synth.v", mapped.verilog)
-    write_json_atomic(path / f"{name}.synth.json", doc)
+    _write_report(path, name, doc, mapped.verilog if netlist_path is None else None)
     return doc
+
+
+def synth(rtldir: str | os.PathLike, prove: bool = False, netlist: str | os.PathLike | None = None,
+          cells: str | os.PathLike | None = None, costs: str | os.PathLike | None = None, seed: int = 0,
+          evaluations: int = ACTIVITY_EVALUATIONS, progress=None) -> SynthReport:
+    """Synthesise an export directory (``cgphw synth``): cells, area, energy against the
+    search's estimate and the ROM baseline; with ``prove`` formal equivalence of the netlist
+    with both the RTLIL and the Verilog. ``cells``/``costs``: tables other than the packaged."""
+    from cgphw.costs import load_costs
+    from cgphw.hw.cells import load_cells
+
+    doc = synth_rtl_dir(rtldir, load_cells(cells), load_costs(costs), prove=prove, netlist_path=netlist, seed=seed,
+                        evaluations=evaluations, progress=progress)
+    directory = find_manifest(rtldir).parent  # checked whole by synth_rtl_dir just now
+    return SynthReport(directory, doc["name"], doc["ok"], dict(doc["proof"] or {}), doc,
+                       directory / f"{doc['name']}.synth.json",
+                       None if netlist is not None else directory / f"{doc['name']}.synth.v")
+
+
+def _write_report(directory: Path, name: str, doc: dict, netlist: str | None) -> None:
+    """NAME.synth.json (and the mapped NAME.synth.v), recorded in the directory's marker;
+    a file of those names that cgphw did not write is not overwritten."""
+    outputs = {f"{name}.synth.json": None, **({f"{name}.synth.v": netlist} if netlist is not None else {})}
+    lock = dirs.DirLock(directory).acquire()
+    try:
+        marker = dirs.read_marker(directory)
+        owned = set(marker.files) if marker else set()
+        foreign = sorted(n for n in outputs if (directory / n).exists() and n not in owned)
+        if foreign:
+            raise UserError(f"{directory} holds {', '.join(foreign)}, which cgphw did not write; move it away "
+                            "to write the synthesis report")
+        if marker is not None:
+            dirs.write_marker(directory, dirs.Marker(marker.kind, tuple(owned | set(outputs))))
+        if netlist is not None:
+            write_text_atomic(directory / f"{name}.synth.v", netlist)
+        write_json_atomic(directory / f"{name}.synth.json", doc)
+    finally:
+        lock.release()
 
 
 def _check_ports(mapped: Mapped, genome: Genome, top: str) -> None:
@@ -268,24 +272,25 @@ def _zero_input_note(circuit: CostReport, estimate: dict) -> dict:
                           "evolved arithmetic; the price is that the weights can no longer be changed.")}
 
 
-def _baseline(path: Path, manifest: dict, library: CellLibrary, seed: int, evaluations: int, say) -> dict | None:
-    b = manifest.get("baseline")
+def _baseline(m: Manifest, library: CellLibrary, seed: int, evaluations: int, say) -> tuple[dict | None, str | None]:
+    """The ROM baseline's report and its mapped netlist (Verilog), or (None, None)."""
+    b = m.baseline
     if b is None:
-        return None
-    rtl, language, rtl_file = _rtl_source(path, b)
-    say(f"synthesising the baseline {b['top']}")
-    mapped = synthesise(rtl, str(b["top"]), language, label=rtl_file)
-    words = int(b.get("words") or len(b.get("values") or []) or 1)
+        return None, None
+    say(f"synthesising the baseline {b.top}")
+    mapped = synthesise(_read(b.rtlil), b.top, "rtlil", label=str(b.rtlil))
+    words = len(b.values)
     stimulus = default_stimulus(mapped.netlist, seed + 1, evaluations, below={"addr": words})
     report = cost_report(mapped, library, stimulus)
-    out = {"top": b["top"], **report.to_json(), "words": words,
-           "energy_pj_per_weight": round(report.energy_pj, 9), "_verilog": mapped.verilog,
+    out = {"top": b.top, **report.to_json(), "words": words,
+           "energy_pj_per_weight": round(report.energy_pj, 9),
            "activity": "uniform random addresses below the word count, one read (one weight) per evaluation"}
-    if isinstance(b.get("values"), list) and "addr" in stimulus and "data" in report.simulation.outputs:
-        out["simulation"] = _check_rom(report, stimulus, [int(v) for v in b["values"]], int(b.get("latency", 0)))
+    if "addr" in stimulus and "data" in report.simulation.outputs:
+        out["simulation"] = _check_rom(report, stimulus, list(b.values), b.latency)
     else:
-        out["simulation"] = {"matches_values": True, "vectors": 0, "note": "no word list in the manifest"}
-    return out
+        out["simulation"] = {"matches_values": False, "vectors": 0,
+                             "note": "the baseline netlist lacks the addr/data ports the manifest states"}
+    return out, mapped.verilog
 
 
 def _compare(doc: dict, genome: Genome, costs: CostTable) -> dict:

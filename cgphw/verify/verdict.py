@@ -73,36 +73,36 @@ def task_claim(design: Design, observed: list | None) -> tuple[dict | None, list
     """What the simulated hardware produced on the task's real inputs (``observed``, one
     row per task item, None where unreadable) against the targets and against what the
     search reported."""
-    if design.task_inputs is None:
+    task = design.task
+    if task is None:
         return None, []
-    if observed is None or len(observed) != len(design.task_inputs) or any(row is None for row in observed):
+    if observed is None or len(observed) != task.n_items or any(row is None for row in observed):
         return None, ["the simulation did not show readable outputs for every task item"]
     produced = np.array(observed, np.int64)
-    diff = produced - design.task_targets.astype(np.int64)
-    weights = np.ones(diff.shape) if design.task_weights is None else design.task_weights
+    diff = produced - task.targets.astype(np.int64)
+    weights = task.error_weights()
     counted = weights > 0
-    se = weighted_se(produced, design.task_targets, weights)
-    metrics = design.metrics or {}
-    reported = metrics.get("error_se")
+    se = weighted_se(produced, task.targets, weights)
+    metrics = design.metrics
+    reported = None if metrics is None else metrics.error_se
     claim = {"items": int(len(produced)), "weights": int(counted.sum()), "equal": int(((diff == 0) & counted).sum()),
              "error_se": se, "reported_error_se": None if reported is None else float(reported)}
     problems = []
     if reported is not None and not math.isclose(se, float(reported), rel_tol=1e-9, abs_tol=1e-9):
         problems.append(f"on the task's inputs the simulated circuit's squared error is {_num(se)}, "
                         f"but the search reported {_num(float(reported))}")
-    threshold = metrics.get("threshold")
-    if metrics.get("threshold_reached") is True and threshold is not None:
-        n = int(metrics.get("n_targets") or counted.sum())
-        limit = float(threshold) ** 2 * n
+    if metrics is not None and metrics.threshold_reached is True and metrics.threshold is not None:
+        n = int(metrics.n_targets or counted.sum())
+        limit = metrics.threshold ** 2 * n
         if se > limit * (1 + 1e-9) + 1e-9:
-            problems.append(f"the search reported its threshold {threshold} reached, but the squared error "
+            problems.append(f"the search reported its threshold {metrics.threshold} reached, but the squared error "
                             f"{_num(se)} exceeds threshold^2 * {n} = {_num(limit)}")
     return claim, problems
 
 
 def design_stimulus(design: Design, n_random: int, seed: int) -> Stimulus:
-    return build_stimulus(design.genome, design.top, design.ports, design.latency, design.task_inputs,
-                          n_random, seed)
+    return build_stimulus(design.genome, design.top, design.ports, design.latency,
+                          design.task.inputs if design.task is not None else None, n_random, seed)
 
 
 def _same_verilog(a: str, b: str) -> bool:

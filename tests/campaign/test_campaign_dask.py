@@ -28,10 +28,12 @@ COMPARED = ("run", "error", "energy", "gates", "generations", "evaluations", "ge
 
 
 def _worker_of(run_dir):
-    """pid of the worker process running the run's search, once it has checkpointed."""
+    """pid of the worker process running the run's search, once it has checkpointed a
+    generation past the start."""
     events = read_log(run_dir)
     started = [e for e in events if e["stage"] == "evolve" and e["event"] == "start"]
-    if started and (run_dir / "evolve" / "checkpoint.json").is_file() and events[-1]["stage"] == "evolve":
+    checkpoint = run_dir / "evolve" / "checkpoint.json"
+    if started and events[-1]["stage"] == "evolve" and checkpoint.is_file() and read_json(checkpoint)["generation"]:
         return int(started[-1]["worker"].rsplit(":", 1)[1])
     return None
 

@@ -109,7 +109,7 @@ def _bad_costs(tmp_path, case):
 
 
 @pytest.mark.parametrize("case, fragment", [
-    ("memory-list", "memory must be a JSON object"), ("nan", "from 0 to"), ("negative", "from 0 to"),
+    ("memory-list", "memory must be a JSON object"), ("nan", "NaN is not a number"), ("negative", "from 0 to"),
     ("huge", "from 0 to")])
 def test_evolve_refuses_a_malformed_cost_table(capsys, tmp_path, case, fragment):
     example_task().save(tmp_path / "ok.npz")
@@ -174,15 +174,24 @@ def test_show_refuses_malformed_genome_numbers(capsys, tmp_path, edit, fragment)
     assert fragment in _fails_in_process(capsys, "show", tmp_path / "g.json")
 
 
-@pytest.mark.parametrize("field, value", [("metrics", None), ("metrics", [1]), ("metrics", {}),
-                                          ("metrics", {"energy_pj": "x"}), ("value_bank", [1]),
-                                          ("value_bank", {"x": 1})])
-def test_show_refuses_malformed_best_json(capsys, tmp_path, field, value):
-    metrics = {"energy_pj": 0.1, "area": 1.0, "delay_ns": 0.2, "gates": 1, "error_se": 0.0}
-    doc = {"format": "cgphw-run/1", "genome": _genome_doc(), "metrics": metrics, "value_bank": None}
-    doc[field] = value
-    (tmp_path / "best.json").write_text(json.dumps(doc))
-    assert "malformed" in _fails_in_process(capsys, "show", tmp_path / "best.json")
+@pytest.mark.parametrize("field, value, code, fragment", [
+    ("metrics", None, 2, "is malformed: expected a JSON object"), ("metrics", [1], 2, "expected a JSON object"),
+    ("metrics", {}, 2, "it lacks 'energy_pj'"), ("energy_pj", "x", 2, "energy_pj must be a finite number"),
+    ("energy_pj", float("nan"), 2, "NaN is not a number"), ("value_bank", [1], 2, "value_bank must be a JSON object"),
+    ("value_bank", {"x": 1}, 1, "holds a value bank but the run does not use one")])
+def test_show_refuses_malformed_best_json(capsys, tmp_path, field, value, code, fragment):
+    from cgphw.cgp.search import evolve
+    from cgphw.cli import main
+
+    run = tmp_path / "run"
+    evolve(example_task(), rows=2, cols=2, generations=5, out=run)
+    doc = json.loads((run / "best.json").read_text())
+    (doc["metrics"] if field == "energy_pj" else doc)[field] = value
+    (run / "best.json").write_text(json.dumps(doc))
+    with pytest.raises(SystemExit) as exc:
+        main(["show", str(run / "best.json")])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == code and err.startswith("error: ") and fragment in err and "\n" not in err, err
 
 
 @pytest.mark.parametrize("file, key, value", [
@@ -199,7 +208,7 @@ def test_resume_refuses_malformed_run_files(capsys, tmp_path, file, key, value):
     else:
         doc[key] = value
     (run / file).write_text(json.dumps(doc))
-    assert "malformed" in _fails_in_process(capsys, "evolve", "--resume", run, "--quiet")
+    assert "is malformed" in _fails_in_process(capsys, "evolve", "--resume", run, "--quiet")
 
 
 @pytest.mark.parametrize("seconds", ["inf", "nan", "0"])

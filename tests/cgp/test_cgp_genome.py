@@ -46,7 +46,7 @@ def test_malformed_genomes_are_rejected(tmp_path, mutate, message):
 
 def test_not_json_and_missing_file(tmp_path):
     (tmp_path / "x.json").write_text("{not json")
-    with pytest.raises(UserError, match="not JSON"):
+    with pytest.raises(UserError, match="not readable JSON"):
         load_genome(tmp_path / "x.json")
     with pytest.raises(UserError, match="does not exist"):
         load_genome(tmp_path / "none.json")

@@ -32,7 +32,7 @@ def test_search_reaches_zero_error(tmp_path):
     assert r.threshold_reached and r.metrics["error_se"] == 0.0
     assert np.array_equal(r.genome.evaluate(task.inputs), task.targets)
     best = json.loads((tmp_path / "run" / "best.json").read_text())
-    assert best["format"] == "cgphw-run/1" and best["value_bank"] is None
+    assert best["format"] == "cgphw-run/2" and best["value_bank"] is None
     for key in ("error_se", "threshold", "threshold_reached", "energy_pj", "area", "delay_ns", "gates",
                 "generations", "evaluations", "seconds"):
         assert key in best["metrics"]

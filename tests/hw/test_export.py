@@ -1,6 +1,7 @@
 """`cgphw export`: RTL directory, manifest, ROM baseline, atomic overwrite, errors."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 
@@ -48,15 +49,18 @@ def ring_genome() -> Genome:
 
 
 def make_run(tmp_path, genome: Genome, reached=True, task=None, name="run1"):
+    """A real run directory (cgphw.cgp.search.record_run) whose best is ``genome``; with
+    ``reached=False`` its task's first target is off by one, so threshold 0 is missed."""
+    from cgphw.cgp.search import record_run
+    from cgphw.task import Task
+
+    task = task or example_task()
+    if not reached:
+        targets = task.targets.copy()
+        targets[0, 0] = np.int8(int(targets[0, 0]) ^ 1)
+        task = Task(task.inputs, targets, task.weights, task.mask, task.meta)
     run = tmp_path / name
-    run.mkdir()
-    (task or example_task()).save(run / "task.npz")
-    doc = {"format": "cgphw-run/1", "genome": genome.to_json(),
-           "metrics": {"error_se": 0.0, "threshold": 0.0, "threshold_reached": reached, "energy_pj": 0.1,
-                       "area": 1.0, "delay_ns": 1.0, "gates": 3, "generations": 1, "evaluations": 1,
-                       "seconds": 0.1},
-           "value_bank": None, "costs": {"path": "x", "sha256": "0", "source": "test"}}
-    (run / "best.json").write_text(json.dumps(doc))
+    record_run(genome, task, run)
     return run
 
 
@@ -85,10 +89,10 @@ def test_export_run_dir_writes_rtl_manifest_and_baseline(tmp_path, capsys):
     name = "lenet5_ring"
     target = out / name
     assert summary["name"] == name and sorted(os.listdir(target)) == sorted(
-        [f"{name}.v", f"{name}.il", f"{name}.json", f"{name}_rom.v", f"{name}_rom.il"])
+        [f"{name}.v", f"{name}.il", f"{name}.json", f"{name}_rom.v", f"{name}_rom.il", ".cgphw", ".cgphw.lock"])
     assert [p for p in os.listdir(out) if p.startswith(".")] == []  # no staging left behind
     m = json.loads((target / f"{name}.json").read_text())
-    assert m["format"] == "cgphw-rtl/1" and m["top"] == name and m["latency"] == 0 and m["pipeline"] is None
+    assert m["format"] == "cgphw-rtl/2" and m["top"] == name and m["latency"] == 0 and m["pipeline"] is None
     assert m["clock"] is None and m["reset"] is None
     assert Genome.from_json(m["genome"]) == genome and m["genome_hash"] == genome.digest()
     assert m["ports"] == [{"name": "stored", "direction": "input", "width": 72, "elements": 9, "signed": True},
@@ -99,6 +103,8 @@ def test_export_run_dir_writes_rtl_manifest_and_baseline(tmp_path, capsys):
     assert [e["weight"] for e in m["outputs_map"][5:8]] == ["kernel [1][0]", "kernel [1][4]", "kernel [2][0]"]
     assert [e["values"] for e in m["outputs_map"]] == [e["targets"] for e in m["outputs_map"]]
     assert m["files"] == {"verilog": f"{name}.v", "rtlil": f"{name}.il", "manifest": f"{name}.json"}
+    assert m["sha256"] == {f: hashlib.sha256((target / f).read_bytes()).hexdigest()
+                           for f in (f"{name}.v", f"{name}.il", f"{name}_rom.v", f"{name}_rom.il")}
     b = m["baseline"]
     assert b["top"] == f"{name}_rom" and b["verilog"] == f"{name}_rom.v" and b["latency"] == 0
     assert b["values"] == task.targets.ravel().tolist() and b["words"] == 16
@@ -121,10 +127,9 @@ def test_export_is_deterministic_and_overwrites(tmp_path, capsys):
     out = tmp_path / "rtl"
     assert cli(capsys, "export", run, "--out", out, "--name", "ring")[0] == 0
     first = {f: (out / "ring" / f).read_bytes() for f in os.listdir(out / "ring")}
-    (out / "ring" / "stale.txt").write_text("from an older export")
     assert cli(capsys, "export", run, "--out", out, "--name", "ring")[0] == 0
     again = {f: (out / "ring" / f).read_bytes() for f in os.listdir(out / "ring")}
-    assert again == first  # same bytes, and the stale file is gone with the old directory
+    assert again == first  # same bytes
     code, stdout, _ = cli(capsys, "export", run, "--out", out, "--name", "ring", "--pipeline", "2", "--json")
     assert code == 0
     m = json.loads((out / "ring" / "ring.json").read_text())
@@ -205,6 +210,9 @@ def _corrupt(tmp_path, what):
     elif what == "format":
         best["format"] = "something/else"
         (run / "best.json").write_text(json.dumps(best))
+    elif what == "format-99":
+        best["format"] = "cgphw-run/99"
+        (run / "best.json").write_text(json.dumps(best))
     elif what == "genome":
         best["genome"]["nodes"][0] = [999, 0, 1]
         (run / "best.json").write_text(json.dumps(best))
@@ -219,9 +227,6 @@ def _corrupt(tmp_path, what):
         from cgphw.task import Task
 
         Task(np.zeros((1, 9), np.int8), np.zeros((1, 3), np.int8)).save(run / "task.npz")
-    elif what == "task-meta-list":
-        np.savez(run / "task.npz", inputs=np.zeros((1, 9), np.int8), targets=np.zeros((1, 16), np.int8),
-                 meta=np.array("[1, 2]"))
     elif what == "huge-gene":
         best["genome"]["outputs"][0] = 10**30
         (run / "best.json").write_text(json.dumps(best))
@@ -231,17 +236,18 @@ def _corrupt(tmp_path, what):
     return run
 
 
-@pytest.mark.parametrize("what, message", [
-    ("not-json", "not a readable JSON"), ("no-best", "has no best.json"), ("format", "not a cgphw run"),
-    ("genome", "not a valid cgphw genome"), ("metrics", "threshold_reached"), ("no-task", "no task.npz"),
-    ("bad-task", "not a readable .npz"), ("task-shape", "16 outputs but its task has 9 and 3"),
-    ("task-meta-list", "not a JSON object"), ("huge-gene", "whole numbers"), ("float-rows", "whole number"),
+@pytest.mark.parametrize("what, code, message", [
+    ("not-json", 2, "not readable JSON"), ("no-best", 2, "has no best.json"), ("format", 2, "not a cgphw run file"),
+    ("format-99", 2, "another version of cgphw"), ("genome", 2, "not a valid cgphw genome"),
+    ("metrics", 1, "threshold_reached"), ("no-task", 2, "lacks task.npz"),
+    ("bad-task", 1, "not the task the run started with"), ("task-shape", 1, "not the task the run started with"),
+    ("huge-gene", 2, "whole numbers"), ("float-rows", 2, "whole number"),
 ])
-def test_malformed_run_dir_is_exit_2_and_writes_nothing(tmp_path, capsys, what, message):
+def test_malformed_run_dir_is_refused_and_writes_nothing(tmp_path, capsys, what, code, message):
     run = _corrupt(tmp_path, what)
     out = tmp_path / "o"
-    code, _, err = cli(capsys, "export", run, "--out", out)
-    assert code == 2 and err.startswith("error: ") and message in err, err
+    got, _, err = cli(capsys, "export", run, "--out", out)
+    assert got == code and err.startswith("error: ") and message in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert _nothing_written(out)
 

@@ -12,7 +12,6 @@ import pytest
 from cgphw.cgp.genome import Genome, grid_for
 from test_calibrate import run_cli  # the same CLI runner (tests/hw is on sys.path)
 from cgphw.costs import load_costs
-from cgphw.files import write_json_atomic
 from cgphw.hw.cells import load_cells
 from cgphw.hw.export import export
 from cgphw.hw.synth_report import cgp_estimate, synth_rtl_dir
@@ -31,20 +30,18 @@ MIXED = chain_genome(2, [[0, 1, 1], [2, 0, 3], [3, 0, 7], [0, 0, 22], [5, 5, 1],
 
 
 def make_run(tmp_path, genome: Genome, items: int = 3):
-    run = tmp_path / "run"
-    run.mkdir()
+    from cgphw.cgp.search import record_run
+
     x = np.random.default_rng(0).integers(-128, 128, (items, genome.grid.n_inputs)).astype(np.int8)
-    Task(x, genome.evaluate(x)).save(run / "task.npz")
-    write_json_atomic(run / "best.json", {"format": "cgphw-run/1", "genome": genome.to_json(),
-                                          "metrics": {"threshold_reached": True, "error_se": 0, "threshold": 0}})
-    return run
+    record_run(genome, Task(x, genome.evaluate(x)), tmp_path / "run")
+    return tmp_path / "run"
 
 
 @pytest.fixture(scope="module")
 def comb_synth(tmp_path_factory):
     """An exported combinational circuit with a ROM baseline, synthesised and proved once."""
     tmp = tmp_path_factory.mktemp("comb")
-    target, _ = export(make_run(tmp, MIXED), out_dir=tmp / "rtl", name="mixed")
+    target = export(make_run(tmp, MIXED), out_dir=tmp / "rtl", name="mixed").directory
     return target, synth_rtl_dir(target, load_cells(), load_costs(), prove=True)
 
 
@@ -55,7 +52,9 @@ def comb_dir(comb_synth):
 
 def test_combinational_report_with_proof(comb_synth):
     comb_dir, doc = comb_synth
-    assert doc["ok"] and doc["proof"]["circuit"]["equivalent"] and doc["proof"]["baseline"]["equivalent"]
+    assert doc["ok"] and set(doc["proof"]) == {"circuit_rtlil", "circuit_verilog", "baseline_rtlil", "baseline_verilog"}
+    assert all(p["equivalent"] for p in doc["proof"].values())
+    assert [p["rtl"] for p in doc["proof"].values()] == ["mixed.il", "mixed.v", "mixed_rom.il", "mixed_rom.v"]
     c = doc["circuit"]
     assert c["simulation"]["matches_genome"] and c["simulation"]["vectors"] == 4097
     assert c["n_cells"] > 100 and c["transistors"] > 0 and c["area"] > 0 and c["depth"] > 0 and c["energy_pj"] > 0
@@ -86,11 +85,12 @@ def test_estimate_agrees_with_synthesis_within_tolerance(comb_synth):
 
 @pytest.mark.slow
 def test_pipelined_circuit_proves_over_its_latency(tmp_path):
-    target, manifest = export(make_run(tmp_path, MIXED), out_dir=tmp_path / "rtl", name="mixedp", pipeline=1)
-    doc = synth_rtl_dir(target, load_cells(), load_costs(), prove=True)
-    assert manifest["latency"] >= 2 and doc["circuit"]["flip_flops"] > 0
-    assert doc["ok"] and doc["proof"]["circuit"]["equivalent"] and doc["proof"]["baseline"]["equivalent"]
-    assert f"-seq {manifest['latency'] + 2}" in doc["proof"]["circuit"]["method"]
+    result = export(make_run(tmp_path, MIXED), out_dir=tmp_path / "rtl", name="mixedp", pipeline=1)
+    doc = synth_rtl_dir(result.directory, load_cells(), load_costs(), prove=True)
+    latency = result.manifest.latency
+    assert latency >= 2 and doc["circuit"]["flip_flops"] > 0
+    assert doc["ok"] and len(doc["proof"]) == 4 and all(p["equivalent"] for p in doc["proof"].values())
+    assert f"-seq {latency + 2}" in doc["proof"]["circuit_verilog"]["method"]
     assert doc["circuit"]["simulation"]["matches_genome"]
 
 
@@ -102,9 +102,10 @@ def test_broken_netlist_fails_the_proof(comb_dir, tmp_path, capsys):
     assert "\\$_XOR_ " in text
     netlist.write_text(text.replace("\\$_XOR_ ", "\\$_XNOR_ ", 1))  # one inverted cell
     code, out, err = run_cli(["synth", str(broken), "--prove", "--netlist", str(netlist)], capsys)
-    assert code == 1 and "proof FAILED for the circuit" in err and "Traceback" not in err
+    assert code == 1 and "proof FAILED for the circuit (mixed.il) and circuit (mixed.v)" in err and "Traceback" not in err
     report = json.loads((broken / "mixed.synth.json").read_text())
-    assert report["proof"]["circuit"]["equivalent"] is False and "gold_weights" in report["proof"]["circuit"]["detail"]
+    for key in ("circuit_rtlil", "circuit_verilog"):
+        assert report["proof"][key]["equivalent"] is False and "gold_weights" in report["proof"][key]["detail"]
     code, out, err = run_cli(["synth", str(comb_dir), "--prove", "--netlist", str(comb_dir / "mixed.synth.v")], capsys)
     assert code == 0 and "EQUIVALENT" in out, err
 
@@ -114,7 +115,7 @@ def test_zero_input_circuit_folds_away(tmp_path, capsys):
     genome = chain_genome(0, [[0, 0, 22], [0, 0, 26], [0, 1, 1], [2, 2, 3], [3, 0, 4]], [2, 4, 1])
     source = tmp_path / "g.json"
     genome.save(source)
-    target, manifest = export(source, out_dir=tmp_path / "rtl", name="consts")
+    target = export(source, out_dir=tmp_path / "rtl", name="consts").directory
     code, out, err = run_cli(["synth", str(target), "--prove", "--json"], capsys)
     assert code == 0, err
     doc = json.loads(out)
@@ -124,17 +125,31 @@ def test_zero_input_circuit_folds_away(tmp_path, capsys):
     assert doc["estimate"]["constant_folded_gates"] == doc["estimate"]["active_nodes"] == 5
     assert doc["estimate"]["gates"] == 3
     assert doc["estimate"]["energy_pj"] > 0 and doc["baseline"]["words"] == 3
-    assert doc["proof"]["circuit"]["equivalent"]
+    assert doc["proof"]["circuit_rtlil"]["equivalent"] and doc["proof"]["circuit_verilog"]["equivalent"]
+
+
+def _rehash(rtl: Path, manifest: dict, name: str) -> None:
+    import hashlib
+
+    manifest["sha256"][name] = hashlib.sha256((rtl / name).read_bytes()).hexdigest()
+
+
+MISMATCHES = {"edited_rtlil", "edited_verilog", "genome_swapped", "rom_edited"}  # exit 1: caught, not malformed
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "no_file", "bad_genome", "bad_rtl", "bad_costs",
                                   "bad_latency", "other_genome", "file_not_str", "baseline_file_not_str",
                                   "latency_past_evaluations", "costs_memory_list", "negative_seed",
                                   "huge_evaluations", "binary_netlist", "baseline_words_str",
-                                  "baseline_values_not_int8", "baseline_latency_str", "costs_sram_str"])
-def test_malformed_rtldir_exits_2(comb_dir, tmp_path, capsys, case):
+                                  "baseline_values_not_int8", "baseline_latency_str", "costs_sram_str",
+                                  "absolute_verilog", "dotdot_rtlil", "link_outside", "old_format", "deep_json",
+                                  "sha256_missing", *sorted(MISMATCHES)])
+def test_malformed_or_tampered_rtldir_is_refused(comb_dir, tmp_path, capsys, case):
+    """Malformed: one `error:` line, exit 2. Tampered (a file or the genome no longer what
+    the export recorded): exit 1. Nothing is written either way."""
     rtl = tmp_path / "mixed"
     args = ["synth", str(rtl)]
+    elsewhere = tmp_path / "elsewhere"  # good files outside the directory
     if case == "missing":
         rtl = tmp_path / "nowhere"
         args = ["synth", str(rtl)]
@@ -142,18 +157,42 @@ def test_malformed_rtldir_exits_2(comb_dir, tmp_path, capsys, case):
         rtl.mkdir()
     else:
         shutil.copytree(comb_dir, rtl)
+        shutil.copytree(comb_dir, elsewhere)
         (rtl / "mixed.synth.json").unlink(missing_ok=True)
         manifest = json.loads((rtl / "mixed.json").read_text())
         if case == "no_file":
             (rtl / "mixed.il").unlink()
         elif case == "bad_genome":
             manifest["genome"]["nodes"][0][2] = 999
-        elif case == "bad_rtl":
+        elif case == "bad_rtl":  # recorded as if export had written it: Yosys refuses it
             (rtl / "mixed.il").write_text("this is not rtlil\n")
+            _rehash(rtl, manifest, "mixed.il")
+        elif case == "edited_rtlil":
+            (rtl / "mixed.il").write_text((rtl / "mixed.il").read_text() + "\n")
+        elif case == "edited_verilog":  # synth reads the .il; the .v is checked all the same
+            (rtl / "mixed.v").write_text((rtl / "mixed.v").read_text().replace("assign", "assign /* x */", 1))
+        elif case == "rom_edited":
+            (rtl / "mixed_rom.v").write_text((rtl / "mixed_rom.v").read_text() + "// x\n")
         elif case == "bad_latency":
             manifest["latency"] = "soon"
-        elif case == "other_genome":  # a valid genome with more inputs than the RTL has
+        elif case == "other_genome":  # a valid genome (hash updated) with more inputs than the ports say
             manifest["genome"] = chain_genome(3, [[0, 1, 1]], [3, 2]).to_json()
+            manifest["genome_hash"] = chain_genome(3, [[0, 1, 1]], [3, 2]).digest()
+        elif case == "genome_swapped":
+            manifest["genome"] = chain_genome(3, [[0, 1, 1]], [3, 2]).to_json()
+        elif case == "absolute_verilog":  # a good file elsewhere, hash and all
+            manifest["files"]["verilog"] = str(elsewhere / "mixed.v")
+            manifest["sha256"][str(elsewhere / "mixed.v")] = manifest["sha256"].pop("mixed.v")
+        elif case == "dotdot_rtlil":
+            manifest["files"]["rtlil"] = "../elsewhere/mixed.il"
+            manifest["sha256"]["../elsewhere/mixed.il"] = manifest["sha256"].pop("mixed.il")
+        elif case == "link_outside":
+            (rtl / "mixed.il").unlink()
+            (rtl / "mixed.il").symlink_to(elsewhere / "mixed.il")
+        elif case == "old_format":
+            manifest["format"] = "cgphw-rtl/1"
+        elif case == "sha256_missing":
+            del manifest["sha256"]["mixed_rom.il"]
         elif case == "bad_costs":
             (tmp_path / "costs.json").write_text("{}")
             args += ["--costs", str(tmp_path / "costs.json")]
@@ -184,8 +223,29 @@ def test_malformed_rtldir_exits_2(comb_dir, tmp_path, capsys, case):
         elif case == "binary_netlist":
             (tmp_path / "net.v").write_bytes(b"\xff\xfe\x00")
             args += ["--netlist", str(tmp_path / "net.v")]
-        (rtl / "mixed.json").write_text(json.dumps(manifest))
+        text = json.dumps(manifest)
+        if case == "deep_json":
+            text = text[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        (rtl / "mixed.json").write_text(text)
     code, _, err = run_cli(args, capsys)
     last = err.strip().splitlines()[-1]  # earlier lines: progress
-    assert code == 2 and last.startswith("error: ") and "Traceback" not in err, err
+    assert code == (1 if case in MISMATCHES else 2) and last.startswith("error: ") and "Traceback" not in err, err
     assert not (rtl / "mixed.synth.json").exists()
+
+
+def test_prove_checks_the_verilog_too(comb_dir, tmp_path, capsys):
+    """`synth --prove` never read the .v: a Verilog that differs from the RTLIL (here with its
+    hash recorded, as a careful tamperer would) passed. Now the .v is proven on its own."""
+    rtl = tmp_path / "mixed"
+    shutil.copytree(comb_dir, rtl)
+    verilog = rtl / "mixed.v"
+    text = verilog.read_text()
+    assert "$signed(n2) - $signed(8'h02)" in text
+    verilog.write_text(text.replace("$signed(n2) - $signed(8'h02)", "$signed(n2) + $signed(8'h02)"))
+    manifest = json.loads((rtl / "mixed.json").read_text())
+    _rehash(rtl, manifest, "mixed.v")
+    (rtl / "mixed.json").write_text(json.dumps(manifest))
+    code, out, err = run_cli(["synth", str(rtl), "--prove"], capsys)
+    assert code == 1 and "proof FAILED for the circuit (mixed.v)" in err and "mixed.il" not in err.splitlines()[-1]
+    assert "proof (circuit netlist = mixed.il): EQUIVALENT" in out
+    assert "proof (circuit netlist = mixed.v): FAILED" in out

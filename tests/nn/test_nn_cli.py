@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cgphw.cgp.genome import Genome, Grid
-from cgphw.files import write_json_atomic
+from cgphw.cgp.search import record_run
 from cgphw.cli import main
 from cgphw.nn.layers import extract
 from cgphw.nn.tasks import make_task
@@ -58,9 +58,7 @@ def _rundir(tmp_path, lenet, outputs_from_inputs: bool):
     outputs = list(range(n)) if outputs_from_inputs else [n + i for i in range(n)]
     genome = Genome(grid, np.array(sum(nodes, []) + outputs))
     run_dir = tmp_path / ("copy" if outputs_from_inputs else "inc")
-    run_dir.mkdir()
-    task.save(run_dir / "task.npz")
-    write_json_atomic(run_dir / "best.json", {"format": "cgphw-run/1", "genome": genome.to_json()})
+    record_run(genome, task, run_dir)
     return run_dir
 
 
@@ -94,7 +92,7 @@ def test_cli_errors_are_one_sentence_exit_2(capsys, tmp_path, lenet):
     assert "no int8 layer named 'conv7'" in fails(capsys, "insert", str(bad))
     assert "neither a run directory nor" in fails(capsys, "insert", str(tmp_path / "nothing"))
     (tmp_path / "run").mkdir()
-    assert "has no best.json" in fails(capsys, "insert", str(tmp_path / "run"))
+    assert "not a cgphw run directory" in fails(capsys, "insert", str(tmp_path / "run"))
     assert "neither 'mnist5k' nor a directory" in fails(capsys, "model", "eval", "--data", str(tmp_path / "x"))
     assert "t10k-images-idx3-ubyte" in fails(capsys, "model", "eval", "--data", str(tmp_path))
     assert "does not exist" in fails(capsys, "model", "eval", "--model", str(tmp_path / "none.pt"))
@@ -133,11 +131,13 @@ def _edit_targets_at(task, case):
     ("short-run", "targets_at is malformed"), ("layer-not-str", "targets_at is malformed"),
     ("none", "targets_at is malformed"), ("layers-list", "meta.layers is malformed")])
 def test_insert_refuses_a_malformed_target_map(capsys, tmp_path, lenet, case, fragment):
+    from cgphw.cgp.rundir import load_run
     from cgphw.task import Task, load_task
 
-    run_dir = _rundir(tmp_path, lenet, True)
-    task = load_task(run_dir / "task.npz")
-    Task(task.inputs, task.targets, meta=_edit_targets_at(task, case)).save(run_dir / "task.npz")
+    good = _rundir(tmp_path, lenet, True)
+    task = load_task(good / "task.npz")
+    run_dir = tmp_path / "bad-map"  # a run made with the malformed map (an edited task.npz is a mismatch)
+    record_run(load_run(good).genome, Task(task.inputs, task.targets, meta=_edit_targets_at(task, case)), run_dir)
     assert fragment in fails(capsys, "insert", str(run_dir), "--limit", "5")
 
 

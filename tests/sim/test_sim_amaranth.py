@@ -103,14 +103,23 @@ def test_run_directory_is_exported_then_verified(run_dir):
     assert v.passed and v.latency == 2
 
 
-def test_reported_error_that_the_circuit_does_not_have_fails(run_dir):
+def test_reported_error_that_the_circuit_does_not_have_is_a_mismatch(run_dir, rtl_comb):
+    """A claimed error the genome does not give is caught before any simulation, in a run
+    (best.json) and in an export (the manifest's source metrics)."""
+    from cgphw.errors import MismatchError
+
     best = run_dir / "best.json"
     doc = json.loads(best.read_text())
     doc["metrics"]["error_se"] = 3.0
     best.write_text(json.dumps(doc))
-    v = verify(run_dir, sim="amaranth", n_random=20)
-    assert not v.passed and v.mismatches == 0
-    assert "reported 3" in v.problems[0]
+    with pytest.raises(MismatchError, match="claims error_se 3.0"):
+        verify(run_dir, sim="amaranth", n_random=20)
+    path = manifest_of(rtl_comb)
+    doc = json.loads(path.read_text())
+    doc["source"]["metrics"]["error_se"] = 3.0
+    path.write_text(json.dumps(doc))
+    with pytest.raises(MismatchError, match="claims error_se 3.0"):
+        verify(rtl_comb, sim="amaranth", n_random=20)
 
 
 def test_manifest_with_wrong_port_width_is_bad_input(rtl_comb):
@@ -120,5 +129,5 @@ def test_manifest_with_wrong_port_width_is_bad_input(rtl_comb):
     doc = json.loads(path.read_text())
     doc["ports"][0]["width"] = 64
     path.write_text(json.dumps(doc))
-    with pytest.raises(UserError, match="bits wide"):
+    with pytest.raises(UserError, match="input port 'stored' of 72 bits"):
         verify(rtl_comb, sim="amaranth")

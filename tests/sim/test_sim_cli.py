@@ -129,12 +129,10 @@ def test_run_without_inputs_verifies_against_its_task(tmp_path, capsys):
 
     g = random_genome(grid_for(0, 5, 2, 2, function_ids=[22, 23, 24, 25, 26, 11, 4, 1]), np.random.default_rng(3))
     inputs = np.zeros((1, 0), np.int8)
+    from cgphw.cgp.search import record_run
+
     run = tmp_path / "bank"
-    run.mkdir()
-    Task(inputs, g.evaluate(inputs)).save(run / "task.npz")
-    (run / "best.json").write_text(json.dumps({
-        "format": "cgphw-run/1", "genome": g.to_json(), "value_bank": None, "costs": {},
-        "metrics": {"error_se": 0.0, "threshold": 0.0, "threshold_reached": True}}))
+    record_run(g, Task(inputs, g.evaluate(inputs)), run)
     sims = ["amaranth"] + ([] if missing_reason("icarus") else ["icarus"])
     for sim in sims:
         code, out, _ = cgphw(capsys, "verify", str(run), "--sim", sim)
@@ -156,13 +154,13 @@ def test_default_simulator_is_icarus_when_installed(monkeypatch):
     (["SOURCE-NOT-OBJECT"], None)])
 def test_verify_refuses_bad_flags_and_paths(rtl_comb, tmp_path, capsys, args, fragment):
     (tmp_path / "afile").write_text("")
-    if args == ["SOURCE-NOT-OBJECT"]:  # a manifest whose "source" is not an object still verifies
+    if args == ["SOURCE-NOT-OBJECT"]:  # every field of the manifest is checked
         manifest = next(p for p in rtl_comb.glob("*.json"))
         doc = json.loads(manifest.read_text())
         doc["source"] = "x"
         manifest.write_text(json.dumps(doc))
         code, _, err = cgphw(capsys, "verify", str(rtl_comb), "--sim", "amaranth", "--vectors", "5")
-        assert code == 0 and "Traceback" not in err, err
+        assert code == 2 and "source must be a JSON object" in err and "Traceback" not in err, err
         return
     args = [a.replace("FILE", str(tmp_path / "afile")) for a in args]
     code, _, err = cgphw(capsys, "verify", str(rtl_comb), "--sim", "amaranth", *args)
