@@ -43,6 +43,7 @@ def quiet():
         warnings.filterwarnings("ignore", message=r".*reduce_range will be deprecated.*")
         warnings.filterwarnings("ignore", message=r".*_aminmax.*")
         warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions.*deprecated.*")
+        warnings.filterwarnings("ignore", message=r".*must run observer before calling calculate_qparams.*")
         yield
 
 

@@ -74,3 +74,26 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_with_the_same_result(
     again = run_campaign(exp, out, client=dask_client, show_progress=False)
     assert (again.ran, again.reused) == (0, 2)
     assert {r: len(read_log(out / "runs" / r)) for r in specs} == logs
+
+
+def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, dask_client):
+    """A run folder holding a user's file is refused (the file stays as it was); the campaign
+    reports that run as failed and finishes, or keeps, the others."""
+    from cgphw.campaign.experiment import expand
+    from cgphw.campaign.models import prepare_model
+
+    path = experiment_file(tmp_path / "fail.toml", SEARCH_ONLY % 20_000)
+    out = tmp_path / "campaign"
+    first = run_campaign(load_experiment(path, overrides=["search.seed=[1]"]), out, client=dask_client,
+                         show_progress=False)
+    assert first.complete and first.ran == 1
+    exp = load_experiment(path, overrides=["search.seed=[1, 2, 3]"])
+    specs = expand(exp, prepare_model(exp.table("model"), out), dict(exp.table("data")))
+    blocked = out / "runs" / specs[1].run_id
+    blocked.mkdir(parents=True)
+    (blocked / "notes.txt").write_text("mine")
+    result = run_campaign(exp, out, client=dask_client, show_progress=False)
+    assert list(result.failed) == [specs[1].run_id] and "is not a cgphw campaign run" in result.failed[specs[1].run_id]
+    assert (result.reused, result.ran) == (1, 1)
+    assert sorted(result.table()["run"]) == sorted([specs[0].run_id, specs[2].run_id])
+    assert [p.name for p in blocked.iterdir()] == ["notes.txt"] and (blocked / "notes.txt").read_text() == "mine"
