@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from cgphw.campaign import stages
-from cgphw.campaign.experiment import RunSpec
+from cgphw.campaign.runspec import RunSpec
 from cgphw.campaign.tasks import build_task, needs_model
 from cgphw.errors import UserError
 from cgphw.files import read_json, write_json_atomic

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from cgphw.campaign import stages
 from cgphw.campaign.cluster import ClusterSettings, open_client
-from cgphw.campaign.experiment import Experiment, RunSpec, environment_path, expand, load_experiment
+from cgphw.campaign.experiment import Experiment, environment_path, load_experiment
+from cgphw.campaign.runspec import RunSpec, expand
 from cgphw.campaign.flow import execute_run, read_log, read_record
 from cgphw.campaign.models import prepare_model
 from cgphw.campaign.progress import Display, Status, latest_search

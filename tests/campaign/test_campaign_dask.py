@@ -79,7 +79,7 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_with_the_same_result(
 def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, dask_client):
     """A run folder holding a user's file is refused (the file stays as it was); the campaign
     reports that run as failed and finishes, or keeps, the others."""
-    from cgphw.campaign.experiment import expand
+    from cgphw.campaign.runspec import expand
     from cgphw.campaign.models import prepare_model
 
     path = experiment_file(tmp_path / "fail.toml", SEARCH_ONLY % 20_000)

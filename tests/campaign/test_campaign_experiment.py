@@ -2,7 +2,8 @@
 sweeps, and every shipped experiment."""
 import pytest
 
-from cgphw.campaign.experiment import expand, load_experiment, shipped
+from cgphw.campaign.experiment import load_experiment, shipped
+from cgphw.campaign.runspec import expand
 from cgphw.errors import UserError
 
 MODEL = {"path": "lenet5", "sha256": "0" * 64}
