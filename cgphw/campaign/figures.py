@@ -117,7 +117,9 @@ def per_layer(frame):
 def sensitivity(frame):
     """Accuracy change against the error allowed (threshold), one line per task."""
     data = frame.dropna(subset=["delta_top1"])
-    if data.empty or data["threshold"].nunique() < 2:
+    swept = data.groupby("task")["threshold"].transform("nunique") > 1  # a curve needs two thresholds
+    data = data[swept]
+    if data.empty:
         return None
     fig, ax = _figure(7.5, 4.5, 1, 1)
     ax = ax[0][0]
@@ -154,7 +156,7 @@ def hardware(frame):
     ax.set_xticks(x, data["run"].str.slice(0, 28), rotation=60, ha="right", fontsize=6)
     ax.set_ylabel("pJ per generated weight")
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
