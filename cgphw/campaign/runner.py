@@ -64,12 +64,15 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
     _claim_out(out, exp)
     display = Display(show_progress)
     try:
+        about = {"format": FORMAT, "experiment": exp.name, "file": str(exp.path), "profile": exp.profile,
+                 "overrides": list(overrides), "description": exp.description, "study": exp.doc["study"],
+                 "stages": list(exp.stages)}
+        if not (out / "campaign.json").is_file():  # the folder is the campaign's from now on
+            write_json_atomic(out / "campaign.json", {**about, "runs": [], "specs": {}})
+        _copy_experiment(out, exp)
         specs = _plan(exp, out, display)
-        write_json_atomic(out / "campaign.json", {
-            "format": FORMAT, "experiment": exp.name, "file": str(exp.path), "profile": exp.profile,
-            "overrides": list(overrides), "description": exp.description, "study": exp.doc["study"],
-            "stages": list(exp.stages), "runs": [s.run_id for s in specs],
-            "specs": {s.run_id: s.to_json() for s in specs}})
+        write_json_atomic(out / "campaign.json", {**about, "runs": [s.run_id for s in specs],
+                                                  "specs": {s.run_id: s.to_json() for s in specs}})
         pending = [s for s in specs if read_record(out / "runs" / s.run_id, s.digest) is None]
         status = Status(total=len(specs), done=len(specs) - len(pending))
         display.note(f"campaign {exp.name} ({exp.profile}): {len(specs)} runs, {status.done} already finished, "
@@ -103,6 +106,9 @@ def _claim_out(out: Path, exp: Experiment) -> None:
     elif out.exists() and any(out.iterdir()):
         raise UserError(f"{out} exists and is not a campaign folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+
+
+def _copy_experiment(out: Path, exp: Experiment) -> None:
     copy = out / "experiment.toml"
     if not copy.exists() or copy.read_bytes() != exp.path.read_bytes():
         tmp = out / ".experiment.toml.tmp"
@@ -128,11 +134,18 @@ def _plan(exp: Experiment, out: Path, display: Display) -> list[RunSpec]:
         return loaded
 
     specs = expand(exp, model, data, lambda: stages.conv_layers(network()))
-    seen = {}
+    tasks, checked = {}, set()
     for spec in specs:
         key = repr(sorted(spec.task.items()))
-        if key not in seen:
-            seen[key] = build_task(spec.task, network() if needs_model(spec.task) else None)
+        if key not in tasks:
+            tasks[key] = build_task(spec.task, network() if needs_model(spec.task) else None)
+        settings = (key, repr(sorted(spec.search.items())))
+        if settings not in checked:
+            checked.add(settings)
+            try:
+                stages.check_search(tasks[key], spec.search)
+            except UserError as exc:
+                raise UserError(f"{exp.path}: run {spec.run_id}: {exc}") from None
     return specs
 
 

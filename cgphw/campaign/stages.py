@@ -96,6 +96,19 @@ def search_settings_match(config, search: dict) -> bool:
     return all(getattr(config, k) == v for k, v in want.items())
 
 
+def check_search(task: Task, search: dict) -> None:
+    """UserError now, before any run starts, for settings the search would refuse later."""
+    from cgphw.cgp.engine import MAX_LAMBDA
+    from cgphw.cgp.genome import grid_for
+
+    outputs = len(set(task.targets.ravel().tolist())) if search["value_bank"] else task.n_outputs
+    grid_for(task.n_inputs, outputs, search["rows"], search["cols"], search["levels_back"], search["function_set"])
+    if not 1 <= search["lambda"] <= MAX_LAMBDA:
+        raise UserError(f"search.lambda must be from 1 to {MAX_LAMBDA:,}, got {search['lambda']}")
+    if not 0 < search["mutation_max"] <= 1:
+        raise UserError(f"search.mutation_max must be in (0, 1], got {search['mutation_max']}")
+
+
 def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float) -> None:
     from cgphw.cgp.search import evolve as run
 
