@@ -100,3 +100,15 @@ def test_a_finished_campaign_does_no_work_and_other_folders_are_refused(campaign
     assert (tmp_path / "mine.txt").read_text() == "a user's file"
     code, _, err = cli(capsys, "results", str(tmp_path))
     assert code == 2 and "not a campaign folder" in err
+
+
+def test_bad_settings_stop_before_any_run_and_leave_a_usable_folder(tmp_path, capsys):
+    path = experiment_file(tmp_path / "bad.toml", ALL_STAGES, name="bad")
+    out = tmp_path / "out"
+    code, _, err = cli(capsys, "run", str(path), "--out", str(out), "--set", "search.function_set=add,foo")
+    assert code == 2 and "unknown function set or gate 'foo'" in err and "bad.toml" in err
+    assert not (out / "runs").exists()
+    code, _, err = cli(capsys, "results", str(out))
+    assert code == 2 and "no results.parquet yet" in err  # the folder is the campaign's, ready to run again
+    code, _, err = cli(capsys, "run", str(path), "--out", str(out), "--set", "search.grid=1x1000000000")
+    assert code == 2 and "nodes" in err
