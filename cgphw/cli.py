@@ -12,7 +12,8 @@ import click
 
 from cgphw.errors import UserError
 
-COMMAND_MODULES = ("evolve", "nn", "calibrate", "hw", "synth", "verify", "layer", "bench", "demo")
+COMMAND_MODULES = ("evolve", "nn", "calibrate", "hw", "synth", "verify", "layer", "bench", "demo", "campaign",
+                   "model_import")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -38,7 +38,8 @@ def logits(model, split: Split, progress: ProgressCallback | None = None, what: 
     outs = []
     for i in range(0, len(split), BATCH):
         step(progress, what, i, len(split))
-        outs.append(model(torch.from_numpy(split.images[i:i + BATCH])))
+        # np.asarray: an image folder's images are read from disk only here
+        outs.append(model(torch.from_numpy(np.asarray(split.images[i:i + BATCH]))))
     step(progress, what, len(split), len(split))
     return torch.cat(outs)
 

@@ -1,6 +1,6 @@
 """MNIST images for training and measuring the networks.
 
-Two sources:
+Three sources:
 - ``mnist5k`` (built in): 5,000 real MNIST training images (500 per class) shipped as package
   data (``cgphw/data/mnist5k/``, with the MNIST licence beside them), split reproducibly
   (seeded, stratified per class) into train / validation / test.
@@ -8,7 +8,8 @@ Two sources:
   ``t10k-labels-idx1-ubyte[.gz]``); the t10k pair is the test split, the train pair is cut
   into train / validation by the same seeded rule.
 
-Images are float32 [n, 1, 28, 28] in 0..1; labels int64 [n].
+Images are float32 [n, 1, 28, 28] in 0..1 (image folders: [n, 3, 224, 224], read lazily);
+labels int64 [n].
 """
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ MNIST5K_SHA256 = "809ec085d551285cf9efad12c42a6aead98c62f96eb9936cc5b778870773e5
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    images: np.ndarray  # float32 [n, 1, 28, 28], 0..1
+    images: np.ndarray  # float32 [n, 1, 28, 28], 0..1 (image folders: a lazy [n, 3, 224, 224])
     labels: np.ndarray  # int64 [n]
     source: str  # e.g. "mnist5k:test"
 
@@ -70,6 +71,13 @@ def load_split(data: str | os.PathLike, split: str) -> Split:
     directory = Path(data)
     if not directory.is_dir():
         raise UserError(f"data source {data} is neither '{BUILTIN}' nor a directory holding MNIST IDX files")
+    from cgphw.nn import imagefolder
+
+    if imagefolder.is_image_folder(directory):
+        if split == "train":
+            raise UserError(f"{directory} is an image folder: it serves evaluation (test or validation), not training")
+        images, labels, _ = imagefolder.scan(directory)
+        return Split(images, labels, f"{directory}:images")
     if split == "test":
         images, labels = _idx_pair(directory, "t10k")
         return Split(images, labels, f"{directory}:t10k")

@@ -4,6 +4,8 @@ A model file (``.pt``) holds only plain data: {"format": "cgphw-model/1", "arch"
 "qat_state" (the QAT model's state dict: float tensors), "meta"}. Loading rebuilds the
 architecture, loads the state and converts it to int8 — no training, no pickled code, and it
 loads with ``torch.load(weights_only=True)``. A state with NaN or infinite values is refused.
+A per-tensor QNNPACK model (an imported ImageNet MobileNetV2) stores ``"engine": "qnnpack"``
+and its converted ``"int8_state"`` instead.
 
 The shipped LeNet-5 is package data (``cgphw/data/models/``), found through
 importlib.resources, so editable and regular installs find it the same way.
@@ -65,6 +67,7 @@ class Int8Model:
     module: nn.Module  # the converted int8 network (eval mode)
     meta: dict = field(default_factory=dict)
     path: str | None = None
+    engine: str = quant.ENGINE  # the quantized engine its packed weights are made for
 
     @classmethod
     def from_qat(cls, arch: str, args: dict, qat_model: nn.Module, meta: dict | None = None) -> "Int8Model":
@@ -80,18 +83,37 @@ class Int8Model:
 
     def copy(self) -> "Int8Model":
         """An independent copy whose int8 weights may be changed (the state is shared, read-only)."""
-        return Int8Model(self.arch, self.args, self.qat_state, copy.deepcopy(self.module), dict(self.meta), self.path)
+        return Int8Model(self.arch, self.args, self.qat_state, copy.deepcopy(self.module), dict(self.meta), self.path,
+                         self.engine)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        quant.use_engine()
+        quant.use_engine(self.engine)
         with torch.inference_mode(), quant.quiet():
             return self.module(images)
 
 
+def per_tensor_skeleton(arch: str, args: dict | None = None, float_state: dict | None = None,
+                        calibrate=None) -> nn.Module:
+    """The per-tensor QNNPACK int8 network of an architecture: from ``float_state`` calibrated by
+    ``calibrate(prepared_net)``, or (neither given) uncalibrated, ready to load an int8 state."""
+    net = float_network(arch, args)
+    if float_state is not None:
+        net.load_state_dict(float_state)
+    quant.prepare_per_tensor(net, net.fuse_groups())
+    if calibrate is not None:
+        with torch.inference_mode(), quant.quiet():
+            calibrate(net)
+    with quant.quiet():
+        return quant.convert(net, quant.PER_TENSOR_ENGINE)
+
+
 def save_model(model: Int8Model, path: str | os.PathLike) -> Path:
     path = Path(path)
-    doc = {"format": FORMAT, "arch": model.arch, "args": json.dumps(model.args),
-           "qat_state": model.qat_state, "meta": json.dumps(model.meta)}
+    doc = {"format": FORMAT, "arch": model.arch, "args": json.dumps(model.args), "meta": json.dumps(model.meta)}
+    if model.engine == quant.ENGINE:
+        doc["qat_state"] = model.qat_state
+    else:
+        doc.update(engine=model.engine, int8_state=model.module.state_dict())
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_file(path, "wb") as fh:
@@ -118,14 +140,21 @@ def load_model(path: str | os.PathLike | None = None) -> Int8Model:
         args, meta = json.loads(doc["args"]), json.loads(doc["meta"])
         if not isinstance(args, dict) or not isinstance(meta, dict):
             raise ValueError("its args and meta must be JSON objects")
-        net = qat_network(doc["arch"], args)
-        net.load_state_dict(doc["qat_state"])
-        _refuse_non_finite(doc["qat_state"], path)
+        if doc.get("engine", quant.ENGINE) == quant.PER_TENSOR_ENGINE:
+            model = Int8Model(doc["arch"], args, None, per_tensor_skeleton(doc["arch"], args), meta,
+                              engine=quant.PER_TENSOR_ENGINE)
+            model.module.load_state_dict(doc["int8_state"])
+            _refuse_non_finite({k: v.dequantize() if getattr(v, "is_quantized", False) else v
+                                for k, v in doc["int8_state"].items()}, path)
+        else:
+            net = qat_network(doc["arch"], args)
+            net.load_state_dict(doc["qat_state"])
+            _refuse_non_finite(doc["qat_state"], path)
+            model = Int8Model.from_qat(doc["arch"], args, net, meta)
     except UserError:
         raise
     except Exception as exc:
         raise UserError(f"model file {path} does not match its architecture {doc.get('arch')!r} ({exc})") from None
-    model = Int8Model.from_qat(doc["arch"], args, net, meta)
     model.path = str(path)
     return model
 

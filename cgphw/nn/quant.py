@@ -2,6 +2,8 @@
 
 Recipe (as in the original study): fused conv(+bn)+ReLU, per-channel symmetric qint8
 weights, quint8 activations, x86 (fbgemm-compatible) engine, quantization-aware training.
+ImageNet MobileNetV2 as the study used it: QNNPACK, per-tensor weights, post-training
+calibration (``prepare_per_tensor`` / ``convert``), or torchvision's own int8 weights.
 """
 from __future__ import annotations
 
@@ -17,11 +19,18 @@ import torch.ao.nn.quantized as _nnq
 import torch.ao.quantization as _tq
 
 ENGINE = "x86"
+PER_TENSOR_ENGINE = "qnnpack"
 QuantStub = _tq.QuantStub
 DeQuantStub = _tq.DeQuantStub
 FloatFunctional = _nnq.FloatFunctional  # a residual add that has an int8 form
 # Converted modules whose weights are int8 codes with per-output-channel scales.
 WEIGHTED_INT8 = (_nnq.Conv2d, _nnq.Linear, _nniq.ConvReLU2d, _nniq.LinearReLU)
+
+
+def is_quantized_state(state: dict) -> bool:
+    """Does a state dict hold a converted int8 network (quantized tensors, packed params)?"""
+    return any(getattr(v, "is_quantized", False) or k.endswith("_packed_params._packed_params")
+               for k, v in state.items())
 
 
 @contextlib.contextmanager
@@ -34,11 +43,12 @@ def quiet():
         warnings.filterwarnings("ignore", message=r".*reduce_range will be deprecated.*")
         warnings.filterwarnings("ignore", message=r".*_aminmax.*")
         warnings.filterwarnings("ignore", message=r".*quantized tensor creation functions.*deprecated.*")
+        warnings.filterwarnings("ignore", message=r".*must run observer before calling calculate_qparams.*")
         yield
 
 
-def use_engine() -> None:
-    torch.backends.quantized.engine = ENGINE
+def use_engine(engine: str = ENGINE) -> None:
+    torch.backends.quantized.engine = engine
 
 
 def prepare_qat(model: nn.Module, fuse_groups: list[list[str]]) -> nn.Module:
@@ -53,6 +63,19 @@ def prepare_qat(model: nn.Module, fuse_groups: list[list[str]]) -> nn.Module:
     return model
 
 
+def prepare_per_tensor(model: nn.Module, fuse_groups: list[list[str]]) -> nn.Module:
+    """Fuse (conv+bn+ReLU folded for inference) and insert QNNPACK observers: per-tensor
+    symmetric qint8 weights, quint8 activations; in place, eval mode, ready to calibrate."""
+    use_engine(PER_TENSOR_ENGINE)
+    with quiet():
+        model.eval()
+        if fuse_groups:
+            _tq.fuse_modules(model, fuse_groups, inplace=True)
+        model.qconfig = _tq.get_default_qconfig(PER_TENSOR_ENGINE)
+        _tq.prepare(model, inplace=True)
+    return model
+
+
 def freeze_observers(qat_model: nn.Module) -> None:
     """Stop moving the activation/weight ranges (the last fine-tuning epochs)."""
     qat_model.apply(_tq.disable_observer)
@@ -64,11 +87,11 @@ def freeze_bn(qat_model: nn.Module) -> None:
     qat_model.apply(_nniqat.freeze_bn_stats)
 
 
-def convert(qat_model: nn.Module) -> nn.Module:
-    """The int8 model (eval mode) of a QAT model; the QAT model is left untouched."""
+def convert(qat_model: nn.Module, engine: str = ENGINE) -> nn.Module:
+    """The int8 model (eval mode) of a QAT (or calibrated) model, which is left untouched."""
     import copy
 
-    use_engine()
+    use_engine(engine)
     with quiet():
         model = copy.deepcopy(qat_model).eval()
         return _tq.convert(model, inplace=False)

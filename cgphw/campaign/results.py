@@ -1,0 +1,150 @@
+"""A campaign's results: one tidy table (a row per run; results.parquet and results.csv in
+the campaign folder) and its summaries per setting (min–max and median, as the study's
+tables give them)."""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from cgphw.campaign.flow import read_record
+from cgphw.errors import UserError
+from cgphw.files import read_json
+
+# Settings a summary groups by when they differ between runs (any column may be named).
+SETTINGS = ("experiment", "task", "grid", "lambda", "mutation_max", "function_set", "value_bank", "threshold",
+            "pipeline")
+# Figures a summary reports: column -> (heading, format, scale)
+FIGURES = {
+    "error": ("error (SE)", "{:g}", 1.0),
+    "energy": ("energy pJ", "{:.4f}", 1.0),
+    "gates": ("gates", "{:.0f}", 1.0),
+    "synth_cells": ("cells", "{:.0f}", 1.0),
+    "synth_pj_per_weight": ("pJ/weight", "{:.4f}", 1.0),
+    "top1_after": ("top-1 %", "{:.2f}", 100.0),
+    "delta_top1": ("Δ top-1", "{:+.2f}", 100.0),
+    "wall_seconds": ("wall s", "{:.0f}", 1.0),
+}
+
+
+def write_results(out: Path, specs) -> Path:
+    """Gather every finished run's record into results.parquet and results.csv (atomically)."""
+    import pandas as pd
+
+    rows = [row for spec in specs if (row := read_record(out / "runs" / spec.run_id, spec.digest)) is not None]
+    frame = pd.DataFrame(rows)
+    parquet = out / "results.parquet"
+    _atomic(parquet, lambda p: frame.to_parquet(p, index=False))
+    _atomic(out / "results.csv", lambda p: frame.to_csv(p, index=False))
+    return parquet
+
+
+def _atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_results(out: str | os.PathLike):
+    """The results table of a campaign folder (a pandas DataFrame)."""
+    import pandas as pd
+
+    out = Path(out)
+    path = out / "results.parquet"
+    if not (out / "campaign.json").is_file():
+        raise UserError(f"{out} is not a campaign folder (no campaign.json); run `cgphw run` first")
+    if not path.is_file():
+        raise UserError(f"{out} has no results.parquet yet: no run has finished (run `cgphw run` again)")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many kinds for a damaged file
+        raise UserError(f"{path} is not a readable results table ({type(exc).__name__})") from None
+
+
+def campaign_info(out: str | os.PathLike) -> dict:
+    doc = read_json(Path(out) / "campaign.json")
+    if not isinstance(doc, dict):
+        raise UserError(f"{out}/campaign.json is not a campaign file")
+    return doc
+
+
+def default_group_by(frame) -> list[str]:
+    varying = [c for c in SETTINGS if c in frame and frame[c].nunique(dropna=False) > 1]
+    return varying or ["task"]
+
+
+def summarize(frame, group_by: list[str] | None = None):
+    """Per group of settings: runs, runs that reached their threshold, and min / median / max
+    of every figure (a pandas DataFrame with columns like energy_min, energy_median, energy_max)."""
+    import pandas as pd
+
+    group_by = group_by or default_group_by(frame)
+    unknown = [c for c in group_by if c not in frame.columns]
+    if unknown:
+        raise UserError(f"cannot group by {unknown[0]!r}: the results have columns {', '.join(frame.columns)}")
+    figures = [c for c in FIGURES if c in frame and frame[c].notna().any()]
+    rows = []
+    for keys, part in frame.groupby(group_by, dropna=False, sort=True):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        row = dict(zip(group_by, keys))
+        row["runs"] = len(part)
+        row["reached"] = int(part["reached"].sum())
+        if "verified" in part and part["verified"].notna().any():
+            row["verified"] = int((part["verified"] == "pass").sum())
+        for c in figures:
+            values = pd.to_numeric(part[c], errors="coerce").dropna()
+            row[f"{c}_min"] = values.min() if len(values) else None
+            row[f"{c}_median"] = values.median() if len(values) else None
+            row[f"{c}_max"] = values.max() if len(values) else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_cells(summary, group_by: list[str]) -> tuple[list[str], list[list[str]]]:
+    """Headings and text cells of a summary: each figure as min–max (median)."""
+    figures = [c for c in FIGURES if f"{c}_min" in summary]
+    head = [*group_by, "runs", "reached"] + (["verified"] if "verified" in summary else []) + \
+        [FIGURES[c][0] for c in figures]
+    body = []
+    for _, r in summary.iterrows():
+        cells = [_plain(r[c]) for c in group_by] + [str(r["runs"]), f"{r['reached']}/{r['runs']}"]
+        if "verified" in summary:
+            cells.append("–" if missing(r["verified"]) else f"{int(r['verified'])}/{r['runs']}")
+        for c in figures:
+            _, fmt, scale = FIGURES[c]
+            lo, mid, hi = r[f"{c}_min"], r[f"{c}_median"], r[f"{c}_max"]
+            if missing(lo):
+                cells.append("–")
+            elif lo == hi:
+                cells.append(fmt.format(lo * scale))
+            else:
+                cells.append(f"{fmt.format(lo * scale)}–{fmt.format(hi * scale)} ({fmt.format(mid * scale)})")
+        body.append(cells)
+    return head, body
+
+
+def format_summary(summary, group_by: list[str]) -> str:
+    """The summary as a text table."""
+    head, body = summary_cells(summary, group_by)
+    widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    return "\n".join(lines)
+
+
+def missing(value) -> bool:
+    """None or NaN (pandas keeps either for a figure a run does not have)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _plain(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:g}"
+    return "–" if missing(value) else str(value)

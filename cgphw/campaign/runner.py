@@ -1,0 +1,236 @@
+"""``run_campaign``: every run of an experiment on a Dask cluster, then the results table.
+
+The campaign folder (``--out``) holds campaign.json (what was run: the experiment, its
+profile and overrides, the runs), experiment.toml (a copy of the file), runs/RUN/ (one
+folder per run, see flow.py), results.parquet and results.csv. Running a campaign again
+submits only the runs without a valid record.json: a finished campaign does no work.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cgphw.campaign import stages
+from cgphw.campaign.cluster import ClusterSettings, open_client
+from cgphw.campaign.experiment import Experiment, environment_path, load_experiment
+from cgphw.campaign.runspec import RunSpec, expand
+from cgphw.campaign.flow import execute_run, read_log, read_record
+from cgphw.campaign.models import prepare_model
+from cgphw.campaign.progress import Display, Status, latest_search
+from cgphw.campaign.results import load_results, write_results
+from cgphw.campaign.tasks import build_task, needs_model
+from cgphw.errors import UserError
+from cgphw.files import read_json, write_json_atomic
+
+FORMAT = "cgphw-campaign/1"
+POLL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class CampaignResult:
+    out: Path
+    experiment: str
+    profile: str
+    runs: int  # in the campaign
+    ran: int  # finished in this call
+    reused: int  # already finished before this call
+    failed: dict  # run id -> error message
+    results: Path  # results.parquet (results.csv beside it)
+    seconds: float
+
+    @property
+    def complete(self) -> bool:
+        return not self.failed
+
+    def table(self):
+        return load_results(self.out)
+
+
+def default_out(exp: Experiment) -> Path:
+    return Path("campaigns") / f"{exp.name}-{exp.profile}"
+
+
+def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = None, profile: str = "full",
+                 overrides: list[str] | tuple = (), cluster: ClusterSettings | None = None, client=None,
+                 show_progress: bool = True) -> CampaignResult:
+    """Run (or finish) every run of ``experiment``. ``client`` (a distributed.Client) takes
+    the place of ``cluster``; without either the experiment's [cluster] table decides."""
+    t0 = time.monotonic()
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, profile, overrides)
+    out = Path(out) if out is not None else default_out(exp)
+    _claim_out(out, exp)
+    display = Display(show_progress)
+    try:
+        about = {"format": FORMAT, "experiment": exp.name, "file": str(exp.path), "profile": exp.profile,
+                 "overrides": list(overrides), "description": exp.description, "study": exp.doc["study"],
+                 "stages": list(exp.stages)}
+        if not (out / "campaign.json").is_file():  # the folder is the campaign's from now on
+            write_json_atomic(out / "campaign.json", {**about, "runs": [], "specs": {}})
+        _copy_experiment(out, exp)
+        specs = _plan(exp, out, display)
+        write_json_atomic(out / "campaign.json", {**about, "runs": [s.run_id for s in specs],
+                                                  "specs": {s.run_id: s.to_json() for s in specs}})
+        pending = [s for s in specs if read_record(out / "runs" / s.run_id, s.digest) is None]
+        status = Status(total=len(specs), done=len(specs) - len(pending))
+        display.note(f"campaign {exp.name} ({exp.profile}): {len(specs)} runs, {status.done} already finished, "
+                     f"folder {out}")
+        failed: dict[str, str] = {}
+        if pending:
+            settings = cluster or ClusterSettings.from_table(exp.table("cluster"))
+            if client is not None:
+                failed = _execute(client, pending, out, status, display)
+            else:
+                with open_client(settings, out) as own:
+                    failed = _execute(own, pending, out, status, display)
+        results = write_results(out, specs)
+    finally:
+        display.close()
+    return CampaignResult(out, exp.name, exp.profile, len(specs), len(pending) - len(failed),
+                          len(specs) - len(pending), failed, results, time.monotonic() - t0)
+
+
+def _claim_out(out: Path, exp: Experiment) -> None:
+    """The campaign folder is new, or a campaign of the same experiment (nothing else is touched)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder")
+    doc = read_json(out / "campaign.json") if (out / "campaign.json").is_file() else None
+    if doc is not None:
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise UserError(f"{out}/campaign.json is not a cgphw campaign file")
+        if doc.get("experiment") != exp.name:
+            raise UserError(f"{out} holds the campaign of experiment {doc.get('experiment')!r}, not {exp.name!r}; "
+                            "choose another --out")
+    elif out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not a campaign folder; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _copy_experiment(out: Path, exp: Experiment) -> None:
+    copy = out / "experiment.toml"
+    if not copy.exists() or copy.read_bytes() != exp.path.read_bytes():
+        tmp = out / ".experiment.toml.tmp"
+        shutil.copyfile(exp.path, tmp)
+        tmp.replace(copy)
+
+
+def _plan(exp: Experiment, out: Path, display: Display) -> list[RunSpec]:
+    """The runs, with model and data resolved and every task built once here, so that a bad
+    selector or layer fails before anything is submitted."""
+    model = prepare_model(exp.table("model"), out, display.note)
+    data = dict(exp.table("data"))
+    data["source"] = environment_path(data["source"], "data.source")
+    needs_data = "insert" in exp.stages
+    if needs_data:
+        stages.check_data(data["source"], data["split"])
+    loaded = None
+
+    def network():
+        nonlocal loaded
+        if loaded is None:
+            loaded = stages.load_model(model["path"], model["sha256"])
+        return loaded
+
+    specs = expand(exp, model, data, lambda: stages.conv_layers(network()))
+    tasks, checked = {}, set()
+    for spec in specs:
+        key = repr(sorted(spec.task.items()))
+        if key not in tasks:
+            tasks[key] = build_task(spec.task, network() if needs_model(spec.task) else None)
+        settings = (key, repr(sorted(spec.search.items())))
+        if settings not in checked:
+            checked.add(settings)
+            try:
+                stages.check_search(tasks[key], spec.search)
+            except UserError as exc:
+                raise UserError(f"{exp.path}: run {spec.run_id}: {exc}") from None
+    return specs
+
+
+def _execute(client, pending: list[RunSpec], out: Path, status: Status, display: Display) -> dict[str, str]:
+    from distributed import as_completed
+
+    remaining = {}
+    for spec in pending:
+        future = client.submit(execute_run, spec.to_json(), str(out / "runs" / spec.run_id),
+                               key=f"cgphw-{spec.run_id}", pure=False)
+        remaining[future.key] = (future, spec)
+    finished = as_completed([f for f, _ in remaining.values()], with_results=False)
+    workers = max(1, len(client.scheduler_info().get("workers", {})))
+    since = time.time()
+    failed: dict[str, str] = {}
+    while remaining:
+        batch = finished.next_batch(block=False)
+        for future in batch:
+            _, spec = remaining.pop(future.key)
+            if future.status == "finished":
+                row = future.result()
+                status.done += 1
+                status.finished_now.append(float(row.get("wall_seconds") or 0.0))
+                _best(status, row)
+                display.note(_run_line(row))
+            else:
+                failed[spec.run_id] = _error_text(future)
+                status.failed += 1
+                display.note(f"FAILED {spec.run_id}: {failed[spec.run_id]}")
+            future.release()  # the row is on disk (record.json): the cluster need not keep it
+        _watch(status, [spec for _, spec in remaining.values()], out, since, workers)
+        display.show(status)
+        if remaining and not batch:
+            time.sleep(POLL_SECONDS)
+    return failed
+
+
+def _error_text(future) -> str:
+    try:
+        exc = future.exception()
+    except Exception as err:  # the future itself was lost (e.g. the cluster went away)
+        exc = err
+    return f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
+
+
+def _best(status: Status, row: dict) -> None:
+    status.best_error = min(status.best_error, float(row["error"]))
+    if row["reached"]:
+        status.best_energy = min(status.best_energy, float(row["energy"]))
+
+
+def _watch(status: Status, pending, out: Path, since: float, workers: int) -> None:
+    """Runs that started in this session (their log says so) and the best error they reached."""
+    running = 0
+    for spec in pending:
+        run_dir = out / "runs" / spec.run_id
+        try:
+            if (run_dir / "log.jsonl").stat().st_mtime < since:
+                continue
+        except OSError:
+            continue
+        events = read_log(run_dir)
+        last = events[-1] if events else {}
+        if events and not (last.get("stage") == "run" and last.get("event") in ("done", "error")):
+            running += 1
+            latest = latest_search(run_dir / "evolve")
+            if latest is not None:
+                status.best_error = min(status.best_error, latest[0])
+    status.running = min(running, workers)
+    status.seconds_left = _eta(status, list(pending), workers)
+
+
+def _eta(status: Status, pending: list[RunSpec], workers: int) -> float | None:
+    if status.finished_now:
+        per_run = sum(status.finished_now) / len(status.finished_now)
+    else:
+        budgets = [s.search.get("time_budget") for s in pending]
+        if not budgets or any(b is None for b in budgets):
+            return None
+        per_run = sum(budgets) / len(budgets)
+    return math.ceil(len(pending) / workers) * per_run
+
+
+def _run_line(row: dict) -> str:
+    acc = "" if row.get("delta_top1") is None else f", top-1 {100 * row['delta_top1']:+.2f} points"
+    hw = "" if row.get("verified") is None else f", verify {row['verified']}"
+    return (f"done {row['run']}: error {row['error']:g} ({'reached' if row['reached'] else 'not reached'}), "
+            f"{row['gates']} gates, {row['energy']:.4f} pJ{hw}{acc}")

@@ -1,0 +1,216 @@
+"""The campaign's one door to the other stages (network, search, export, synthesis,
+verification, insertion). Everything else in ``cgphw/campaign`` sees only the plain values
+these functions return, so a change in another stage's API is a change here only.
+Functions come from their defining modules: on the package, ``cgphw.verify`` turns into the
+subpackage once that is imported.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+from cgphw.errors import UserError
+from cgphw.files import read_json, sha256_file
+from cgphw.task import Task, load_task  # noqa: F401  (re-exported for the flow)
+
+
+# --- network -----------------------------------------------------------------------------
+def model_file(path: str) -> Path:
+    """The model file a setting names: "lenet5" (or its package name) is the shipped LeNet-5."""
+    from cgphw.nn.model import DEFAULT_MODEL, SHIPPED_NAME
+
+    return DEFAULT_MODEL if path in ("lenet5", SHIPPED_NAME) else Path(path)
+
+
+@functools.lru_cache(maxsize=2)
+def load_model(path: str, sha256: str | None = None):
+    """The int8 model (cached per process; ``sha256`` keys the cache to the file's content)."""
+    from cgphw.nn.model import load_model as load
+
+    return load(model_file(path))
+
+
+def network_task(model, selector: str, layer: str | None = None, filters: list[int] | None = None) -> Task:
+    from cgphw.nn.tasks import make_task
+
+    return make_task(model, selector, layer, filters)
+
+
+def conv_layers(model) -> list[str]:
+    from cgphw.nn.layers import list_layers
+
+    return [info.name for info in list_layers(model) if info.kind != "linear"]
+
+
+def layer_shapes(model) -> dict[str, list[int]]:
+    from cgphw.nn.layers import list_layers
+
+    return {info.name: list(info.shape) for info in list_layers(model)}
+
+
+def check_data(source: str, split: str) -> None:
+    """Fail early (before any run starts) when the images cannot be read."""
+    from cgphw.nn.data import load_split
+
+    if len(load_split(source, split)) == 0:
+        raise UserError(f"data {source} holds no images in its {split} split")
+
+
+def insert(evolve_dir: Path, model_path: str, sha256: str | None, source: str, split: str,
+           limit: int | None) -> dict:
+    """Accuracy of the int8 network before and after the run's circuit outputs replace its
+    task's targets (cgphw.insert), as plain data."""
+    from cgphw.insertion import insert as put
+
+    done = put(evolve_dir, model=load_model(model_path, sha256), data=source, split=split, limit=limit)
+    return {"before": done.before.as_dict(), "after": done.after.as_dict(), "codes_changed": done.codes_changed}
+
+
+def can_insert(task: Task) -> bool:
+    """Only tasks that record where their targets live in the network can be put back."""
+    return "targets_at" in task.meta
+
+
+# --- search ------------------------------------------------------------------------------
+def search_state(evolve_dir: Path) -> dict | None:
+    """None: no search there yet (or one killed before it wrote its first checkpoint, which
+    starts again). Else {"config", "finished", "generation"} of the run ``load_run`` checked."""
+    from cgphw.cgp.rundir import CHECKPOINT, CONFIG, load_run
+
+    if not (evolve_dir / CONFIG).is_file() or not (evolve_dir / CHECKPOINT).is_file():
+        return None
+    run = load_run(evolve_dir)
+    return {"config": run.config, "finished": run.finished, "generation": run.checkpoint.generation}
+
+
+def search_settings_match(config, search: dict) -> bool:
+    """Does a run's RunConfig hold the campaign run's search settings?"""
+    from cgphw import gates as G
+
+    want = {"rows": search["rows"], "cols": search["cols"], "levels_back": search["levels_back"],
+            "lam": search["lambda"], "mutation_max": search["mutation_max"], "threshold": search["threshold"],
+            "value_bank": search["value_bank"], "seed": search["seed"],
+            "generations": search.get("generations"), "time_budget": search.get("time_budget"),
+            "patience": search.get("patience"), "function_set": tuple(G.function_set(search["function_set"]))}
+    return all(getattr(config, k) == v for k, v in want.items())
+
+
+def check_search(task: Task, search: dict) -> None:
+    """UserError now, before any run starts, for settings the search would refuse later."""
+    from cgphw.cgp.engine import MAX_LAMBDA
+    from cgphw.cgp.genome import grid_for
+
+    outputs = len(set(task.targets.ravel().tolist())) if search["value_bank"] else task.n_outputs
+    grid_for(task.n_inputs, outputs, search["rows"], search["cols"], search["levels_back"], search["function_set"])
+    if not 1 <= search["lambda"] <= MAX_LAMBDA:
+        raise UserError(f"search.lambda must be from 1 to {MAX_LAMBDA:,}, got {search['lambda']}")
+    if not 0 < search["mutation_max"] <= 1:
+        raise UserError(f"search.mutation_max must be in (0, 1], got {search['mutation_max']}")
+
+
+def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float) -> None:
+    from cgphw.cgp.search import evolve as run
+
+    run(task, rows=search["rows"], cols=search["cols"], levels_back=search["levels_back"], lam=search["lambda"],
+        mutation_max=search["mutation_max"], threshold=search["threshold"], value_bank=search["value_bank"],
+        function_set=search["function_set"], seed=search["seed"], generations=search.get("generations"),
+        time_budget=search.get("time_budget"), patience=search.get("patience"), out=evolve_dir,
+        checkpoint_every=checkpoint_every, force=True, workers=1)  # Dask runs one search per core
+
+
+def resume(evolve_dir: Path) -> None:
+    from cgphw.cgp.search import resume as run
+
+    run(evolve_dir, workers=1)
+
+
+def search_result(evolve_dir: Path) -> dict:
+    """The finished search (``load_run``): metrics, genome hash, stop reason, value-bank size."""
+    from cgphw.cgp.rundir import load_run
+
+    run = load_run(evolve_dir)
+    grid = run.genome.grid
+    return {"metrics": run.metrics.to_json(), "genome_hash": run.genome.digest(),
+            "stop_reason": run.checkpoint.stop_reason, "n_values": (run.value_bank or {}).get("n_values"),
+            "n_inputs": grid.n_inputs, "n_outputs": grid.n_outputs}
+
+
+def circuit_graph(evolve_dir: Path) -> dict:
+    """The best circuit's active part as plain data for drawing: inputs, nodes
+    (index, column, row, gate name, operand pins) and output pins."""
+    from cgphw import gates as G
+    from cgphw.cgp.rundir import load_run
+
+    genome = load_run(evolve_dir).genome
+    grid, n_in = genome.grid, genome.grid.n_inputs
+    nodes = []
+    for k in genome.active_nodes():
+        in0, in1, gid = (int(v) for v in genome.nodes[k])
+        gate = G.gate(gid)
+        nodes.append({"pin": n_in + int(k), "col": int(k) // grid.rows, "row": int(k) % grid.rows,
+                      "gate": gate.name, "operands": [in0, in1][: gate.arity]})
+    return {"inputs": n_in, "rows": grid.rows, "cols": grid.cols, "nodes": nodes,
+            "outputs": [int(p) for p in genome.outputs]}
+
+
+def stats_file(evolve_dir: Path) -> Path:
+    from cgphw.cgp.rundir import STATS
+
+    return evolve_dir / STATS
+
+
+# --- hardware ----------------------------------------------------------------------------
+def export(evolve_dir: Path, rtl_root: Path, name: str, pipeline: int, force: bool) -> Path:
+    from cgphw.hw.export import export as run
+
+    return run(evolve_dir, out_dir=rtl_root, name=name, pipeline=pipeline or None, force=force).directory
+
+
+def export_state(rtl_dir: Path) -> dict | None:
+    """The export's facts the flow checks, from ``load_manifest`` (None when there is no
+    export there, or one that does not hold up: it is then exported again)."""
+    from cgphw.hw.manifest import load_manifest
+
+    if not rtl_dir.is_dir():
+        return None
+    try:
+        m = load_manifest(rtl_dir)
+    except UserError:  # MismatchError too: a damaged export is replaced
+        return None
+    return {"genome_hash": m.genome_hash, "pipeline": m.pipeline or 0, "name": m.name, "latency": m.latency}
+
+
+def synth(rtl_dir: Path, prove: bool, evaluations: int) -> dict:
+    from cgphw.hw.synth_report import synth as run
+
+    return run(rtl_dir, prove=prove, evaluations=evaluations).doc
+
+
+def synth_state(rtl_dir: Path, name: str) -> dict | None:
+    """The synthesis report already written beside the export (NAME.synth.json), if any."""
+    from cgphw.hw.synth_report import REPORT_FORMAT
+
+    path = rtl_dir / f"{name}.synth.json"
+    if not path.is_file():
+        return None
+    doc = read_json(path)
+    return doc if isinstance(doc, dict) and doc.get("format") == REPORT_FORMAT else None
+
+
+def verify(rtl_dir: Path, simulator: str, vectors: int, seed: int) -> dict:
+    from cgphw.verify.verdict import verify as run
+
+    return run(rtl_dir, sim=None if simulator == "auto" else simulator, n_random=vectors, seed=seed).to_json()
+
+
+# --- files -------------------------------------------------------------------------------
+def file_digest(path: str | os.PathLike) -> str:
+    return sha256_file(path)
+
+
+def import_torchvision(source: Path, target: Path, calibration: str | None, images: int) -> None:
+    """A torchvision MobileNetV2 state dict (float, or int8 QNNPACK) as a cgphw model file."""
+    from cgphw.nn.import_mobilenet import import_mobilenet_v2
+
+    import_mobilenet_v2(source, target, calibration, images)

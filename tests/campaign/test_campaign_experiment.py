@@ -1,0 +1,113 @@
+"""Experiment files: validation (errors name the file and the key), profiles, overrides,
+sweeps, and every shipped experiment."""
+import pytest
+
+from cgphw.campaign.experiment import load_experiment, shipped
+from cgphw.campaign.runspec import expand
+from cgphw.errors import UserError
+
+MODEL = {"path": "lenet5", "sha256": "0" * 64}
+DATA = {"source": "mnist5k", "split": "test", "limit": None}
+STUDY = ("single-filter", "grid-sizes", "reversed-filter", "zero-outer-ring", "single-channel", "layer-bypass",
+         "no-input", "two-layer-shared", "mobilenetv2", "worst-case")
+
+
+def write(tmp_path, text, name="exp.toml"):
+    path = tmp_path / name
+    path.write_text('format = "cgphw-experiment/1"\nname = "t"\n' + text)
+    return path
+
+
+BASE = '[task]\nselector = "core-ring:conv1"\n[search]\ngrid = "5x5"\ngenerations = 100\n'
+
+
+def runs(path, profile="full", overrides=()):
+    exp = load_experiment(path, profile, list(overrides))
+    return expand(exp, MODEL, DATA, lambda: ["conv1", "conv2"])
+
+
+def test_every_study_experiment_is_shipped_and_valid():
+    found = shipped()
+    assert set(STUDY) <= set(found)
+    for name in found:
+        quick = load_experiment(name, "quick")
+        assert "quick" in quick.profiles and quick.name == name
+        full = load_experiment(name, "full")
+        assert len(expand(full, MODEL, DATA, lambda: ["features.0.0", "features.1.conv.0.0"])) >= \
+            len(expand(quick, MODEL, DATA, lambda: ["features.0.0", "features.1.conv.0.0"]))
+
+
+def test_sweeps_are_the_product_of_lists_tasks_first(tmp_path):
+    path = write(tmp_path, '[task]\nselector = "core-ring:conv1"\nfilters = [[0], [1]]\n'
+                           '[search]\ngrid = ["2x2", "5x5"]\nthreshold = [0, 1]\nseed = [1, 2, 3]\n'
+                           'generations = 100\n')
+    specs = runs(path)
+    assert len(specs) == 2 * 2 * 2 * 3
+    assert [s.task["filters"] for s in specs[:2]] == [[0], [0]]
+    assert {(s.search["rows"], s.search["cols"], s.search["levels_back"]) for s in specs} == {(2, 2, 2), (5, 5, 5)}
+    assert len({s.run_id for s in specs}) == len(specs)
+    # a plain list of filters is one value, not a sweep
+    assert len(runs(write(tmp_path, BASE.replace('conv1"', 'conv1"\nfilters = [0, 1]')))) == 1
+
+
+def test_profile_and_overrides_change_the_runs(tmp_path):
+    path = write(tmp_path, BASE + '[profiles.quick.search]\nseed = [7, 8]\ngenerations = 5\n')
+    full, quick = runs(path), runs(path, "quick")
+    assert [s.search["seed"] for s in full] == [1]
+    assert [(s.search["seed"], s.search["generations"]) for s in quick] == [(7, 5), (8, 5)]
+    changed = runs(path, "quick", ["search.seed=[4,5,6]", "task.layer=conv2"])
+    assert [s.search["seed"] for s in changed] == [4, 5, 6] and changed[0].task["layer"] == "conv2"
+    assert full[0].digest != quick[0].digest  # another setting, another run folder
+
+
+def test_per_task_search_settings_and_layer_all(tmp_path):
+    path = write(tmp_path, '[[task]]\nselector = "core-ring:conv1"\n[[task]]\nselector = "first-n:4"\n'
+                           'layer = "all"\n[task.search]\ngrid = "3x3"\n[search]\ngrid = "5x5"\ngenerations = 9\n')
+    specs = runs(path)
+    assert [(s.task.get("layer"), s.grid) for s in specs] == [(None, "5x5"), ("conv1", "3x3"), ("conv2", "3x3")]
+
+
+@pytest.mark.parametrize("text, message", [
+    (BASE.replace('grid = "5x5"', 'grid = "5by5"'), 'search.grid must be rows x columns'),
+    (BASE + 'sed = 3\n', "unknown key search.sed"),
+    (BASE.replace("generations = 100", "generations = -1"), "search.generations must be at least 1"),
+    (BASE.replace("generations = 100", 'threshold = "low"\ngenerations = 1'), "search.threshold must be a number"),
+    (BASE.replace("generations = 100", ""), "stopping rule"),
+    (BASE + "[verify]\nsimulator = 'modelsim'\n", "verify.simulator must be one of auto, icarus"),
+    (BASE + "[profiles.quick.search]\nseeds = [1]\n", "profiles.quick: unknown key search.seeds"),
+    (BASE.replace('selector = "core-ring:conv1"', 'filters = [0]'), "task.selector is required"),
+    (BASE + "[data]\nsplit = 'train'\n", "data.split must be one of test, validation"),
+    ("colour = 1\n" + BASE, "unknown key 'colour'"),
+    (BASE.replace("[task]", "[task]\nfilters = [[0], []]\nlabel = '{kernel}'"), "task.label"),
+])
+def test_bad_experiment_files_name_the_file_and_the_key(tmp_path, text, message):
+    path = write(tmp_path, text)
+    with pytest.raises(UserError) as err:
+        runs(path)
+    assert message in str(err.value)
+    assert "exp.toml" in str(err.value) or "label" in message
+
+
+def test_bad_toml_and_unknown_profile_and_override(tmp_path):
+    with pytest.raises(UserError, match="not valid TOML"):
+        runs(write(tmp_path, "[task\n"))
+    with pytest.raises(UserError, match="has no profile 'fast'"):
+        runs(write(tmp_path, BASE), "fast")
+    with pytest.raises(UserError, match="must look like table.key=value"):
+        runs(write(tmp_path, BASE), overrides=["seed"])
+    with pytest.raises(UserError, match="'serch' is not a table"):
+        runs(write(tmp_path, BASE), overrides=["serch.seed=1"])
+    with pytest.raises(UserError, match="neither a file nor a shipped experiment"):
+        load_experiment("no-such-experiment")
+
+
+def test_paths_resolve_beside_the_file_and_from_the_environment(tmp_path, monkeypatch):
+    from cgphw.campaign.experiment import environment_path
+
+    exp = load_experiment(write(tmp_path, BASE + "[model]\npath = 'm/net.pt'\n"))
+    assert exp.table("model")["path"] == str(tmp_path / "m" / "net.pt")
+    monkeypatch.delenv("CGPHW_TEST_WEIGHTS", raising=False)
+    with pytest.raises(UserError, match="CGPHW_TEST_WEIGHTS, which is not set"):
+        environment_path("$CGPHW_TEST_WEIGHTS", "model.torchvision")
+    monkeypatch.setenv("CGPHW_TEST_WEIGHTS", str(tmp_path / "w.pth"))
+    assert environment_path("$CGPHW_TEST_WEIGHTS", "model.torchvision") == str(tmp_path / "w.pth")
