@@ -57,16 +57,16 @@ def front(frame, archives: dict[str, list[tuple[float, float]]] | None = None):
     seeds = sorted(frame["seed"].unique())
     for points in (archives or {}).values():
         if points:
-            xs, ys = zip(*sorted(points))
+            xs, ys = zip(*sorted(points), strict=True)
             ax.plot(ys, xs, color="0.75", lw=0.8, zorder=1)
     for _, r in frame.iterrows():
         color = COLORS[thresholds.index(r["threshold"]) % len(COLORS)]
         marker = markers[seeds.index(r["seed"]) % len(markers)]
         ax.scatter(r["energy"], r["rms_error"], color=color, marker=marker, s=30, zorder=3,
                    edgecolor="black" if r["reached"] else "none")
-    best = pareto_points(list(zip(frame["energy"], frame["rms_error"])))
+    best = pareto_points(list(zip(frame["energy"], frame["rms_error"], strict=True)))
     if len(best) > 1:
-        ax.plot(*zip(*best), color="black", lw=1, ls="--", zorder=2, label="front across runs")
+        ax.plot(*zip(*best, strict=True), color="black", lw=1, ls="--", zorder=2, label="front across runs")
     for i, t in enumerate(thresholds):
         ax.scatter([], [], color=COLORS[i % len(COLORS)], label=f"t = {t:g}")
     ax.set_xlabel("energy per evaluation (pJ)")
@@ -179,11 +179,11 @@ def gate_graph(graph: dict, title: str):
     for n in nodes:
         for p in n["operands"]:
             if p in place:
-                ax.plot(*zip(place[p], place[n["pin"]]), color="0.6", lw=0.7, zorder=1)
+                ax.plot(*zip(place[p], place[n["pin"]], strict=True), color="0.6", lw=0.7, zorder=1)
     for j, p in enumerate(graph["outputs"]):
         end = (right, _spread(j, n_out, rows))
         if p in place:
-            ax.plot(*zip(place[p], end), color="tab:green", lw=0.6, alpha=0.6, zorder=1)
+            ax.plot(*zip(place[p], end, strict=True), color="tab:green", lw=0.6, alpha=0.6, zorder=1)
         ax.annotate(f"out{j}", end, fontsize=6, ha="left", va="center")
     for p in range(n_in):
         ax.annotate(f"in{p}", place[p], fontsize=6, ha="right", va="center")

@@ -93,7 +93,7 @@ def summarize(frame, group_by: list[str] | None = None):
     rows = []
     for keys, part in frame.groupby(group_by, dropna=False, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        row = dict(zip(group_by, keys))
+        row = dict(zip(group_by, keys, strict=True))
         row["runs"] = len(part)
         row["reached"] = int(part["reached"].sum())
         if "verified" in part and part["verified"].notna().any():
@@ -134,8 +134,8 @@ def format_summary(summary, group_by: list[str]) -> str:
     """The summary as a text table."""
     head, body = summary_cells(summary, group_by)
     widths = [max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(head)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
-    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
     return "\n".join(lines)
 
 

@@ -59,7 +59,7 @@ def cgp_estimate(genome: Genome, costs: CostTable) -> dict:
     n_in, nodes = genome.grid.n_inputs, genome.nodes
     active = [int(k) for k in genome.active_nodes()]
     ids = sorted({int(nodes[k][2]) for k in active})
-    energy = dict(zip(ids, costs.arrays(ids)[0])) if ids else {}
+    energy = dict(zip(ids, costs.arrays(ids)[0], strict=True)) if ids else {}
     constant, seen, folded, shared = set(), {}, [], []
     for k in active:  # ascending order: operands first
         in0, in1, gid = (int(v) for v in nodes[k])

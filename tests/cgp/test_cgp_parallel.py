@@ -41,14 +41,14 @@ def test_thread_count_never_changes_the_run(mutation, adaptive):
     task = layer_like_task()
     plans = [[1], [2], [3], [2, 1, 3, 1]]  # team size per chunk; the last switches every chunk
     engines = engines_for(task, 6, 12, 5, mutation, adaptive, 3.0, plans)
-    for e, plan in zip(engines, plans):
+    for e, plan in zip(engines, plans, strict=True):
         for i, gen_end in enumerate(range(1500, 12_001, 1500)):
             e.run(gen_end, workers=plan[i % len(plan)])
             e.take_records()
     ref = engines[0]
     assert ref.generation == 12_000 and ref.counters()["evaluated"] > 0
     metrics = [e.metrics() for e in engines]  # (also makes every engine's depths valid)
-    for e, m in zip(engines[1:], metrics[1:]):
+    for e, m in zip(engines[1:], metrics[1:], strict=True):
         assert np.array_equal(e.G, ref.G) and m == metrics[0]
         assert np.array_equal(e.st, ref.st) and e.rng[0] == ref.rng[0] and e.rate[0] == ref.rate[0]
     three = engines[2]  # a team of 3 in every chunk: each thread's replica ends as the parent

@@ -29,7 +29,7 @@ def ring_genome() -> Genome:
         return 9 + len(nodes) - 1
 
     one = node(0, 0, 22)
-    power = {0: one, **{k: node(one, one, gid) for k, gid in zip(range(1, 6), (12, 18, 19, 20, 21))}}
+    power = {0: one, **{k: node(one, one, gid) for k, gid in zip(range(1, 6), (12, 18, 19, 20, 21), strict=True)}}
     power[6] = node(power[5], power[5], 12)
     power[7] = node(0, 0, 25)
     made: dict = {}

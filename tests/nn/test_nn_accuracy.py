@@ -14,7 +14,7 @@ def test_score_top1_top5_and_loss_on_known_logits():
     labels = [0, 0, 3]  # first: top-1; second: not even top-5; third: top-5 only
     acc = score(torch.tensor(rows), np.array(labels), "x")
     assert acc.top1 == pytest.approx(1 / 3) and acc.top5 == pytest.approx(2 / 3)
-    expected = -np.mean([r[y] - math.log(sum(math.exp(v) for v in r)) for r, y in zip(rows, labels)])
+    expected = -np.mean([r[y] - math.log(sum(math.exp(v) for v in r)) for r, y in zip(rows, labels, strict=True)])
     assert acc.loss == pytest.approx(expected, rel=1e-9)
 
 

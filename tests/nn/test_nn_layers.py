@@ -30,7 +30,7 @@ def test_inserting_shifted_codes_changes_exactly_those_codes(lenet, small_test):
     assert np.array_equal(extract(lenet, "conv2"), codes)  # the original model is untouched
     for name in ("conv1", "fc1", "fc2", "fc3"):
         assert np.array_equal(extract(changed, name), extract(lenet, name))
-    for a, b in zip(scales(lenet, "conv2"), scales(changed, "conv2")):
+    for a, b in zip(scales(lenet, "conv2"), scales(changed, "conv2"), strict=True):
         assert np.array_equal(a, b)
     assert not torch.equal(logits(lenet, small_test), logits(changed, small_test))
     # the dequantised weight moves by exactly 3 scale steps wherever the code was not clipped

@@ -68,7 +68,7 @@ def test_every_selector_places_outputs_back_and_saves(lenet, tmp_path):
         for name, codes in placed.items():
             assert np.array_equal(codes, extract(lenet, name)), (selector, name)
         bumped = place(lenet, task, (task.targets.astype(np.int16) + 1).astype(np.int8))  # wraps like CGP
-        for (name, index), value in zip(target_locations(task.meta)[0], task.targets[0]):
+        for (name, index), value in zip(target_locations(task.meta)[0], task.targets[0], strict=True):
             assert bumped[name].ravel()[index] == np.int8((int(value) + 1 + 128) % 256 - 128)
         loaded = load_task(task.save(tmp_path / "t.npz"))
         assert loaded.meta == task.meta and np.array_equal(loaded.targets, task.targets)
