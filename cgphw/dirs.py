@@ -22,7 +22,7 @@ from cgphw.files import read_json, write_json_atomic
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks; documented
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 MARKER = ".cgphw"
 LOCK = ".cgphw.lock"

@@ -169,7 +169,7 @@ class Genome:
                 "nodes": self.nodes.tolist(), "outputs": self.outputs.tolist()}
 
     @classmethod
-    def from_json(cls, doc: dict, source: str = "genome") -> "Genome":
+    def from_json(cls, doc: object, source: str = "genome") -> "Genome":
         try:
             if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 raise ValueError(f"format must be {FORMAT!r}, found {doc.get('format') if isinstance(doc, dict) else type(doc).__name__!r}")

@@ -106,6 +106,7 @@ class RunWriter:
         return self.stats
 
     def stats_row(self, generation: int, seconds: float, m, event: str, flush: bool = False) -> None:
+        assert self.stats is not None, "open_stats first"
         try:
             self.stats.add(generation, seconds, m, event)
             if flush:

@@ -50,7 +50,7 @@ def random_stimulus(netlist: Netlist, evaluations: int, seed: int,
     [0, ``below[port]``) (e.g. a ROM address). Clock ports are not driven."""
     rng = np.random.default_rng(seed)
     fixed, below = dict(fixed or {}), dict(below or {})
-    stimulus = {}
+    stimulus: dict[str, np.ndarray] = {}
     for port, bits in sorted(netlist.inputs.items()):
         if port in CLOCK_PORTS:
             continue
@@ -79,12 +79,12 @@ def simulate(netlist: Netlist, stimulus: Mapping[str, np.ndarray], max_passes: i
         matrix = _bit_matrix(stimulus[port], len(bits))
         for i, b in enumerate(bits):
             base[b] = np.packbits(matrix[:, i])
-    flop_q = {f.output: zeros for f in netlist.flops}
+    flop_q: dict[Bit, np.ndarray] = {f.output: zeros for f in netlist.flops}
     for _ in range(max_passes):  # registers: iterate Q[t] = D[t-1] until it settles
-        values = {**base, **flop_q}
+        values: dict[Bit, np.ndarray] = {**base, **flop_q}
         for c in netlist.logic:
             values[c.output] = _OPS[c.type](*(values[b] for b in c.inputs))
-        new_q = {f.output: _delay_one(values[f.inputs[0]], steps) for f in netlist.flops}
+        new_q: dict[Bit, np.ndarray] = {f.output: _delay_one(values[f.inputs[0]], steps) for f in netlist.flops}
         if all(np.array_equal(new_q[q], flop_q[q]) for q in flop_q):
             break
         flop_q = new_q

@@ -184,7 +184,7 @@ def port_maps(genome: Genome, task: Task | None, plan: emit.Plan) -> tuple[list,
         entry = {"element": j, "bits": [8 * j + 7, 8 * j], "weight": out_names[j], "driver": driver}
         if out_at:
             entry["at"] = out_at[j]
-        if task:
+        if task and produced is not None:
             entry["targets"] = task.targets[:, j].tolist()
             entry["values"] = produced[:, j].tolist()
         outputs_map.append(entry)

@@ -79,10 +79,11 @@ def parse_yosys_json(doc: dict, top: str | None = None) -> Netlist:
     if top is None:
         tops = [n for n, m in modules.items() if int(m.get("attributes", {}).get("top", 0) or 0)]
         top = tops[0] if len(tops) == 1 else (next(iter(modules)) if len(modules) == 1 else None)
-    if top not in modules:
+    if top is None or top not in modules:
         raise UserError(f"the netlist has no module {top!r} (found {sorted(modules)})")
     mod = modules[top]
-    inputs, outputs = {}, {}
+    inputs: dict[str, tuple[Bit, ...]] = {}
+    outputs: dict[str, tuple[Bit, ...]] = {}
     for name, port in mod.get("ports", {}).items():
         bits = tuple(port["bits"])
         (inputs if port["direction"] == "input" else outputs)[name] = bits
@@ -105,7 +106,8 @@ def parse_yosys_json(doc: dict, top: str | None = None) -> Netlist:
 
 def _topological(logic: list[Cell], top: str) -> tuple[Cell, ...]:
     driver = {c.output: c for c in logic}
-    order, state = [], {}  # state: 1 = on the stack, 2 = done
+    order: list[Cell] = []
+    state: dict[Bit, int] = {}  # 1 = on the stack, 2 = done
     for root in logic:
         if state.get(root.output):
             continue

@@ -34,7 +34,7 @@ def addr_width(words: int) -> int:
 class WeightRom(wiring.Component):
     """``data`` = int8 word ``addr`` of the ROM (0 past the end); latency 0, or 1 when registered."""
 
-    def __init__(self, values: Sequence[int], registered: bool = False):
+    def __init__(self, values: Sequence[int] | np.ndarray, registered: bool = False):
         self.values = rom_words(values)
         self.registered = bool(registered)
         self.clocked = self.registered
@@ -56,7 +56,7 @@ class WeightRom(wiring.Component):
         return m
 
 
-def rom_words(values: Sequence[int]) -> tuple[int, ...]:
+def rom_words(values: Sequence[int] | np.ndarray) -> tuple[int, ...]:
     words = np.asarray(values).ravel()
     if words.size == 0:
         raise UserError("a weight ROM needs at least one word")
@@ -65,6 +65,6 @@ def rom_words(values: Sequence[int]) -> tuple[int, ...]:
     return tuple(int(v) for v in words)
 
 
-def build_rom(values: Sequence[int], registered: bool = False) -> WeightRom:
+def build_rom(values: Sequence[int] | np.ndarray, registered: bool = False) -> WeightRom:
     rom_words(values)  # fail before an Elaboratable exists (Amaranth warns about unused ones)
     return WeightRom(values, registered)

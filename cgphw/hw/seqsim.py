@@ -58,7 +58,7 @@ class GateSim:
         self.groups = self._levelise()
         self.val = np.zeros(self.n, np.uint64)
         self.val[1] = self.mask  # constant 1
-        self.prev = None
+        self.prev: np.ndarray | None = None
         self.transitions = np.zeros(self.n, np.int64)
         self.cycles = 0
         self.windows = 0  # cycle-to-cycle transitions counted so far
@@ -67,7 +67,7 @@ class GateSim:
     def _levelise(self):
         level: dict[int, int] = {}
         out_slot = {}
-        groups = defaultdict(lambda: ([], []))
+        groups: defaultdict[tuple[int, str], tuple[list, list]] = defaultdict(lambda: ([], []))
         for c in self.netlist.logic:  # topological order
             ins = [self.index[b] for b in c.inputs]
             lv = 1 + max((level.get(s, 0) for s in ins), default=0)

@@ -60,7 +60,8 @@ def cgp_estimate(genome: Genome, costs: CostTable) -> dict:
     active = [int(k) for k in genome.active_nodes()]
     ids = sorted({int(nodes[k][2]) for k in active})
     energy = dict(zip(ids, costs.arrays(ids)[0], strict=True)) if ids else {}
-    constant, seen, folded, shared = set(), {}, [], []
+    constant, folded, shared = set(), [], []
+    seen: dict[tuple, int] = {}
     for k in active:  # ascending order: operands first
         in0, in1, gid = (int(v) for v in nodes[k])
         operands = (in0, in1)[: G.gate(gid).arity]
@@ -143,7 +144,7 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
     circuit = cost_report(mapped, library, stimulus)
     flops = circuit.cells.get("$_DFF_P_", 0)
     n_out = genome.grid.n_outputs
-    doc = {
+    doc: dict = {
         "format": REPORT_FORMAT, "name": name, "top": top, "genome_hash": m.genome_hash,
         "latency": latency, "pipeline": m.pipeline,
         "cells_table": library.describe(), "costs_table": costs.describe(),
@@ -177,6 +178,7 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
             doc["proof"][f"circuit_{language}"] = {**vars(proof), "rtl": rtl_path.name}
         if m.baseline is not None and netlist_path is None:
             b = m.baseline
+            assert baseline_verilog is not None  # _baseline mapped it
             b_steps = b.latency + 2 if b.latency else 0
             for language, rtl_path in (("rtlil", b.rtlil), ("verilog", b.verilog)):
                 say(f"proving the baseline netlist equal to {rtl_path.name}")
@@ -200,7 +202,9 @@ def synth(rtldir: str | os.PathLike, prove: bool = False, netlist: str | os.Path
 
     doc = synth_rtl_dir(rtldir, load_cells(cells), load_costs(costs), prove=prove, netlist_path=netlist, seed=seed,
                         evaluations=evaluations, progress=progress)
-    directory = find_manifest(rtldir).parent  # checked whole by synth_rtl_dir just now
+    found = find_manifest(rtldir)
+    assert found is not None  # checked whole by synth_rtl_dir just now
+    directory = found.parent
     return SynthReport(directory, doc["name"], doc["ok"], dict(doc["proof"] or {}), doc,
                        directory / f"{doc['name']}.synth.json",
                        None if netlist is not None else directory / f"{doc['name']}.synth.v")

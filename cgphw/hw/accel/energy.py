@@ -67,7 +67,7 @@ def synthesise_engine(component, top: str, library: CellLibrary) -> MappedEngine
 
 def _flop_wires(module: dict, netlist: Netlist) -> dict:
     """Flip-flop -> RTL signal name (Yosys keeps user-named wires on register outputs)."""
-    named = {}
+    named: dict[int | str, str] = {}  # Yosys bit ids; constants are "0", "1", "x"
     for name, net in module.get("netnames", {}).items():
         if name.startswith("$") or net.get("hide_name"):
             continue
@@ -111,8 +111,8 @@ def run_netlist(netlist: Netlist, words: np.ndarray, results: int, library: Cell
     external = "w_data" in sim.ports_in
     if external and memory is None:
         raise UserError("the engine reads an external weight memory: give its words")
-    mem_bits = None if memory is None else np.unpackbits(np.ascontiguousarray(memory).view(np.uint8), axis=-1,
-                                                         bitorder="little")
+    mem_bits = np.zeros((0, 0), np.uint8) if memory is None else np.unpackbits(  # read only when external
+        np.ascontiguousarray(memory).view(np.uint8), axis=-1, bitorder="little")
     limit = max_cycles or 4 * n_words + 10_000
     sim.set("rst", 1)
     sim.set("in_valid", 0)
@@ -122,7 +122,8 @@ def run_netlist(netlist: Netlist, words: np.ndarray, results: int, library: Cell
         sim.clock()
     sim.set("rst", 0)
     sim.reset_counts()
-    out, k, cycles, reads, pending, requests = [], 0, 0, 0, None, []
+    out: list[np.ndarray] = []
+    k, cycles, reads, pending, requests = 0, 0, 0, None, []
     while len(out) < results:
         if cycles >= limit:
             raise UserError(f"the netlist gave {len(out)} of {results} results in {limit} cycles")
@@ -180,8 +181,8 @@ def run_source(netlist: Netlist, requests, library: CellLibrary, expected: np.nd
     external = "w_data" in sim.ports_in
     if external and memory is None:
         raise UserError("the weight source reads an external memory: give its words")
-    mem_bits = None if memory is None else np.unpackbits(np.ascontiguousarray(memory).view(np.uint8), axis=-1,
-                                                         bitorder="little")
+    mem_bits = np.zeros((0, 0), np.uint8) if memory is None else np.unpackbits(  # read only when external
+        np.ascontiguousarray(memory).view(np.uint8), axis=-1, bitorder="little")
     want = np.ascontiguousarray(expected).view(np.uint8)
     clocked = "rst" in sim.ports_in  # a combinational source has neither clock nor reset
     if clocked:

@@ -41,7 +41,8 @@ class LayerManifest:
 
 def layer_manifest_doc(top: str, layer: str, circuit_manifest: str, genome_hash: str, config: dict,
                        source: dict, geometry: dict, requant: dict, quantisation: dict, ports: list,
-                       cycles_per_image: int, stimulus: dict, model: dict, files: dict[str, bytes | str]) -> dict:
+                       cycles_per_image: int, stimulus: dict, model: dict,
+                       files: dict[str, tuple[str, bytes | str]]) -> dict:
     """The manifest document; ``files`` maps role -> (file name, content) of what it names."""
     names = {role: name for role, (name, _content) in files.items()}
     digests = {name: _sha(content) for name, content in files.values()}

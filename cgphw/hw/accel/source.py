@@ -57,32 +57,40 @@ class SourceSpec:
             raise UserError(f"a ROM source needs words [{self.steps}, {self.values}]")
 
     @property
+    def circuit_genome(self) -> Genome:
+        """The genome of a circuit source (``__post_init__`` checked it is there)."""
+        assert self.genome is not None, f"a {self.kind} source has no circuit"
+        return self.genome
+
+    @property
     def port_values(self) -> int:
         """Values per step read from an external memory (0 when everything is on chip)."""
         if self.kind == "port":
             return self.values
         if self.kind == "circuit" and self.stored is None:
-            return self.genome.grid.n_inputs
+            return self.circuit_genome.grid.n_inputs
         return 0
 
     def step_values(self, port_words: np.ndarray | None = None) -> np.ndarray:
         """int8 [steps, V]: what the source yields at each step (the software model);
         ``port_words`` are the external memory's contents where the source reads one."""
         if self.kind == "rom":
+            assert self.words is not None  # __post_init__ checked
             return self.words
         if self.kind == "port":
             return _checked_words(port_words, self.steps, self.values)
         stored = self.stored if self.stored is not None else _checked_words(port_words, self.steps,
-                                                                            self.genome.grid.n_inputs)
-        return np.concatenate([stored, self.genome.evaluate(stored)], axis=1).astype(np.int8)
+                                                                            self.circuit_genome.grid.n_inputs)
+        return np.concatenate([stored, self.circuit_genome.evaluate(stored)], axis=1).astype(np.int8)
 
     def describe(self) -> dict:
         doc = {"kind": self.kind, "values_per_step": self.values, "steps": self.steps,
                "external_values_per_step": self.port_values}
         if self.kind == "circuit":
-            doc.update({"genome_hash": self.genome.digest(), "stored": "rom" if self.stored is not None else "port",
-                        "pipeline": self.pipeline, "n_inputs": self.genome.grid.n_inputs,
-                        "n_outputs": self.genome.grid.n_outputs})
+            doc.update({"genome_hash": self.circuit_genome.digest(),
+                        "stored": "rom" if self.stored is not None else "port",
+                        "pipeline": self.pipeline, "n_inputs": self.circuit_genome.grid.n_inputs,
+                        "n_outputs": self.circuit_genome.grid.n_outputs})
         return doc
 
 
@@ -126,6 +134,7 @@ class RomSource(_Source):
 
     def elaborate(self, platform):
         m = Module()
+        assert self.spec.words is not None  # SourceSpec checked
         word = _case_rom(m, self.step, self.spec.words, "rom_word")
         m.d.comb += [self.values.as_value().eq(word), self.valid.eq(self.request)]
         return m
@@ -153,12 +162,12 @@ class CircuitSource(_Source):
     stored ++ generated: latency = the circuit's own (+1 for an external memory's read)."""
 
     def __init__(self, spec: SourceSpec):
-        n_in = spec.genome.grid.n_inputs
+        n_in = spec.circuit_genome.grid.n_inputs
         extra = {}
         if spec.stored is None and n_in:
             extra = {"w_addr": Out(unsigned(step_bits(spec.steps))), "w_read": Out(1),
                      "w_data": In(data.ArrayLayout(WORD, n_in))}
-        self.circuit = emit.build_component(spec.genome, spec.pipeline)
+        self.circuit = emit.build_component(spec.circuit_genome, spec.pipeline)
         # an external memory answers one cycle after the request: one more cycle of latency
         self.read_latency = 1 if extra else 0
         self.latency = self.read_latency + self.circuit.latency
@@ -167,7 +176,7 @@ class CircuitSource(_Source):
     def elaborate(self, platform):
         m = Module()
         m.submodules.circuit = circuit = self.circuit
-        n_in = self.spec.genome.grid.n_inputs
+        n_in = self.spec.circuit_genome.grid.n_inputs
         valid = self.request
         if n_in and self.spec.stored is not None:
             stored = _case_rom(m, self.step, self.spec.stored, "stored_word")
@@ -198,8 +207,8 @@ def source_latency(spec: SourceSpec) -> int:
         return 0
     if spec.kind == "port":
         return 1
-    read = 1 if spec.stored is None and spec.genome.grid.n_inputs else 0
-    return read + emit.latency_of(emit.plan(spec.genome).depth, emit.check_pipeline(spec.pipeline))
+    read = 1 if spec.stored is None and spec.circuit_genome.grid.n_inputs else 0
+    return read + emit.latency_of(emit.plan(spec.circuit_genome).depth, emit.check_pipeline(spec.pipeline))
 
 
 def build_source(spec: SourceSpec) -> _Source:
