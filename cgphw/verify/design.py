@@ -44,7 +44,9 @@ def resolve_manifest(path: Path, work: Path, pipeline: int | None) -> Path:
     if manifest is None:
         if path.is_dir() and not (path / "best.json").is_file():
             raise UserError(f"{path} is neither an RTL directory (from `cgphw export`) nor a run directory")
-        return find_manifest(export_to(path, work / "rtl", pipeline))
+        exported = find_manifest(export_to(path, work / "rtl", pipeline))
+        assert exported is not None  # export_to wrote it just now
+        return exported
     if pipeline is not None:
         raise UserError("--pipeline applies to a run or genome; an RTL directory already fixes its pipeline")
     return manifest

@@ -63,7 +63,7 @@ class LayerVerdict:
                 f"({self.source} weights): {self.images} images, {self.activations:,} activations, "
                 f"{self.mismatches} mismatches vs torch ({self.torch_backend}); {self.cycles:,} cycles "
                 f"({self.cycles_per_image:,.0f} per image)")
-        if self.top1_simulated is not None:
+        if self.top1_simulated is not None and self.top1_software is not None:
             head += (f"; top-1 {100 * self.top1_simulated:.2f} % with {self.layer} simulated, "
                      f"{100 * self.top1_software:.2f} % in torch ({self.predictions_equal}/{self.images} "
                      "predictions equal)")

@@ -71,7 +71,8 @@ def export_layer(path, layer: str = "conv1", out_dir: str | os.PathLike = "rtl_o
     stim = layer_stimulus(setup)
     buffer = io.BytesIO()
     stim.write(buffer)
-    made = {"verilog": (f"{top}.v", emit.to_verilog(engine, top)), "rtlil": (f"{top}.il", emit.to_rtlil(engine, top)),
+    made: dict[str, tuple[str, bytes | str]] = {
+            "verilog": (f"{top}.v", emit.to_verilog(engine, top)), "rtlil": (f"{top}.il", emit.to_rtlil(engine, top)),
             "stimulus": (f"{top}_stim.npz", buffer.getvalue()),
             "testbench": (f"{top}_tb.py", TESTBENCH.format(top=top, stimulus=f"{top}_stim.npz", layer=layer))}
     clash = {n for n, _ in made.values()} & set(files)

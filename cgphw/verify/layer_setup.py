@@ -67,6 +67,7 @@ def load_circuit(path: str | os.PathLike) -> Circuit:
         from cgphw.hw.export import load_source
 
         source = load_source(path, force=True)  # verification does not need the threshold met
+        assert source.task is not None  # a run directory holds its task
         return Circuit(source.default_name, source.genome, source.task, None)
     from cgphw.verify.design import load_design
 

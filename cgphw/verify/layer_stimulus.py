@@ -44,7 +44,7 @@ class LayerStimulus:
                                                **self.meta}))}
         if self.memory is not None:
             arrays["memory"] = self.memory
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub matches **arrays to allow_pickle
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)

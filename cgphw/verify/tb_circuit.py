@@ -51,6 +51,7 @@ async def circuit_matches_software_model(dut):
             reset.value = rst
 
     if stim.clocked:
+        assert ports.clock is not None  # a clocked stimulus names its clock
         clk = getattr(dut, ports.clock)
         drive(1, 0, 0)
         Clock(clk, CLOCK_PERIOD_NS, unit="ns").start(start_high=False)
@@ -68,4 +69,4 @@ async def circuit_matches_software_model(dut):
 
     board.save(os.environ.get("CGPHW_REPORT", "cgphw_report.json"))
     assert board.mismatches == 0, (f"{board.mismatches} mismatching cycles; first: "
-                                   f"{describe_mismatch(board.first_mismatch)}")
+                                   f"{describe_mismatch(board.first_mismatch)}")  # type: ignore[arg-type]  # set

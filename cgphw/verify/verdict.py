@@ -116,6 +116,7 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
                progress: ProgressCallback | None = None) -> Verdict:
     """Simulate ``design`` with ``stimulus`` on ``sim`` and fill a Verdict (task claim included)."""
     start = time.perf_counter()
+    summary: dict | None  # the testbench's; None when a simulator stopped before writing it
     if sim == "amaranth":
         from cgphw.hw import emit
         from cgphw.verify.amaranth_backend import simulate_component
