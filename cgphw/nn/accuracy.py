@@ -90,7 +90,8 @@ def sensitivity(model, split: Split, ks: list[int], layers: list[str] | None = N
     if any(not [n for n in entry.split("+") if n] for entry in entries):
         raise UserError(f"every layer entry must name a layer (a or a+b), got {entries}")
     base = measure(model, split, progress, "unperturbed network")
-    rows, total = [], len(entries) * len(ks)
+    rows: list[dict] = []
+    total = len(entries) * len(ks)
     for li, entry in enumerate(entries):
         names = [n for n in entry.split("+") if n]
         codes = {name: extract(model, name) for name in names}

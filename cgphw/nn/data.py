@@ -76,8 +76,8 @@ def load_split(data: str | os.PathLike, split: str) -> Split:
     if imagefolder.is_image_folder(directory):
         if split == "train":
             raise UserError(f"{directory} is an image folder: it serves evaluation (test or validation), not training")
-        images, labels, _ = imagefolder.scan(directory)
-        return Split(images, labels, f"{directory}:images")
+        lazy, labels, _ = imagefolder.scan(directory)
+        return Split(lazy, labels, f"{directory}:images")  # type: ignore[arg-type]  # array-like, read on use
     if split == "test":
         images, labels = _idx_pair(directory, "t10k")
         return Split(images, labels, f"{directory}:t10k")
@@ -125,7 +125,7 @@ def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
 def _mnist5k(split: str) -> Split:
     images, labels = _mnist5k_arrays()
     rng = np.random.default_rng(SPLIT_SEED)
-    picked = {s: [] for s in SPLITS}
+    picked: dict[str, list] = {s: [] for s in SPLITS}
     for digit in range(10):
         members = rng.permutation(np.flatnonzero(labels == digit))
         start = 0

@@ -64,12 +64,12 @@ def load_image(path: Path) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
+        with Image.open(path) as opened:
+            image = opened.convert("RGB")
             w, h = image.size
             scale = RESIZE / min(w, h)
             size = (RESIZE, int(h * scale)) if w <= h else (int(w * scale), RESIZE)
-            image = image.resize(size, Image.BILINEAR)
+            image = image.resize(size, Image.Resampling.BILINEAR)
             left, top = round((size[0] - CROP) / 2.0), round((size[1] - CROP) / 2.0)
             pixels = np.asarray(image.crop((left, top, left + CROP, top + CROP)), np.float32) / 255.0
     except (OSError, UnidentifiedImageError) as exc:

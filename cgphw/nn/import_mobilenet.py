@@ -85,7 +85,7 @@ def import_mobilenet_v2(source: str | os.PathLike, target: str | os.PathLike, ca
                             + (f"missing {missing[:3]}" if missing else f"unexpected {unknown[:3]}"))
         kept = OrderedDict((k, v) for k, v in state.items() if k not in extra)
         # module versions tell quantized modules how their entries are laid out
-        kept._metadata = getattr(state, "_metadata", None) or own._metadata
+        kept._metadata = getattr(state, "_metadata", None) or own._metadata  # type: ignore[attr-defined]
         try:
             module.load_state_dict(kept)
         except (RuntimeError, TypeError, ValueError) as exc:

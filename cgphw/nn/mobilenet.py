@@ -37,7 +37,7 @@ class InvertedResidual(nn.Module):
         super().__init__()
         hidden = int(round(cin * expansion))
         self.use_residual = stride == 1 and cin == cout
-        layers = [] if expansion == 1 else [conv_bn_relu(cin, hidden, kernel=1)]
+        layers: list[nn.Module] = [] if expansion == 1 else [conv_bn_relu(cin, hidden, kernel=1)]
         layers += [conv_bn_relu(hidden, hidden, stride=stride, groups=hidden),
                    nn.Conv2d(hidden, cout, 1, bias=False), nn.BatchNorm2d(cout)]
         self.conv = nn.Sequential(*layers)
@@ -54,6 +54,9 @@ class InvertedResidual(nn.Module):
 
 
 class MobileNetV2(nn.Module):
+    mean: torch.Tensor  # buffers
+    std: torch.Tensor
+
     def __init__(self, width: float = 1.0, num_classes: int = 1000, in_channels: int = 3,
                  input_size: int = 224, mean=IMAGENET_MEAN, std=IMAGENET_STD):
         super().__init__()
@@ -104,7 +107,7 @@ class MobileNetV2(nn.Module):
         last = len(self.features) - 1
         groups = [[f"features.{i}.0", f"features.{i}.1", f"features.{i}.2"] for i in (0, last)]
         for i in range(1, last):
-            groups += self.features[i].fuse_groups(f"features.{i}")
+            groups += self.features[i].fuse_groups(f"features.{i}")  # type: ignore[operator]  # InvertedResidual
         return groups
 
 

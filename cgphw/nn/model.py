@@ -42,7 +42,7 @@ DEFAULT_MODEL = shipped_model_path()
 ARCHS = ("lenet5", "mobilenetv2")
 
 
-def float_network(arch: str, args: dict | None = None) -> nn.Module:
+def float_network(arch: str, args: dict | None = None) -> LeNet5 | MobileNetV2:
     args = dict(args or {})
     if arch == "lenet5":
         return LeNet5(**args)
@@ -63,7 +63,7 @@ def qat_network(arch: str, args: dict | None = None, float_state: dict | None = 
 class Int8Model:
     arch: str
     args: dict
-    qat_state: dict  # what the file stores; the int8 module is derived from it
+    qat_state: dict | None  # what the file stores; the int8 module is derived from it (None: per-tensor)
     module: nn.Module  # the converted int8 network (eval mode)
     meta: dict = field(default_factory=dict)
     path: str | None = None
@@ -109,7 +109,7 @@ def per_tensor_skeleton(arch: str, args: dict | None = None, float_state: dict |
 
 def save_model(model: Int8Model, path: str | os.PathLike) -> Path:
     path = Path(path)
-    doc = {"format": FORMAT, "arch": model.arch, "args": json.dumps(model.args), "meta": json.dumps(model.meta)}
+    doc: dict = {"format": FORMAT, "arch": model.arch, "args": json.dumps(model.args), "meta": json.dumps(model.meta)}
     if model.engine == quant.ENGINE:
         doc["qat_state"] = model.qat_state
     else:

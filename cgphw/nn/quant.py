@@ -110,7 +110,7 @@ def layer_kind(module: nn.Module) -> str:
 
 def read_int8(module: nn.Module) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(codes int8 in the weight's shape, per-channel scales float64, zero points int64)."""
-    weight = module.weight()
+    weight = module.weight()  # type: ignore[operator]  # a quantized module's weight is a method
     if weight.qscheme() not in (torch.per_channel_symmetric, torch.per_channel_affine):
         scale = np.full(weight.shape[0], weight.q_scale(), np.float64)
         zero = np.full(weight.shape[0], weight.q_zero_point(), np.int64)
@@ -127,11 +127,11 @@ def write_int8(module: nn.Module, codes: np.ndarray) -> None:
 
 
 def _write_int8(module: nn.Module, codes: np.ndarray) -> None:
-    weight = module.weight()
+    weight = module.weight()  # type: ignore[operator]  # a quantized module's weight is a method
     new = torch.from_numpy(np.ascontiguousarray(codes, np.int8))
     if weight.qscheme() in (torch.per_channel_symmetric, torch.per_channel_affine):
         qweight = torch._make_per_channel_quantized_tensor(
             new, weight.q_per_channel_scales(), weight.q_per_channel_zero_points(), weight.q_per_channel_axis())
     else:
         qweight = torch._make_per_tensor_quantized_tensor(new, weight.q_scale(), weight.q_zero_point())
-    module.set_weight_bias(qweight, module.bias())
+    module.set_weight_bias(qweight, module.bias())  # type: ignore[operator]  # methods, as weight

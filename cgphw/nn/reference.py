@@ -70,9 +70,9 @@ def describe_module(name: str, module, input_scale: float, input_zero_point: int
     if kind == "depthwise-conv" or (kind == "conv" and module.groups != 1):
         raise UserError(f"layer {name} is a grouped convolution; the layer engine supports groups=1 only")
     if kind == "conv":
-        if tuple(module.dilation) != (1, 1) or module.padding_mode != "zeros":
+        if tuple(module.dilation) != (1, 1) or module.padding_mode != "zeros":  # type: ignore[arg-type]
             raise UserError(f"layer {name} uses dilation or non-zero padding, which the layer engine lacks")
-        stride, padding = tuple(int(s) for s in module.stride), tuple(int(p) for p in module.padding)
+        stride, padding = tuple(int(s) for s in module.stride), tuple(int(p) for p in module.padding)  # type: ignore[assignment,union-attr]
     bias = module.bias()
     bias = np.zeros(codes.shape[0]) if bias is None else bias.detach().numpy().astype(np.float64)
     return QuantLayer(name, kind, codes, scales.astype(np.float64), bias, float(input_scale), int(input_zero_point),
@@ -104,6 +104,7 @@ def predictions(model, images: np.ndarray, layer: str | None = None, outputs: np
     """int64 [n]: the network's predicted class per image (with ``layer``'s outputs replaced
     by ``outputs`` when given)."""
     if layer is not None:
+        assert outputs is not None, "give the layer's outputs with the layer"
         logits = logits_with_layer_output(model, layer, images, outputs)
     else:
         logits = model(torch.from_numpy(np.ascontiguousarray(images)))
@@ -118,6 +119,8 @@ def torch_module(layer: QuantLayer):
     scales = torch.from_numpy(np.asarray(layer.weight_scales, np.float64))
     qweight = torch._make_per_channel_quantized_tensor(torch.from_numpy(codes), scales,
                                                        torch.zeros(len(scales), dtype=torch.int64), 0)
+    cls: type  # a quantized conv or linear module, fused with ReLU or not
+    module: _nnq.Conv2d | _nnq.Linear
     with quant.quiet():
         if layer.kind == "conv":
             cls = _nniq.ConvReLU2d if layer.relu else _nnq.Conv2d
@@ -155,6 +158,8 @@ def requant_table(layer: QuantLayer, acc_low: int, acc_high: int, engine: str = 
         raise UserError(f"empty accumulator range {acc_low}..{acc_high}")
     span = max(abs(acc_low), abs(acc_high))
     needed = span // (127 * 127) + 2  # inputs: 127 * 127 * (n - 1) >= span
+    shape: tuple[int, ...]
+    in_shape: tuple[int, ...]
     if layer.kind == "conv":
         kh, kw = layer.weights.shape[2:]
         c_in = max(1, -(-needed // (kh * kw)))

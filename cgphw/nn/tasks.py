@@ -73,8 +73,10 @@ def _pick_layer(model, named: list[str], option: str | None, any_shape: bool = F
         raise UserError(f"a selector names one layer, got {', '.join(named)}")
     if named and option and named[0] != option:
         raise UserError(f"the selector names layer {named[0]} but --layer says {option}")
-    if named or option:
-        return named[0] if named else option
+    if named:
+        return named[0]
+    if option:
+        return option
     for info in list_layers(model):
         if any_shape or info.shape[-2:] == (5, 5):
             return info.name

@@ -115,7 +115,7 @@ def train(cfg: TrainConfig, train_split: Split, val_split: Split, float_state: d
     gen = torch.Generator().manual_seed(cfg.seed)
     args = dict(cfg.args)
     started = time.time()
-    history = {"float": [], "qat": []}
+    history: dict = {"float": [], "qat": []}
     per_epoch = _steps(train_split, cfg)
 
     net = float_network(cfg.arch, args)
