@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CGPHW  := $(VENV)/bin/cgphw
 
-.PHONY: demo test bench example example-layer clean
+.PHONY: demo test lint bench example example-layer clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# ruff over the tree, mypy over the modules pyproject.toml lists ([tool.ruff], [tool.mypy])
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(VENV)/.installed
 	$(CGPHW) bench
@@ -49,4 +54,4 @@ example-layer: $(VENV)/.installed
 	$(CGPHW) synth rtl_out/$(LAYER_EXAMPLE) --prove
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

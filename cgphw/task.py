@@ -94,7 +94,8 @@ def validate(inputs, targets, weights=None, mask=None) -> None:
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise UserError("task weights must be finite and non-negative")
     if mask is not None and (mask.shape != targets.shape or mask.dtype != np.bool_):
-        raise UserError(f"task mask must be bool with the targets' shape {targets.shape}, got {mask.dtype} {mask.shape}")
+        raise UserError(f"task mask must be bool with the targets' shape {targets.shape}, "
+                        f"got {mask.dtype} {mask.shape}")
 
 
 def load_task(path: str | os.PathLike) -> Task:

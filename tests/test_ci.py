@@ -26,7 +26,7 @@ def _ci(tmp_path, *, root: bool, apt: str | None):
     bin_dir.mkdir()
     os.symlink(shutil.which("dirname"), bin_dir / "dirname")
     _stand_in(bin_dir, "id", f"echo {0 if root else 1000}")
-    _stand_in(bin_dir, "make", f'echo "$@" > "{tmp_path}/make-ran"')
+    _stand_in(bin_dir, "make", f'echo "$@" >> "{tmp_path}/make-ran"')
     if apt == "fails":
         _stand_in(bin_dir, "apt-get", "exit 100")
     elif apt == "installs":
@@ -36,7 +36,8 @@ def _ci(tmp_path, *, root: bool, apt: str | None):
                                       f'"{tmp_path}/vvp" "{bin_dir}/"')
     res = subprocess.run([BASH, str(tmp_path / ".ci" / "run")], env={"PATH": str(bin_dir)},
                          capture_output=True, text=True, timeout=60)
-    return res, (tmp_path / "make-ran").exists()
+    ran = tmp_path / "make-ran"
+    return res, ran.read_text().split() if ran.exists() else []
 
 
 @pytest.mark.skipif(BASH is None or shutil.which("dirname") is None, reason="needs bash and dirname")
@@ -49,6 +50,6 @@ def test_ci_fails_when_icarus_was_expected_but_not_installed(tmp_path):
 @pytest.mark.skipif(BASH is None or shutil.which("dirname") is None, reason="needs bash and dirname")
 @pytest.mark.parametrize("root, apt, note", [(True, "installs", False), (False, "fails", True), (True, None, True)])
 def test_ci_runs_the_tests_when_icarus_is_installed_or_cannot_be_expected(tmp_path, root, apt, note):
-    res, tests_ran = _ci(tmp_path, root=root, apt=apt)
-    assert res.returncode == 0 and tests_ran, res.stderr
+    res, targets = _ci(tmp_path, root=root, apt=apt)
+    assert res.returncode == 0 and targets == ["lint", "test"], res.stderr  # the linters first, then the tests
     assert ("its tests will skip" in res.stderr) == note

@@ -138,8 +138,8 @@ def test_tampered_run_is_a_mismatch_for_show_export_resume(tmp_path, capsys, cas
         (run / name).write_bytes((other / name).read_bytes())
     elif case == "metrics-edited":
         _edit_json(run / "best.json", lambda d: d["metrics"].update(energy_pj=0.001))
-    for argv in (["show", run], ["show", run / "best.json", "--json"], ["export", run, "--out", tmp_path / "o", "--force"],
-                 ["evolve", "--resume", run, "--quiet"]):
+    for argv in (["show", run], ["show", run / "best.json", "--json"],
+                 ["export", run, "--out", tmp_path / "o", "--force"], ["evolve", "--resume", run, "--quiet"]):
         one_error(run_cli(capsys, *argv)[::2], 1, fragment)
     assert not (tmp_path / "o").exists()
     with pytest.raises(MismatchError):
@@ -150,7 +150,8 @@ def test_run_format_from_another_version_is_refused(tmp_path, capsys):
     run = tmp_path / "run"
     small_run(run, generations=2)
     _edit_json(run / "best.json", lambda d: d.update(format="cgphw-run/99"))
-    one_error(run_cli(capsys, "show", run)[::2], 2, "'cgphw-run/99', expected 'cgphw-run/2': it is from another version")
+    one_error(run_cli(capsys, "show", run)[::2], 2,
+              "'cgphw-run/99', expected 'cgphw-run/2': it is from another version")
     one_error(run_cli(capsys, "show", run / "best.json")[::2], 2, "another version")
 
 
@@ -161,7 +162,8 @@ def test_show_json_is_strict_json(tmp_path, capsys):
     code, out, _ = run_cli(capsys, "show", run, "--json")
     assert code == 0
     json.loads(out, parse_constant=lambda c: pytest.fail(f"show --json printed {c}"))
-    (run / "best.json").write_text((run / "best.json").read_text().replace('"energy_pj": ', '"energy_pj": NaN, "x": ', 1))
+    best = (run / "best.json").read_text()
+    (run / "best.json").write_text(best.replace('"energy_pj": ', '"energy_pj": NaN, "x": ', 1))
     one_error(run_cli(capsys, "show", run, "--json")[::2], 2, "NaN is not a number JSON allows")
 
 

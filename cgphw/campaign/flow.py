@@ -195,7 +195,8 @@ def _verify(spec: RunSpec, run_dir: Path, rtl_dir: Path, genome_hash: str, log: 
     key = {"genome_hash": genome_hash, "simulator": v["simulator"], "vectors": v["vectors"], "seed": v["seed"]}
     if path.is_file():
         doc = read_json(path)
-        if isinstance(doc, dict) and doc.get("format") == VERIFY_FORMAT and all(doc.get(k) == x for k, x in key.items()):
+        if (isinstance(doc, dict) and doc.get("format") == VERIFY_FORMAT
+                and all(doc.get(k) == x for k, x in key.items())):
             log.event("verify", "skip")
             return doc["verdict"]
     verdict = _timed(log, "verify", stages.verify, rtl_dir, v["simulator"], v["vectors"], v["seed"])
@@ -210,7 +211,8 @@ def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, genome_hash: str, lo
            "split": d["split"], "limit": d.get("limit")}
     if path.is_file():
         doc = read_json(path)
-        if isinstance(doc, dict) and doc.get("format") == INSERT_FORMAT and all(doc.get(k) == x for k, x in key.items()):
+        if (isinstance(doc, dict) and doc.get("format") == INSERT_FORMAT
+                and all(doc.get(k) == x for k, x in key.items())):
             log.event("insert", "skip")
             return doc
     result = _timed(log, "insert", stages.insert, evolve_dir, spec.model["path"], spec.model.get("sha256"),
@@ -244,7 +246,8 @@ def make_row(spec: RunSpec, run_dir: Path, task, search: dict, exported, synth, 
            "n_values": search["n_values"], "multiplexers": task.meta.get("multiplexers"),
            "reached": bool(m["threshold_reached"]), "error": m["error_se"], "rms_error": m.get("rms_error"),
            "energy": m["energy_pj"], "area": m["area"], "delay": m["delay_ns"], "gates": m["gates"],
-           "generations": m.get("generations"), "evaluations": m.get("evaluations"), "stop_reason": search["stop_reason"],
+           "generations": m.get("generations"), "evaluations": m.get("evaluations"),
+           "stop_reason": search["stop_reason"],
            "search_seconds": m.get("seconds"), "wall_seconds": round(float(m.get("seconds") or 0.0) + hw_seconds, 3),
            "genome_hash": search["genome_hash"]}
     row.update(_synth_columns(synth))
@@ -279,7 +282,8 @@ def _synth_columns(doc: dict | None) -> dict:
     proof = doc.get("proof")
     return {"synth_cells": c["n_cells"], "synth_area": c["area"], "synth_energy": c["energy_pj"],
             "synth_pj_per_weight": c["energy_pj_per_weight"], "synth_delay": c["delay_ns"],
-            "rom_cells": b.get("n_cells"), "rom_area": b.get("area"), "rom_pj_per_weight": b.get("energy_pj_per_weight"),
+            "rom_cells": b.get("n_cells"), "rom_area": b.get("area"),
+            "rom_pj_per_weight": b.get("energy_pj_per_weight"),
             "sram_pj_per_weight": cmp_.get("sram_pj_per_weight"),
             "circuit_pj_per_weight_with_reads": cmp_.get("circuit_pj_per_weight_incl_stored_reads"),
             "estimate_ratio": doc["estimate"].get("ratio"), "synth_ok": bool(doc["ok"]),

@@ -84,14 +84,18 @@ def register(group) -> None:
     @click.option("--threshold", type=float, default=0.0, show_default=True,
                   help="Per-weight RMS error t allowed (SE <= t^2 N).")
     @click.option("--value-bank", is_flag=True, help="Evolve the distinct values only, then wire each weight.")
-    @click.option("--function-set", default="seed27", show_default=True, help="Set name or comma-separated gate ids/names.")
+    @click.option("--function-set", default="seed27", show_default=True,
+                  help="Set name or comma-separated gate ids/names.")
     @click.option("--seed", type=int, default=0, show_default=True)
     @click.option("--generations", type=int, help="Stop after N generations (default 1,000,000 if no other limit).")
     @click.option("--time-budget", type=float, help="Stop after SEC seconds of search.")
     @click.option("--patience", type=int, help="Stop after N generations without improvement.")
-    @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help="Run directory (default runs/<task>-s<seed>).")
-    @click.option("--costs", type=click.Path(dir_okay=False, path_type=Path), help="Gate cost table (default: packaged).")
-    @click.option("--checkpoint-every", type=float, default=30.0, show_default=True, help="Seconds between checkpoints.")
+    @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                  help="Run directory (default runs/<task>-s<seed>).")
+    @click.option("--costs", type=click.Path(dir_okay=False, path_type=Path),
+                  help="Gate cost table (default: packaged).")
+    @click.option("--checkpoint-every", type=float, default=30.0, show_default=True,
+                  help="Seconds between checkpoints.")
     @click.option("--force", is_flag=True, help="Replace an existing run in --out.")
     @click.option("--workers", default="auto", show_default=True,
                   help="Threads evaluating offspring: N, or auto (all CPUs when that is faster). "

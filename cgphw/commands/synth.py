@@ -70,7 +70,8 @@ def format_report(doc: dict) -> str:
              f"  energy {c['energy_pj']:.4f} pJ per evaluation, {c['energy_pj_per_weight']:.5f} pJ per generated "
              f"weight (activity {c['activity']:.3f}); simulation vs genome: "
              f"{'exact' if c['simulation']['matches_genome'] else 'MISMATCH'} on {c['simulation']['vectors']} vectors",
-             f"  CGP estimate {e['energy_pj']:.4f} pJ for {e['gates']} gates ({e['active_nodes']} active nodes); synthesised logic "
+             f"  CGP estimate {e['energy_pj']:.4f} pJ for {e['gates']} gates ({e['active_nodes']} active nodes); "
+             "synthesised logic "
              f"{e['synthesised_logic_pj']:.4f} pJ; ratio {e['ratio'] if e['ratio'] is not None else 'n/a'} "
              f"(agree within {e['tolerance']}: {'yes' if e['agree'] else 'no'})",
              f"  why: {e['explanation']}"]
@@ -82,7 +83,8 @@ def format_report(doc: dict) -> str:
     else:
         lines.append(f"  {'':22}{'circuit':>12}{'ROM baseline':>14}")
         lines.append(f"  {'area um2':22}{c['area']:>12.2f}{b['area']:>14.2f}")
-        lines.append(f"  {'pJ per weight (logic)':22}{c['energy_pj_per_weight']:>12.5f}{b['energy_pj_per_weight']:>14.5f}")
+        lines.append(f"  {'pJ per weight (logic)':22}{c['energy_pj_per_weight']:>12.5f}"
+                     f"{b['energy_pj_per_weight']:>14.5f}")
         lines.append(f"  {'cells':22}{c['n_cells']:>12}{b['n_cells']:>14}")
     lines.append(f"  with stored-weight reads from SRAM ({cmp_['sram_read_pj_per_byte']} pJ/byte): circuit "
                  f"{cmp_['circuit_pj_per_weight_incl_stored_reads']:.4f} pJ per weight vs SRAM read "

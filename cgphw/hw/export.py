@@ -196,7 +196,8 @@ def rom_words(genome: Genome, task: Task | None) -> tuple[np.ndarray | None, str
     if task is not None:
         return task.targets.ravel(), "task targets, address = item * n_outputs + output"
     if genome.grid.n_inputs == 0:
-        return genome.evaluate(np.zeros((1, 0), np.int8)).ravel(), "circuit outputs (no task; the circuit has no inputs)"
+        return (genome.evaluate(np.zeros((1, 0), np.int8)).ravel(),
+                "circuit outputs (no task; the circuit has no inputs)")
     return None, "the weights are unknown without a task and the circuit has inputs"
 
 

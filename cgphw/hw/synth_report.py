@@ -261,7 +261,8 @@ def _explain(estimate: dict, circuit: CostReport, logic_pj: float, flops: int) -
                  "cells) and the gates inside a circuit see correlated, not uniform, operands, which changes "
                  "their switching activity")
     if flops:
-        parts.append(f"the {flops} pipeline flip-flops are excluded from this comparison (the search does not price them)")
+        parts.append(f"the {flops} pipeline flip-flops are excluded from this comparison "
+                     "(the search does not price them)")
     return "; ".join(parts) + "."
 
 
@@ -309,6 +310,7 @@ def _compare(doc: dict, genome: Genome, costs: CostTable) -> dict:
     if b is not None:
         out.update({"baseline_pj_per_weight": b["energy_pj_per_weight"], "baseline_area": b["area"],
                     "area_ratio_circuit_over_baseline": round(c["area"] / b["area"], 4) if b["area"] else None,
-                    "energy_ratio_circuit_over_baseline": (round(c["energy_pj_per_weight"] / b["energy_pj_per_weight"], 4)
-                                                           if b["energy_pj_per_weight"] else None)})
+                    "energy_ratio_circuit_over_baseline":
+                        (round(c["energy_pj_per_weight"] / b["energy_pj_per_weight"], 4)
+                         if b["energy_pj_per_weight"] else None)})
     return out

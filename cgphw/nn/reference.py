@@ -89,7 +89,8 @@ def logits_with_layer_output(model, name: str, images: np.ndarray, outputs: np.n
 
     def hook(_mod, _args, out):
         if tuple(out.shape) != outputs.shape:
-            raise UserError(f"layer {name} yields shape {list(out.shape)}, the given outputs have {list(outputs.shape)}")
+            raise UserError(f"layer {name} yields shape {list(out.shape)}, "
+                            f"the given outputs have {list(outputs.shape)}")
         with quant.quiet():
             return torch._make_per_tensor_quantized_tensor(torch.from_numpy(outputs), out.q_scale(), out.q_zero_point())
 

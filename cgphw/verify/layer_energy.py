@@ -101,7 +101,8 @@ class LayerEnergy:
             out.append(f"datapath at reuse {reuse}: {d['cells']:,} cells ({d['flops']:,} flip-flops), "
                        f"{d['area_um2']:,.0f} um2, {d['cycles_per_image']:,} cycles per image; registers "
                        f"{d['registers_pj']:,.0f} pJ of {d['energy_pj']:,.0f} pJ, of which the weight buffer "
-                       f"({d['weight_buffer_flops']:,} flip-flops, clocked every cycle) {d['weight_buffer_pj']:,.0f} pJ")
+                       f"({d['weight_buffer_flops']:,} flip-flops, clocked every cycle) "
+                       f"{d['weight_buffer_pj']:,.0f} pJ")
         out.append(f"gate-level outputs equal torch on all {self.checked_activations:,} activations")
         return out
 

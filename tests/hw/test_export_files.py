@@ -23,7 +23,8 @@ def test_export_refuses_a_folder_of_user_files(tmp_path, capsys):
     (docs / "index.md").write_text("my documentation")
     (docs / "sub" / "figure.txt").write_text("keep me")
     before = _tree(tmp_path / "proj")
-    code, _, err = cli(capsys, "export", make_run(tmp_path, ring_genome()), "--out", tmp_path / "proj", "--name", "docs")
+    code, _, err = cli(capsys, "export", make_run(tmp_path, ring_genome()), "--out", tmp_path / "proj",
+                       "--name", "docs")
     assert code == 2 and "was not written by cgphw" in err and len(err.strip().splitlines()) == 1
     assert _tree(tmp_path / "proj") == before
 

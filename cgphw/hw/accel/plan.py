@@ -136,7 +136,8 @@ def plan_load(writers: np.ndarray, geometry: Geometry, values: int) -> LoadPlan:
     yields each weight)."""
     writers = np.asarray(writers)
     if writers.shape != (geometry.channels, geometry.fan_in, 2):
-        raise UserError(f"weight writers must be [{geometry.channels}, {geometry.fan_in}, 2], got {list(writers.shape)}")
+        raise UserError(f"weight writers must be [{geometry.channels}, {geometry.fan_in}, 2], "
+                        f"got {list(writers.shape)}")
     steps = int(writers[..., 0].max()) + 1
     group_steps, writes = [], []
     for g in range(geometry.groups):
