@@ -22,7 +22,7 @@ class Gate:
     id: int
     name: str
     arity: int  # 0 (constant), 1 (reads in0) or 2 (reads in0, in1)
-    numpy_fn: Callable[[np.ndarray, np.ndarray], np.ndarray]  # int32 in, any int out
+    numpy_fn: Callable[[np.ndarray, np.ndarray], np.ndarray | int]  # int32 in, any int out (constants: a scalar)
     amaranth_fn: Callable  # (a, b) Amaranth signed(8) values -> Amaranth value
 
     def apply(self, a, b=None) -> np.ndarray:

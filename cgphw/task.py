@@ -71,7 +71,7 @@ class Task:
         path = Path(path)
         try:
             with atomic_file(path, "wb") as fh:
-                np.savez_compressed(fh, **arrays)
+                np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]  # numpy's stub matches **arrays to allow_pickle
         except OSError as exc:
             raise UserError(f"cannot write the task file {path} ({exc.strerror or exc})") from None
         return path
