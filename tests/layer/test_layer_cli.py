@@ -17,6 +17,7 @@ from cgphw.cli import main
 from cgphw.verify.runner import missing_reason
 
 NO_ICARUS = missing_reason("icarus")
+NO_VERILATOR = missing_reason("verilator")
 
 
 def cgphw(capsys, *args) -> tuple[int, str, str]:
@@ -65,6 +66,19 @@ def test_exported_engine_in_icarus_and_an_edit_is_caught(capsys, example_copy):
     halve_a_multiplier(example_copy / "lenet5_conv1_core_ring_conv1.v")
     code, _, err = cgphw(capsys, "verify-layer", str(example_copy), "--images", "1", "--sim", "icarus")
     assert code == 1 and "sha256" in err and "edited or replaced" in err
+
+
+@pytest.mark.slow  # one Verilator build (~35 s of CPU, most of it Verilator's runtime library)
+@pytest.mark.skipif(NO_VERILATOR is not None, reason=str(NO_VERILATOR))
+def test_exported_engine_in_verilator(capsys, tmp_path):
+    """The engine's Verilog built by Verilator (--output-split 0: one C++ file) and run by cocotb."""
+    code, out, _ = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "verilator", "--keep",
+                         str(tmp_path / "work"), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["passed"] and doc["simulator"] == "verilator", doc
+    assert doc["activations"] == 6 * 24 * 24 and doc["mismatches"] == 0 and doc["predictions_equal"] == 1
+    assert doc["cycles"] >= doc["engine"]["cycles_per_image"] and doc["problems"] == []
+    assert (tmp_path / "work" / "sim_build_verilator").is_dir()  # --keep holds the build
 
 
 @pytest.mark.parametrize("args, message", [
