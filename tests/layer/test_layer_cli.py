@@ -183,3 +183,24 @@ def test_a_circuit_fed_item_by_item_serves_every_kernel(capsys, tmp_path):
     assert code == 0 and doc["passed"], doc
     manifest = json.loads((tmp_path / "rtl" / "per_kernel" / "per_kernel_conv1.json").read_text())
     assert manifest["source"]["steps"] == 6 and manifest["source"]["pipeline"] == 1
+
+
+def test_a_users_files_are_never_overwritten(capsys, tmp_path):
+    """--write-stimulus over a file cgphw did not write, --keep into a folder of the user's:
+    refused in one line (exit 2), nothing touched; a --keep folder cgphw made is reused."""
+    mine = tmp_path / "stim.npz"
+    mine.write_text("mine")
+    code, _, err = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--write-stimulus", str(mine))
+    assert code == 2 and "not a layer stimulus file cgphw wrote" in err and mine.read_text() == "mine"
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "sim_build_icarus").mkdir()  # a simulator's build folder is removed before each build
+    code, _, err = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "amaranth", "--keep",
+                         str(keep))
+    assert code == 2 and err.startswith("error: --keep") and err.count("\n") == 1
+    assert [p.name for p in keep.iterdir()] == ["sim_build_icarus"]
+    code, _, _ = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "amaranth", "--keep",
+                       str(tmp_path / "kept"))
+    assert code == 0  # a new folder, then the same one again (cgphw's marker is in it)
+    assert cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "amaranth", "--keep",
+                 str(tmp_path / "kept"))[0] == 0
