@@ -204,3 +204,11 @@ def test_a_users_files_are_never_overwritten(capsys, tmp_path):
     assert code == 0  # a new folder, then the same one again (cgphw's marker is in it)
     assert cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "amaranth", "--keep",
                  str(tmp_path / "kept"))[0] == 0
+
+
+def test_an_export_missing_its_layer_manifest_is_refused(capsys, example_copy):
+    """Without NAME_LAYER.json the exported Verilog cannot be checked: refused, not a fresh engine passed off for it."""
+    (example_copy / "lenet5_conv1_core_ring_conv1.json").unlink()
+    code, _, err = cgphw(capsys, "verify-layer", str(example_copy), "--images", "1", "--sim", "amaranth")
+    assert code == 2 and "holds lenet5_conv1_core_ring_conv1.v but not lenet5_conv1_core_ring_conv1.json" in err
+    assert err.count("\n") == 1
