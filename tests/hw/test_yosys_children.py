@@ -58,10 +58,15 @@ def test_a_timeout_ends_the_whole_process_group(tmp_path, monkeypatch):
 def test_ctrl_c_ends_the_whole_process_group():
     command, marker = probe()
     interrupt = threading.Thread(target=lambda: wait_for(marker, present=True) and os.kill(os.getpid(), signal.SIGINT))
-    interrupt.start()
-    with pytest.raises(KeyboardInterrupt):
-        run_yosys([command], timeout_s=120)
-    interrupt.join()
+    # Python's own Ctrl-C handler: an imported library may have replaced it (dask_jobqueue.runner: sys.exit)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        interrupt.start()
+        with pytest.raises(KeyboardInterrupt):
+            run_yosys([command], timeout_s=120)
+        interrupt.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert wait_for(marker, present=False, seconds=5), "yosys' child outlived Ctrl-C"
 
 
