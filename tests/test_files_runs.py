@@ -352,19 +352,32 @@ SCRIPT = Path(sys.executable).with_name("cgphw")  # the console script of this e
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SCRIPT.is_file(), reason="no cgphw console script beside this Python")
-@pytest.mark.parametrize("delay", [0.15, 0.4, 1.2])
-def test_real_sigint_during_start_up(tmp_path, delay):
+@pytest.mark.parametrize("moment", ["imports", "first-files", "searching"])
+def test_real_sigint_during_start_up(tmp_path, moment):
     """Ctrl-C at some moment of start-up (imports, compiling, writing the run's first files,
-    the first generations): never a traceback; the directory is absent, resumable, or replaceable."""
+    the first generations): never a traceback; the directory is absent, resumable, or replaceable.
+    Each moment is found by what the run has written, not by a delay (start-up takes from under
+    a second to minutes, with a cold numba cache on a loaded machine)."""
     task = example_task().save(tmp_path / "t.npz")
     run = tmp_path / "run"
     argv = [str(a) for a in evolve_args(task, run)[1:-2]] + ["--generations", "50000000", "--out", str(run)]
     proc = subprocess.Popen([str(SCRIPT), "evolve", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(delay)
+    marker = {"imports": None, "first-files": run, "searching": run / "checkpoint.json"}[moment]
+    if marker is None:
+        time.sleep(0.15)
+    else:
+        end = time.monotonic() + 300
+        while not marker.exists() and proc.poll() is None and time.monotonic() < end:
+            time.sleep(0.005)
+        assert marker.exists(), f"the run never wrote {marker.name}"
+        if moment == "searching":
+            time.sleep(0.3)  # a few generations in
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert "Traceback" not in err, err
     assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err)
+    if moment == "searching":
+        assert "checkpoint saved" in err and load_run(run).checkpoint.generation > 0, err
     if (run / "checkpoint.json").exists():
         resume(run, generations=load_run(run).checkpoint.generation + 10)
     elif run.exists():

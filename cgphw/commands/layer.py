@@ -64,7 +64,7 @@ def data_options(f):
               help="Also compare the requantisation with torch's on every accumulator value the layer can "
                    "produce (a measurement of float32 rounding; it does not decide the exit code).")
 @click.option("--keep", "workdir", type=click.Path(file_okay=False), default=None,
-              help="Keep the Verilog, stimulus, build and logs in this directory.")
+              help="Keep the Verilog, stimulus, build and logs in this directory (new, empty, or kept before).")
 @click.option("--write-stimulus", "stimulus_out", type=click.Path(dir_okay=False), default=None,
               help="Only write the stimulus file (input words, expected results) for your own cocotb flow.")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")

@@ -21,7 +21,7 @@ from cgphw.costs import FORMAT
 from cgphw.hw.cells import CellLibrary
 from cgphw.hw.synth import ABC_COMMAND, ACTIVITY_EVALUATIONS, CostReport, cost_report, default_stimulus, \
     synthesise, synthesis_script
-from cgphw.hw.yosys import yosys_version
+from cgphw.hw.yosys import ending_children, yosys_version
 from cgphw.progress import ProgressCallback, step
 
 TOP = "op"
@@ -89,7 +89,8 @@ def calibrate(function_ids: Sequence[int], library: CellLibrary, seed: int = 0,
         return key, report
 
     step(progress, "synthesising with Yosys", 0, len(jobs_list))
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:  # the work runs in child processes
+    # ending_children inside the pool: on Ctrl-C it kills the children before the pool waits for its threads
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool, ending_children():
         reports = dict(pool.map(work, jobs_list))
     gates = {str(gid): gate_entry(gid, reports[str(gid)]) for gid in function_ids}
     refs = {name: reports[f"ref:{name}"] for name in REFERENCES}

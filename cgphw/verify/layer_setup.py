@@ -92,6 +92,9 @@ def exported_layer(path: str | os.PathLike, layer: str):
         return None
     top = f"{found.stem}_{layer}".replace(".", "_")
     located = find_layer_manifest(found.parent, top)
+    if located is None and (found.parent / f"{top}.v").exists():  # else a fresh engine would pass for it
+        raise UserError(f"{found.parent} holds {top}.v but not {top}.json, the manifest `cgphw export --layer` "
+                        "writes with it; export the layer again")
     return load_layer_manifest(located) if located else None
 
 

@@ -17,6 +17,7 @@ from cgphw.cli import main
 from cgphw.verify.runner import missing_reason
 
 NO_ICARUS = missing_reason("icarus")
+NO_VERILATOR = missing_reason("verilator")
 
 
 def cgphw(capsys, *args) -> tuple[int, str, str]:
@@ -65,6 +66,19 @@ def test_exported_engine_in_icarus_and_an_edit_is_caught(capsys, example_copy):
     halve_a_multiplier(example_copy / "lenet5_conv1_core_ring_conv1.v")
     code, _, err = cgphw(capsys, "verify-layer", str(example_copy), "--images", "1", "--sim", "icarus")
     assert code == 1 and "sha256" in err and "edited or replaced" in err
+
+
+@pytest.mark.slow  # one Verilator build (~35 s of CPU, most of it Verilator's runtime library)
+@pytest.mark.skipif(NO_VERILATOR is not None, reason=str(NO_VERILATOR))
+def test_exported_engine_in_verilator(capsys, tmp_path):
+    """The engine's Verilog built by Verilator (--output-split 0: one C++ file) and run by cocotb."""
+    code, out, _ = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "verilator", "--keep",
+                         str(tmp_path / "work"), "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["passed"] and doc["simulator"] == "verilator", doc
+    assert doc["activations"] == 6 * 24 * 24 and doc["mismatches"] == 0 and doc["predictions_equal"] == 1
+    assert doc["cycles"] >= doc["engine"]["cycles_per_image"] and doc["problems"] == []
+    assert (tmp_path / "work" / "sim_build_verilator").is_dir()  # --keep holds the build
 
 
 @pytest.mark.parametrize("args, message", [
@@ -169,3 +183,32 @@ def test_a_circuit_fed_item_by_item_serves_every_kernel(capsys, tmp_path):
     assert code == 0 and doc["passed"], doc
     manifest = json.loads((tmp_path / "rtl" / "per_kernel" / "per_kernel_conv1.json").read_text())
     assert manifest["source"]["steps"] == 6 and manifest["source"]["pipeline"] == 1
+
+
+def test_a_users_files_are_never_overwritten(capsys, tmp_path):
+    """--write-stimulus over a file cgphw did not write, --keep into a folder of the user's:
+    refused in one line (exit 2), nothing touched; a --keep folder cgphw made is reused."""
+    mine = tmp_path / "stim.npz"
+    mine.write_text("mine")
+    code, _, err = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--write-stimulus", str(mine))
+    assert code == 2 and "not a layer stimulus file cgphw wrote" in err and mine.read_text() == "mine"
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "sim_build_icarus").mkdir()  # a simulator's build folder is removed before each build
+    code, _, err = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "amaranth", "--keep",
+                         str(keep))
+    assert code == 2 and err.startswith("error: --keep") and err.count("\n") == 1
+    assert [p.name for p in keep.iterdir()] == ["sim_build_icarus"]
+    code, _, _ = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "amaranth", "--keep",
+                       str(tmp_path / "kept"))
+    assert code == 0  # a new folder, then the same one again (cgphw's marker is in it)
+    assert cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "amaranth", "--keep",
+                 str(tmp_path / "kept"))[0] == 0
+
+
+def test_an_export_missing_its_layer_manifest_is_refused(capsys, example_copy):
+    """Without NAME_LAYER.json the exported Verilog cannot be checked: refused, not a fresh engine passed off for it."""
+    (example_copy / "lenet5_conv1_core_ring_conv1.json").unlink()
+    code, _, err = cgphw(capsys, "verify-layer", str(example_copy), "--images", "1", "--sim", "amaranth")
+    assert code == 2 and "holds lenet5_conv1_core_ring_conv1.v but not lenet5_conv1_core_ring_conv1.json" in err
+    assert err.count("\n") == 1
