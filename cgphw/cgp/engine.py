@@ -94,7 +94,7 @@ class Engine:
         self.Gr = np.zeros((R, grid.n_genes), np.int32)
         self.RCr = np.zeros((R, n), np.int32)
         self.actr = np.zeros((R, (n + 63) // 64), np.uint64)
-        self.accr = np.zeros((R, 6), np.int64)
+        self.accr = np.zeros((R + 1, 16), np.int64)[1:]  # counters, changed at every gene: rows lines apart
         self.stackr = np.zeros((R, 2 * n + 4), np.int64)
         self.markr = np.zeros((R, n), np.uint8)
         self.mlr = np.zeros((R, n + 1), np.int64)
@@ -124,7 +124,7 @@ class Engine:
         bits = np.zeros(((n + 63) // 64) * 64, np.uint8)
         bits[:n] = RC > 0
         actbits = np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64)  # bit k = node k active
-        self.Gr[:], self.RCr[:], self.actr[:], self.accr[:] = G, RC, actbits, acc
+        self.Gr[:], self.RCr[:], self.actr[:], self.accr[:, :acc.size] = G, RC, actbits, acc
         self.markr[:], self.ostr[:], self.chgr[:], self.gpickr[:] = 0, 0, 0, 0
         self._replicas_current = True
         self.rng[0] = np.uint64(rng_state)
