@@ -48,6 +48,15 @@ def metrics_from(problem: Problem, acc, delay: float) -> dict:
             "delay_ns": float(delay), "gates": int(acc[kernels.GATES])}
 
 
+def apart(rows: int, width: int, dtype) -> np.ndarray:
+    """Zeros [rows, width] whose rows lie at least 128 bytes apart (two cache lines, as
+    adjacent lines are fetched in pairs), so that threads writing different rows do not
+    share a line (false sharing); row 0 starts a whole stride into the block."""
+    itemsize = np.dtype(dtype).itemsize
+    stride = -(-max(width * itemsize, 128) // 128) * 128 // itemsize
+    return np.zeros((rows + 1, stride), dtype)[1:, :width]
+
+
 class Engine:
     """One run's arrays. ``workers`` replicas of the parent's structure are kept so that up
     to that many threads can evaluate offspring; ``run`` may use any number up to it and
@@ -79,22 +88,21 @@ class Engine:
         self.S = np.zeros((L, n_pins, items), np.uint8)
         self.DS = np.zeros((L, n_pins), np.float64)
         self.chl = np.zeros((L, n_pins), np.int64)
-        self.nchl = np.zeros(L, np.int64)
         self.ochl = np.zeros((L, n_out), np.int64)
         self.oterm = np.zeros((L, n_out), np.int64)
-        self.nochl = np.zeros(L, np.int64)
         self.mp, self.mold, self.mnew = (np.zeros((L, cap), np.int32) for _ in range(3))
-        self.nm = np.zeros(L, np.int64)
-        self.cm = np.zeros((L, 4), np.int64)
-        self.cd = np.zeros(L, np.float64)
-        self.cact = np.zeros(L, np.bool_)
-        self.cev = np.zeros((L, 2), np.int64)
-        self.crng = np.zeros(L, np.uint64)
+        # each child's figures, written by whichever thread runs it: rows lines apart
+        self.nchl, self.nochl, self.nm = (apart(L, 1, np.int64)[:, 0] for _ in range(3))
+        self.cm = apart(L, 4, np.int64)
+        self.cd = apart(L, 1, np.float64)[:, 0]
+        self.cact = apart(L, 1, np.bool_)[:, 0]
+        self.cev = apart(L, 2, np.int64)
+        self.crng = apart(L, 1, np.uint64)[:, 0]
         # one replica of the parent's structure per worker
         self.Gr = np.zeros((R, grid.n_genes), np.int32)
         self.RCr = np.zeros((R, n), np.int32)
         self.actr = np.zeros((R, (n + 63) // 64), np.uint64)
-        self.accr = np.zeros((R, 6), np.int64)
+        self.accr = apart(R, 16, np.int64)  # counters, changed at every gene: rows lines apart
         self.stackr = np.zeros((R, 2 * n + 4), np.int64)
         self.markr = np.zeros((R, n), np.uint8)
         self.mlr = np.zeros((R, n + 1), np.int64)
@@ -124,7 +132,7 @@ class Engine:
         bits = np.zeros(((n + 63) // 64) * 64, np.uint8)
         bits[:n] = RC > 0
         actbits = np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64)  # bit k = node k active
-        self.Gr[:], self.RCr[:], self.actr[:], self.accr[:] = G, RC, actbits, acc
+        self.Gr[:], self.RCr[:], self.actr[:], self.accr[:, :acc.size] = G, RC, actbits, acc
         self.markr[:], self.ostr[:], self.chgr[:], self.gpickr[:] = 0, 0, 0, 0
         self._replicas_current = True
         self.rng[0] = np.uint64(rng_state)

@@ -41,6 +41,19 @@ class Metrics:
     seconds: float | None = None  # search time
     startup_seconds: float | None = None  # before the search: loading, compiling kernels, the first parent
     workers: int | None = None  # the most threads the search could use (the result never depends on it)
+    # True: the circuit has no inputs, so synthesis folds it to constants (0 cells, no logic
+    # energy); energy_pj/area/delay_ns are then only the search's ranking model, not a hardware cost
+    constants_only: bool | None = None
+
+    @property
+    def hardware_cost_note(self) -> str | None:
+        """A plain sentence when energy_pj/area/delay_ns are not what hardware would cost."""
+        if not self.constants_only:
+            return None
+        return (f"the circuit has no inputs, so synthesis folds it to constants (`cgphw synth` finds 0 cells): "
+                f"its weights are hard-wired and cost no logic energy; the {self.energy_pj:.4f} pJ is the search's "
+                "per-gate model, used only to rank circuits. For a computed ROM (inputs = the weight's address), "
+                "make the task with `cgphw task make --selector address:LAYER`")
 
     def __post_init__(self):
         for f in fields(self):
@@ -92,7 +105,7 @@ def circuit_metrics(genome: Genome, costs: CostTable, task: Task | None = None, 
         depth[grid.n_inputs + k] = d + c.delay_ns
     m = Metrics(energy_pj=energy / COST_SCALE, area=area / COST_SCALE,
                 delay_ns=max((depth[int(p)] for p in genome.outputs), default=0.0), gates=gates,
-                active_nodes=int(active.size))
+                active_nodes=int(active.size), constants_only=grid.n_inputs == 0)
     return m if task is None else m.replace(**task_figures(genome, task, threshold, n_targets))
 
 

@@ -43,15 +43,10 @@ def splitmix(z):
 
 
 @nb.njit(cache=True, inline="always")
-def next_u64(rng, i):
-    """splitmix64 step of stream rng[i]."""
-    rng[i] += np.uint64(0x9E3779B97F4A7C15)
-    return splitmix(rng[i])
-
-
-@nb.njit(cache=True, inline="always")
-def rand_below(rng, i, n):
-    return np.int64(next_u64(rng, i) % np.uint64(n))
+def rand_below(z, n):
+    """One splitmix64 step from state z: (the next state, a number below n)."""
+    z += np.uint64(0x9E3779B97F4A7C15)
+    return z, np.int64(splitmix(z) % np.uint64(n))
 
 
 @nb.njit(cache=True, inline="always")
@@ -69,19 +64,22 @@ def gene_is_active(pos, G, RC, arity, ob):
 @nb.njit(cache=True, inline="always")
 def draw_mutations(c, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col_lo, col_hi, forced, const_f,
                    const_pos, mpos, mp, mold, mnew):
-    """Fill row c of mp/mold/mnew with this child's mutations; returns their count."""
+    """Fill row c of mp/mold/mnew with this child's mutations; returns their count. (The
+    stream's state stays in a register: crng's rows share cache lines between threads.)"""
     n_f = arity.shape[0]
     n_const = const_f.shape[0]
     n_mpos = mpos.shape[0]
     all_mutable = n_mpos == G.shape[0]  # then mpos is the identity: skip a random load per draw
     out_col = col_nin.shape[0] - 1
     cap = mp.shape[1]
-    m = 1 + rand_below(crng, c, k)
+    z = crng[c]
+    z, m = rand_below(z, k)
+    m += 1
     hits = 0
     t = 0
     while t < cap and hits < m:
         while True:  # a gene this child has not drawn yet
-            pos = rand_below(crng, c, n_mpos)
+            z, pos = rand_below(z, n_mpos)
             if not all_mutable:
                 pos = mpos[pos]
             if gpick[pos] == 0:
@@ -95,17 +93,17 @@ def draw_mutations(c, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col
             col = kk // rows
             if pos - 3 * kk == 2:
                 if forced[col]:
-                    r = rand_below(crng, c, n_const - 1)
+                    z, r = rand_below(z, n_const - 1)
                     if r >= const_pos[old]:
                         r += 1
                     val = const_f[r]
                 else:
-                    r = rand_below(crng, c, n_f - 1)
+                    z, r = rand_below(z, n_f - 1)
                     val = r + 1 if r >= old else r
         if val < 0:  # a connection gene: any other pin the column may read
             nin, lo = col_nin[col], col_lo[col]
             ci = old if old < nin else nin + old - lo
-            r = rand_below(crng, c, nin + col_hi[col] - lo - 1)
+            z, r = rand_below(z, nin + col_hi[col] - lo - 1)
             if r >= ci:
                 r += 1
             val = r if r < nin else lo + r - nin
@@ -115,6 +113,7 @@ def draw_mutations(c, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col
         t += 1
         if mode == UNIFORM or gene_is_active(pos, G, RC, arity, ob):
             hits += 1
+    crng[c] = z
     return t
 
 

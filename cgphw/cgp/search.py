@@ -212,7 +212,7 @@ def _warm_up(engine: Engine, started: float) -> float:
 def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig, writer: RunWriter | None,
            base_seconds: float, progress, keep_stats_upto, team: TeamSize, startup: float) -> RunResult:
     if progress:
-        progress({"event": "ready", "startup_seconds": startup})
+        progress({"event": "ready", "startup_seconds": startup, "constants_only": task.n_inputs == 0})
     run_dir = writer.directory if writer else None
     gen_limit, budget, patience = config.generations, config.time_budget, config.patience
     caught: list[int] = []
@@ -264,7 +264,7 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
             if now - last_tick >= PROGRESS_SECONDS:
                 last_tick = now
                 info = {**engine.counters(), **engine.metrics(), "seconds": seconds(), "phase": _phase(engine),
-                        "workers": size, "rate": float(engine.rate[0])}
+                        "workers": size, "rate": float(engine.rate[0]), "active_nodes": engine.active_count()}
                 if writer:
                     writer.stats_row(engine.generation, seconds(), info, "progress", flush=True)
                 if progress:
@@ -310,7 +310,8 @@ def _final(engine: Engine, bank: ValueBank | None, config: RunConfig, seconds: f
                       threshold_reached=m["threshold_reached"], generations=counters["generations"],
                       evaluations=counters["evaluations"], evaluated=counters["evaluated"],
                       node_evals=counters["node_evals"], seconds=round(seconds, 3),
-                      startup_seconds=round(startup, 3), workers=team.most if team else None)
+                      startup_seconds=round(startup, 3), workers=team.most if team else None,
+                      constants_only=genome.grid.n_inputs == 0)
     return genome, metrics, (bank.describe(compact) if bank else None)
 
 

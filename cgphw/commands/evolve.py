@@ -29,13 +29,17 @@ def progress_printer():
             return
         if event == "ready":
             click.echo(f"ready after {info['startup_seconds']:.1f} s of start-up; searching", err=True)
+            if info.get("constants_only"):
+                click.echo("no inputs: the energy below is the search's per-gate model that ranks circuits; in "
+                           "hardware this circuit folds to constants (0 cells)", err=True)
             return
         dg = info["generations"] - last.get("generations", 0)
         dt = info["seconds"] - last.get("seconds", 0.0)
         last.update(generations=info["generations"], seconds=info["seconds"])
         rate = dg / dt if dt > 0 else 0.0
         click.echo(f"gen {info['generations']:>11,}  phase {info['phase']}  error {info['error_se']:<10g} "
-                   f"energy {info['energy_pj']:.4f} pJ  gates {info['gates']:>5}  {rate:,.0f} gen/s"
+                   f"energy {info['energy_pj']:.4f} pJ  gates {info['gates']:>5} (active nodes {info.get('active_nodes', '?')})"
+                   f"  {rate:,.0f} gen/s"
                    f"  workers {info.get('workers', 1)}", err=True)
 
     return show
@@ -49,8 +53,17 @@ def summary_lines(metrics, genome, value_bank=None, header: str = "") -> list[st
         reached = "reached" if m.threshold_reached else "NOT reached"
         lines.append(f"error (SE)   {m.error_se:g}" + (f"   threshold t={m.threshold:g}: {reached}"
                                                        if m.threshold is not None else ""))
-    lines.append(f"energy       {m.energy_pj:.4f} pJ   area {m.area:g}   delay {m.delay_ns:g} ns   "
-                 f"gates {m.gates}")
+    if m.constants_only:  # the gate model's energy is no hardware cost here: say so, don't print it as one
+        lines.append("hardware     none: no inputs, so synthesis folds the circuit to constants (0 cells, no logic "
+                     "energy; the weights are hard-wired)")
+        lines.append(f"search model {m.energy_pj:.4f} pJ   area {m.area:g}   delay {m.delay_ns:g} ns   (the per-gate "
+                     "estimate that ranks circuits, not a hardware cost)")
+        lines.append("             for a computed ROM (inputs = a weight's address): cgphw task make --selector "
+                     "address:LAYER")
+    else:
+        lines.append(f"energy       {m.energy_pj:.4f} pJ   area {m.area:g}   delay {m.delay_ns:g} ns")
+    lines.append(f"gates        {m.gates} logic gates (cgphw: no constants, no wires)   {m.active_nodes} active nodes "
+                 "(the study's count: every active node, constants included)")
     if m.generations is not None:
         lines.append(f"search       {m.generations:,} generations, {m.evaluations or 0:,} offspring, "
                      f"{m.seconds or 0:.1f} s" + (f" (+ {m.startup_seconds:.1f} s start-up)"

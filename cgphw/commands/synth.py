@@ -63,6 +63,17 @@ def failure_sentence(doc: dict) -> str:
     return "; ".join(problems)
 
 
+def smaller_sentence(cmp_: dict) -> str:
+    """Which of circuit and ROM is smaller, figure by figure, said plainly."""
+    what = "an address circuit (a computed ROM)" if cmp_.get("inputs") == "address" else "the circuit"
+    by = {}
+    for figure, label in (("cells", "cells"), ("area", "area"), ("energy_pj_per_weight", "energy per weight")):
+        by.setdefault(cmp_["smaller"][figure], []).append(label)
+    parts = [f"they are equal in {', '.join(labels)}" if who == "equal" else f"the {who} is smaller in {', '.join(labels)}"
+             for who, labels in by.items()]
+    return f"smaller: {what} vs its ROM: " + "; ".join(parts)
+
+
 def format_report(doc: dict) -> str:
     c, e, cmp_ = doc["circuit"], doc["estimate"], doc["comparison"]
     lines = [f"{doc['name']}: {c['n_cells']} cells ({c['flip_flops']} flip-flops), {c['transistors']} transistors, "
@@ -86,9 +97,15 @@ def format_report(doc: dict) -> str:
         lines.append(f"  {'pJ per weight (logic)':22}{c['energy_pj_per_weight']:>12.5f}"
                      f"{b['energy_pj_per_weight']:>14.5f}")
         lines.append(f"  {'cells':22}{c['n_cells']:>12}{b['n_cells']:>14}")
-    lines.append(f"  with stored-weight reads from SRAM ({cmp_['sram_read_pj_per_byte']} pJ/byte): circuit "
-                 f"{cmp_['circuit_pj_per_weight_incl_stored_reads']:.4f} pJ per weight vs SRAM read "
-                 f"{cmp_['sram_pj_per_weight']:.4f} pJ per weight")
+        lines.append("  " + smaller_sentence(cmp_))
+    if cmp_.get("inputs") == "address":
+        lines.append(f"  inputs are addresses (no stored weights read): circuit "
+                     f"{cmp_['circuit_pj_per_weight_incl_stored_reads']:.4f} pJ per weight vs SRAM read "
+                     f"{cmp_['sram_pj_per_weight']:.4f} pJ per weight")
+    else:
+        lines.append(f"  with stored-weight reads from SRAM ({cmp_['sram_read_pj_per_byte']} pJ/byte): circuit "
+                     f"{cmp_['circuit_pj_per_weight_incl_stored_reads']:.4f} pJ per weight vs SRAM read "
+                     f"{cmp_['sram_pj_per_weight']:.4f} pJ per weight")
     for what, p in (doc["proof"] or {}).items():
         lines.append(f"  proof ({what.split('_')[0]} netlist = {p['rtl']}): "
                      f"{'EQUIVALENT' if p['equivalent'] else 'FAILED'} — {p['method']}")

@@ -140,7 +140,9 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
     if latency > evaluations:  # no output would be compared with the genome
         raise UserError(f"the manifest's latency {latency} leaves nothing to check in {evaluations} evaluations; "
                         "raise --evaluations above the latency")
-    stimulus = default_stimulus(mapped.netlist, seed, evaluations)
+    words = address_words(m)
+    # an address circuit is driven as it is used: the addresses of its weights, like the ROM
+    stimulus = default_stimulus(mapped.netlist, seed, evaluations, below=None if words is None else {"stored": words})
     circuit = cost_report(mapped, library, stimulus)
     flops = circuit.cells.get("$_DFF_P_", 0)
     n_out = genome.grid.n_outputs
@@ -149,8 +151,9 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
         "latency": latency, "pipeline": m.pipeline,
         "cells_table": library.describe(), "costs_table": costs.describe(),
         "flow": synthesis_script(top) if netlist_path is None else [f"read_verilog {netlist_path}"],
-        "activity": {"method": "zero-delay simulation of the mapped netlist, uniform random stored weights "
-                               "each evaluation (rst=0, valid_in=1)", "evaluations": evaluations, "seed": seed},
+        "activity": {"method": "zero-delay simulation of the mapped netlist, uniform random "
+                               + ("stored weights" if words is None else f"addresses below {words}")
+                               + " each evaluation (rst=0, valid_in=1)", "evaluations": evaluations, "seed": seed},
         "netlist": f"{name}.synth.v",
         "circuit": {**circuit.to_json(), "flip_flops": flops,
                     "energy_pj_per_weight": round(circuit.energy_pj / n_out, 9),
@@ -167,7 +170,7 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
     if genome.grid.n_inputs == 0:
         doc["zero_input"] = _zero_input_note(circuit, estimate)
     doc["baseline"], baseline_verilog = _baseline(m, library, seed, evaluations, say)
-    doc["comparison"] = _compare(doc, genome, costs)
+    doc["comparison"] = _compare(doc, genome, costs, words is not None)
     doc["proof"] = None
     if prove:
         doc["proof"] = {}
@@ -298,12 +301,29 @@ def _baseline(m: Manifest, library: CellLibrary, seed: int, evaluations: int, sa
     return out, mapped.verilog
 
 
-def _compare(doc: dict, genome: Genome, costs: CostTable) -> dict:
+def address_words(m: Manifest) -> int | None:
+    """The word count of an address circuit (``cgphw task make --selector address:LAYER``: its
+    inputs are a weight's address, not stored weights), else None."""
+    task = m.task
+    info = task.meta.get("address") if task is not None else None
+    words = info.get("words") if isinstance(info, dict) else None
+    fits = (isinstance(words, int) and not isinstance(words, bool) and task.n_inputs > 0 and task.n_outputs == 1
+            and words == task.n_items and 0 < words <= 256 ** task.n_inputs)  # else an edited meta: no address
+    return words if fits else None
+
+
+def _smaller(circuit: float, rom: float) -> str:
+    return "circuit" if circuit < rom else "ROM baseline" if rom < circuit else "equal"
+
+
+def _compare(doc: dict, genome: Genome, costs: CostTable, address: bool = False) -> dict:
     c, b = doc["circuit"], doc["baseline"]
     n_in, n_out = genome.grid.n_inputs, genome.grid.n_outputs
+    reads = 0 if address else n_in  # an address comes from a counter, not from memory
     sram = float(costs.memory.get("sram_read_pj_per_byte", 0.0))
-    per_weight_circuit = c["energy_pj_per_weight"] + (n_in / n_out) * sram
-    out = {"generated_weights_per_evaluation": n_out, "stored_weights_read_per_evaluation": n_in,
+    per_weight_circuit = c["energy_pj_per_weight"] + (reads / n_out) * sram
+    out = {"inputs": "address" if address else "stored weights",
+           "generated_weights_per_evaluation": n_out, "stored_weights_read_per_evaluation": reads,
            "sram_read_pj_per_byte": sram,
            "circuit_pj_per_weight_incl_stored_reads": round(per_weight_circuit, 9),
            "sram_pj_per_weight": sram, "circuit_area": c["area"]}
@@ -312,5 +332,8 @@ def _compare(doc: dict, genome: Genome, costs: CostTable) -> dict:
                     "area_ratio_circuit_over_baseline": round(c["area"] / b["area"], 4) if b["area"] else None,
                     "energy_ratio_circuit_over_baseline":
                         (round(c["energy_pj_per_weight"] / b["energy_pj_per_weight"], 4)
-                         if b["energy_pj_per_weight"] else None)})
+                         if b["energy_pj_per_weight"] else None),
+                    "smaller": {"cells": _smaller(c["n_cells"], b["n_cells"]), "area": _smaller(c["area"], b["area"]),
+                                "energy_pj_per_weight": _smaller(c["energy_pj_per_weight"],
+                                                                 b["energy_pj_per_weight"])}})
     return out

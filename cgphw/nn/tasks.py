@@ -7,6 +7,9 @@ Selector strings (LAYER defaults to the first layer with 5x5 kernels where one i
   layer:A->B                  all weights of layer A -> all weights of layer B (one item)
   const:L1[,L2...]            no inputs -> every weight of the layers (one item; value bank)
   first-n:N[:LAYER]           the layer's first N weights (flat order) -> the whole layer
+  address:LAYER               a computed ROM: a weight's flat index -> that weight; one item
+                              per weight, inputs = the index's bytes (little-endian, int8 bit
+                              patterns; one byte up to 256 weights), one output
 
 The task's meta records where each input comes from and where each target lives, as runs
 [layer, first flat index, count] per item, so that outputs can be put back (``place``).
@@ -19,7 +22,7 @@ from cgphw.errors import UserError
 from cgphw.nn.layers import extract, list_layers
 from cgphw.task import Task, expand_location_runs, location_runs
 
-SELECTORS = ("core-ring", "ring-core", "layer", "const", "first-n")
+SELECTORS = ("core-ring", "ring-core", "layer", "const", "first-n", "address")
 CORE = [(r, c) for r in range(1, 4) for c in range(1, 4)]
 RING = [(0, c) for c in range(5)] + [p for r in range(1, 4) for p in ((r, 0), (r, 4))] + [(4, c) for c in range(5)]
 CORE_FLAT = [r * 5 + c for r, c in CORE]
@@ -62,6 +65,13 @@ def make_task(model, selector: str, layer: str | None = None, filters: list[int]
         if not parts or not parts[0].isdigit() or int(parts[0]) < 1:
             raise UserError(f"selector {selector!r} must look like first-n:N[:LAYER] with N >= 1")
         task = _first_n_task(model, int(parts[0]), _pick_layer(model, parts[1:], layer, any_shape=True))
+    elif name == "address":
+        if "," in rest or len(parts) > 1:
+            raise UserError(f"selector {selector!r} names more than one layer: an address circuit computes "
+                            "one layer's weights, e.g. address:conv1")
+        if not parts and layer is None:
+            raise UserError("selector address needs a layer, e.g. address:conv1")
+        task = _address_task(model, _pick_layer(model, parts, layer, any_shape=True))
     else:
         raise UserError(f"unknown selector {selector!r}: use one of {', '.join(SELECTORS)}")
     meta = dict(task.meta, selector=selector, model={"arch": model.arch, "path": model.name})
@@ -126,6 +136,25 @@ def _first_n_task(model, n: int, layer: str) -> Task:
         raise UserError(f"layer {layer} has only {flat.size} weights, fewer than first-n:{n}")
     return Task(flat[None, :n].copy(), flat[None, :].copy(),
                 meta=_where(model, [[(layer, i) for i in range(n)]], [[(layer, i) for i in range(flat.size)]]))
+
+
+def address_inputs(n_words: int) -> np.ndarray:
+    """[n_words, bytes] int8: the bytes of each address 0..n_words-1, lowest first, as int8 bit
+    patterns, so that the circuit's stored port read as one unsigned number is the address."""
+    n_bytes = max(1, ((n_words - 1).bit_length() + 7) // 8)
+    index = np.arange(n_words, dtype=np.int64)
+    return np.stack([(index >> (8 * b)) & 0xFF for b in range(n_bytes)], axis=1).astype(np.uint8).view(np.int8)
+
+
+def _address_task(model, layer: str) -> Task:
+    flat = extract(model, layer).ravel()
+    ins = address_inputs(flat.size)
+    n_bytes = ins.shape[1]
+    names = [f"address bits {8 * b + 7}..{8 * b}" for b in range(n_bytes)]
+    return Task(ins, flat[:, None].astype(np.int8),
+                meta=_where(model, [[] for _ in range(flat.size)], [[(layer, i)] for i in range(flat.size)],
+                            address={"layer": layer, "words": int(flat.size)},
+                            input_names=names, output_names=[f"{layer} weight"]))
 
 
 def _where(model, at_in, at_out, **extra) -> dict:

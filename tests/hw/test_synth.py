@@ -250,3 +250,30 @@ def test_prove_checks_the_verilog_too(comb_dir, tmp_path, capsys):
     assert code == 1 and "proof FAILED for the circuit (mixed.v)" in err and "mixed.il" not in err.splitlines()[-1]
     assert "proof (circuit netlist = mixed.il): EQUIVALENT" in out
     assert "proof (circuit netlist = mixed.v): FAILED" in out
+
+
+def test_address_circuit_is_compared_with_its_rom(tmp_path, capsys):
+    from cgphw.nn.tasks import address_inputs
+
+    # a computed ROM of 6 words, weight = (address << 3) - 2: n0 = shl3(in0), n1 = const_1, n2 = sub(n0, n1),
+    # n3 = dec(n2)
+    genome = chain_genome(1, [[0, 0, 19], [0, 0, 22], [1, 2, 2], [3, 3, 14]], [4])
+    x = address_inputs(6)
+    task = Task(x, genome.evaluate(x), meta={"address": {"layer": "conv1", "words": 6}})
+    from cgphw.cgp.search import record_run
+    record_run(genome, task, tmp_path / "run")
+    target = export(tmp_path / "run", out_dir=tmp_path / "rtl", name="addr").directory
+    code, out, err = run_cli(["synth", str(target), "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(out)
+    c, b, cmp_ = doc["circuit"], doc["baseline"], doc["comparison"]
+    assert b["words"] == 6 and c["simulation"]["matches_genome"] and "addresses below 6" in doc["activity"]["method"]
+    assert cmp_["inputs"] == "address" and cmp_["stored_weights_read_per_evaluation"] == 0
+    assert cmp_["circuit_pj_per_weight_incl_stored_reads"] == c["energy_pj_per_weight"]
+    for figure, circuit, rom in (("cells", c["n_cells"], b["n_cells"]), ("area", c["area"], b["area"]),
+                                 ("energy_pj_per_weight", c["energy_pj_per_weight"], b["energy_pj_per_weight"])):
+        assert cmp_["smaller"][figure] == ("circuit" if circuit < rom else "ROM baseline" if rom < circuit else "equal")
+    code, out, err = run_cli(["synth", str(target)], capsys)
+    assert code == 0, err
+    assert "smaller: an address circuit (a computed ROM) vs its ROM: " in out
+    assert "inputs are addresses (no stored weights read)" in out

@@ -112,3 +112,26 @@ def test_place_refuses_mismatched_outputs_and_foreign_tasks(lenet):
         place(lenet, foreign, task.targets)
     with pytest.raises(UserError, match="does not record where"):
         place(lenet, example_task(), example_task().targets)
+
+
+def test_address_task_is_a_computed_rom(lenet):
+    task = make_task(lenet, "address:conv1")
+    flat = extract(lenet, "conv1").ravel()
+    assert task.inputs.shape == (150, 1) and task.targets.shape == (150, 1)
+    assert task.inputs[:, 0].view(np.uint8).tolist() == list(range(150))  # the index bits, as int8 patterns
+    assert task.inputs[128, 0] == -128 and task.targets[:, 0].tolist() == flat.tolist()
+    assert task.meta["address"] == {"layer": "conv1", "words": 150}
+    assert target_locations(task.meta)[7] == [("conv1", 7)]
+    assert np.array_equal(place(lenet, task, task.targets)["conv1"], extract(lenet, "conv1"))
+    wide = make_task(lenet, "address", layer="conv2")  # 2,400 weights: two address bytes, lowest first
+    assert wide.inputs.shape == (2400, 2) and wide.inputs[[0, 255, 256, 2399]].tolist() == [[0, 0], [-1, 0], [0, 1],
+                                                                                           [95, 9]]
+
+
+@pytest.mark.parametrize("selector, layer, fragment", [
+    ("address", None, "needs a layer"), ("address:conv1,conv2", None, "more than one layer"),
+    ("address:conv1:conv2", None, "more than one layer"), ("address:conv1", "conv2", "but --layer says"),
+    ("address:nope", None, "no int8 layer named 'nope'")])
+def test_address_selector_errors(lenet, selector, layer, fragment):
+    with pytest.raises(UserError, match=fragment):
+        make_task(lenet, selector, layer)
