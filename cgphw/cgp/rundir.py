@@ -16,17 +16,19 @@ Files (names fixed, so no path in them can lead elsewhere):
 ``load_run`` believes nothing it has not checked: format versions; every field's type; the
 task's and cost table's sha256 against config.json; run ids (files of another run are a
 mix-up); genome hashes and grids; that best.json's metrics and value bank are what its
-genome gives when evaluated again; and pareto.json as ``cgp.front.read_front`` checks it. Malformed files are a UserError (exit 2); well-formed
+genome gives when evaluated again; and pareto.json as ``cgp.front.read_front`` checks it (its points
+are re-evaluated when ``Run.pareto`` is first read). Malformed files are a UserError (exit 2); well-formed
 files that contradict each other or the re-evaluation are a MismatchError (exit 1).
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cgphw import records
-from cgphw.cgp.front import PARETO, PARETO_CSV, FrontPoint, read_front
+from cgphw.cgp.front import PARETO, PARETO_CSV, FrontPoint, check_figures, read_front
 from cgphw.cgp.genome import Genome, Grid
 from cgphw.cgp.metrics import Metrics, check_reproduced, circuit_metrics
 from cgphw.cgp.operators import check_objective
@@ -160,7 +162,15 @@ class Run:
     genome: Genome  # best so far; computes the task's outputs (value bank: expanded)
     metrics: Metrics  # equal to a re-evaluation of ``genome``
     value_bank: dict | None
-    pareto: tuple[FrontPoint, ...] = ()  # pareto.json, checked (cgp.front); empty when the run keeps no archive
+    front: tuple[FrontPoint, ...] = field(default=(), repr=False)  # pareto.json as read_front checked it
+
+    @functools.cached_property
+    def pareto(self) -> tuple[FrontPoint, ...]:
+        """The run's Pareto front (pareto.json; () when the run keeps no archive), sorted by
+        (error, energy, delay, gates). Its points' metrics are checked against a re-evaluation of
+        their genomes here, on first use (MismatchError; seconds for a layer-sized front)."""
+        check_figures(self.front, self.task, self.costs, self.config.threshold, str(self.directory / PARETO))
+        return self.front
 
     @property
     def threshold_reached(self) -> bool:
@@ -218,7 +228,7 @@ def load_run(directory: str | os.PathLike) -> Run:
     check_objective(config.objective, config.pareto_size, config.rotate_every, f"{directory / CONFIG}: ")
     front = () if config.pareto_size == 0 else read_front(
         directory, config.run_id, config.pareto_size, config.objective,
-        expected_grid(config, task.n_inputs, task.n_outputs), task, costs, config.threshold)
+        expected_grid(config, task.n_inputs, task.n_outputs), task, config.threshold)
     return Run(directory, config, task, costs, checkpoint, genome, best.metrics, best.value_bank, front)
 
 

@@ -51,7 +51,12 @@ def test_archive_holds_only_non_dominated_points_that_reevaluate(tmp_path):
     # a changed point is refused: its figures no longer match its genome
     doc["points"][0]["metrics"]["energy_pj"] += 0.001
     (tmp_path / "run" / "pareto.json").write_text(json.dumps(doc))
-    with pytest.raises(MismatchError):
+    changed = load_run(tmp_path / "run")
+    with pytest.raises(MismatchError, match="point 0 of"):
+        changed.pareto
+    doc["points"][0]["genome_hash"] = doc["points"][1]["genome_hash"]
+    (tmp_path / "run" / "pareto.json").write_text(json.dumps(doc))
+    with pytest.raises(MismatchError, match="hash"):
         load_run(tmp_path / "run")
 
 
