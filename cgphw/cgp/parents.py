@@ -42,7 +42,8 @@ def restore_archive(engine: Engine, state, parent: Genome, source: str) -> None:
         try:
             at, values = np.asarray(m["at"], np.int64), np.asarray(m["genes"], np.int64)
             found, entry, digest = int(m["found"]), int(m["entry"]), str(m["hash"])
-            if at.shape != values.shape or at.ndim != 1 or (at.size and (at.min() < 0 or at.max() >= parent.genes.size)):
+            outside = at.size and (at.min() < 0 or at.max() >= parent.genes.size)
+            if at.shape != values.shape or at.ndim != 1 or outside:
                 raise ValueError
         except (KeyError, TypeError, ValueError, OverflowError):
             raise UserError(f"{source} is malformed: archive member {i} needs at, genes, found, entry, hash") from None
