@@ -3,7 +3,7 @@
 The Python API (each command is a thin layer over one of these):
   evolve / resume -> RunResult        a CGP search, written to a run directory
   record_run(genome, task, dir)       a run directory holding a given genome (found elsewhere)
-  load_run(dir) -> Run                a run directory, every file checked (RunConfig, Metrics)
+  load_run(dir) -> Run                a run directory, every file checked (RunConfig, Metrics, .pareto)
   export(run or genome) -> ExportResult (directory, Manifest)
   load_manifest(dir) -> Manifest      an export directory, every file checked
   synth(rtl dir) -> SynthReport       synthesis, energy, formal proof of the .il and the .v

@@ -1,6 +1,7 @@
 """`cgphw bench`: three fixed, seeded workloads shaped like the thesis' experiments, timed
 on the compiled (1+lambda) loop from a random parent (phase 1, the search's busiest part),
-on one thread and on all of them in the same run.
+on one thread and on all of them in the same run, and on one thread with the Pareto archive
+(every offspring offered to it, as `evolve` does by default) beside one without.
 
 The two large workloads use seeded synthetic int8 weights shaped like LeNet-5's conv1
 (6x1x5x5 = 150) and conv2 (16x6x5x5 = 2,400), quantized per output channel to +-127 like
@@ -61,23 +62,27 @@ def workloads() -> list[Workload]:
 
 
 def run_workload(w: Workload, seconds: float, seed: int = 1, workers: int | None = None) -> dict:
-    """Offspring/s of ``w`` on one thread and on ``workers`` threads, side by side: two
-    engines from the same parent follow the same trajectory (the result does not depend on
-    the thread count), so they run the same generation ranges in turns and every figure
-    compares identical work under the same machine load."""
+    """Offspring/s of ``w`` on one thread, on ``workers`` threads and on one thread with a
+    Pareto archive, side by side: engines from the same parent follow the same trajectory
+    (the result depends on neither the thread count nor the archive), so they run the same
+    generation ranges in turns and every figure compares identical work under the same load."""
     from cgphw.cgp.engine import Engine, available_cpus, seed_stream
     from cgphw.cgp.genome import random_genome
+    from cgphw.cgp.operators import PARETO_SIZE
     from cgphw.cgp.search import setup_engine
     from cgphw.costs import load_costs
 
     team = max(1, min(int(workers or available_cpus()), w.lam))
     _, one = setup_engine(w.task, load_costs(), w.rows, w.cols, w.levels_back, w.lam, w.mutation_max, 0.0,
                           w.value_bank, "seed27")
-    engines = {1: one, team: Engine(one.problem, w.lam, w.mutation_max, workers=team)}
+    engines = {1: one, team: Engine(one.problem, w.lam, w.mutation_max, workers=team),
+               ARCHIVE: Engine(one.problem, w.lam, w.mutation_max, pareto_size=PARETO_SIZE)}
     start = random_genome(one.problem.grid, np.random.default_rng(seed))
+    threads = {n: (1 if n == ARCHIVE else n) for n in engines}
     for n, e in engines.items():
         e.restore(start, int(seed_stream(seed)[0]))
-        e.run(20, workers=n)  # compile (or load the cache) outside the timing
+        e.offer_parent()
+        e.run(20, workers=threads[n])  # compile (or load the cache) outside the timing
     active0 = one.active_count()
     c0 = one.counters()
     wall = dict.fromkeys(engines, 0.0)
@@ -87,14 +92,14 @@ def run_workload(w: Workload, seconds: float, seed: int = 1, workers: int | None
         end = one.generation + chunk
         for n, e in engines.items():
             t, c = time.perf_counter(), time.process_time()
-            e.run(end, workers=n)
+            e.run(end, workers=threads[n])
             e.take_records()
             wall[n] += time.perf_counter() - t
             cpu[n] += time.process_time() - c  # every thread's CPU time: what the team really got
         per_generation = wall[1] / (one.generation - 20)
         chunk = max(1, min(4 * chunk, int(0.1 / max(per_generation, 1e-9))))  # turns of about 0.1 s
-    if team > 1 and not np.array_equal(engines[team].G, one.G):
-        raise RuntimeError("the thread team left the trajectory of one thread")
+    if any(not np.array_equal(e.G, one.G) for e in engines.values()):
+        raise RuntimeError("the thread team or the archive changed the trajectory of one thread")
     c1 = one.counters()
     gens = c1["generations"] - c0["generations"]
     offspring = c1["evaluations"] - c0["evaluations"]
@@ -112,9 +117,16 @@ def run_workload(w: Workload, seconds: float, seed: int = 1, workers: int | None
            "ns_per_active_node": 1e9 * wall[1] / max(1, offspring) / max(1.0, active),
            "node_evals_per_offspring": node_evals / max(1, evaluated),
            "ns_per_node_eval": 1e9 * wall[1] / max(1, node_evals),
-           "original_cpp_2cores": ORIGINAL[w.name], "target": TARGET[w.name]}
+           "original_cpp_2cores": ORIGINAL[w.name], "target": TARGET[w.name],
+           "offspring_per_s_archive": offspring / wall[ARCHIVE], "archive_cost": wall[ARCHIVE] / wall[1] - 1,
+           "archive_cpu_cost": cpu[ARCHIVE] / max(cpu[1], 1e-9) - 1,
+           "archive_points": len(engines[ARCHIVE].member_keys()), **{f"archive_{k}": v for k, v in
+                                                                 engines[ARCHIVE].archive_counters().items()}}
     row["meets_target"] = row["offspring_per_s"] >= TARGET[w.name]
     return row
+
+
+ARCHIVE = "archive"  # the engine with a Pareto archive, in run_workload
 
 
 def machine() -> dict:

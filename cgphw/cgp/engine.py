@@ -12,8 +12,9 @@ import threading
 
 import numpy as np
 
-from cgphw.cgp import es, kernels
+from cgphw.cgp import archive, es, kernels
 from cgphw.cgp.offspring import ACTIVE, UNIFORM
+from cgphw.cgp.operators import check_objective
 from cgphw.cgp.genome import Genome
 from cgphw.cgp.problem import COST_SCALE, Problem
 
@@ -63,13 +64,14 @@ class Engine:
     the trajectory stays the same (es.py)."""
 
     def __init__(self, problem: Problem, lam: int, mutation_max: float, mutation: str = "uniform",
-                 adaptive: bool = False, workers: int = 1):
+                 adaptive: bool = False, workers: int = 1, pareto_size: int = 0, objective: str = "lexicographic"):
         if not 1 <= lam <= MAX_LAMBDA:  # every offspring holds a copy of the evaluation state
             raise_user(f"lambda must be from 1 to {MAX_LAMBDA:,}, got {lam}")
         if not (0 < mutation_max <= 1):
             raise_user(f"mutation-max must be in (0, 1], got {mutation_max}")
         if mutation not in MUTATIONS:
             raise_user(f"unknown mutation {mutation!r}: choose {' or '.join(MUTATIONS)}")
+        check_objective(objective, pareto_size, 1)
         self.problem, self.lam = problem, int(lam)
         self.mutation, self.adaptive = mutation, bool(adaptive)
         grid = problem.grid
@@ -79,9 +81,11 @@ class Engine:
         # the active operators also change the inactive genes they meet on the way
         cap = self.kmax if mutation == "uniform" else min(n_mpos, 64 * self.kmax + 1024)
         self.cfg = np.zeros(es.N_CFG, np.int64)
-        self.cfg[[es.N_IN, es.N_NODES, es.ROWS, es.LAM, es.THR, es.MODE, es.ADAPTIVE, es.KCAP]] = (
-            grid.n_inputs, grid.n_nodes, grid.rows, self.lam, problem.thr, MUTATIONS[mutation], int(self.adaptive),
-            self.kmax)
+        self.cfg[[es.N_IN, es.N_NODES, es.ROWS, es.LAM, es.THR, es.MODE, es.ADAPTIVE, es.KCAP, es.ARCHIVE,
+                  es.OBJECTIVE]] = (grid.n_inputs, grid.n_nodes, grid.rows, self.lam, problem.thr,
+                                    MUTATIONS[mutation], int(self.adaptive), self.kmax, int(pareto_size),
+                                    OBJECTIVES[objective])
+        self.pareto_size, self.objective = int(pareto_size), objective
         self.n_replicas = max(1, min(int(workers), self.lam))
         n_pins, items, n_out = grid.n_inputs + grid.n_nodes, problem.T.shape[1], grid.n_outputs
         L, R, n = 2 * self.lam, self.n_replicas, grid.n_nodes  # child rows: two generations (es.py)
@@ -117,6 +121,10 @@ class Engine:
         self.rng = np.zeros(1, np.uint64)
         self.rate = np.zeros(1, np.float64)
         self.sync = np.zeros(es.sync_length(self.n_replicas), np.int64)
+        K = self.pareto_size  # the Pareto archive (archive.py): K members and a slot for a newcomer
+        self.arc = (np.zeros((K + 1, 3), np.int64), np.zeros(K + 1, np.float64), np.zeros((K + 1, 2), np.int64),
+                    np.zeros((K + 1 if K else 1, grid.n_genes), np.int32), np.zeros(K + 1, np.int64),
+                    np.zeros(archive.N_AN, np.int64), np.zeros(K + 1, np.float64))
         self._replicas_current = True
         # replica 0 is the parent: its arrays under the names the rest of the code reads
         self.G, self.RC, self.actbits, self.acc = self.Gr[0], self.RCr[0], self.actr[0], self.accr[0]
@@ -125,16 +133,7 @@ class Engine:
     # --- state -----------------------------------------------------------------------
     def restore(self, genome: Genome, rng_state: int, generation=0, stall=0, offspring=0, evaluated=0,
                 node_evals=0, rate: float | None = None) -> None:
-        G = self.problem.to_internal(genome)
-        self.V, self.D, RC, self.OT, acc, delay = evaluate_state(self.problem, G)
-        self.pdelay = np.array([delay], np.float64)
-        n = self.problem.grid.n_nodes
-        bits = np.zeros(((n + 63) // 64) * 64, np.uint8)
-        bits[:n] = RC > 0
-        actbits = np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64)  # bit k = node k active
-        self.Gr[:], self.RCr[:], self.actr[:], self.accr[:, :acc.size] = G, RC, actbits, acc
-        self.markr[:], self.ostr[:], self.chgr[:], self.gpickr[:] = 0, 0, 0, 0
-        self._replicas_current = True
+        self._load(self.problem.to_internal(genome))
         self.rng[0] = np.uint64(rng_state)
         self.rate[0] = float(self.kmax if rate is None else rate)
         if not (1.0 <= self.rate[0] <= self.kmax):
@@ -144,8 +143,22 @@ class Engine:
         self.st[es.GEN], self.st[es.STALL] = generation, stall
         self.st[es.OFFSPRING], self.st[es.EVALUATED], self.st[es.NODE_EVALS] = offspring, evaluated, node_evals
 
-    def snapshot(self) -> dict:
-        return {"genome": self.genome().to_json(), "rng": int(self.rng[0]), "generation": self.generation,
+    def _load(self, G: np.ndarray) -> None:
+        """Internal genes G become the parent of every replica: values, depths, counters."""
+        self.V, self.D, RC, self.OT, acc, delay = evaluate_state(self.problem, G)
+        self.pdelay = np.array([delay], np.float64)
+        n = self.problem.grid.n_nodes
+        bits = np.zeros(((n + 63) // 64) * 64, np.uint8)
+        bits[:n] = RC > 0
+        actbits = np.packbits(bits, bitorder="little").view("<u8").astype(np.uint64)  # bit k = node k active
+        self.Gr[:], self.RCr[:], self.actr[:], self.accr[:, :acc.size] = G, RC, actbits, acc
+        self.markr[:], self.ostr[:], self.chgr[:], self.gpickr[:] = 0, 0, 0, 0
+        self._replicas_current = True
+        self.st[es.DVALID] = 1
+
+    def snapshot(self, genome: Genome | None = None) -> dict:
+        """The state a resume continues from (``genome``: the parent's, when already at hand)."""
+        return {"genome": (genome or self.genome()).to_json(), "rng": int(self.rng[0]), "generation": self.generation,
                 "stall": int(self.st[es.STALL]), "offspring": int(self.st[es.OFFSPRING]),
                 "evaluated": int(self.st[es.EVALUATED]), "node_evals": int(self.st[es.NODE_EVALS]),
                 "rate": float(self.rate[0])}
@@ -174,6 +187,70 @@ class Engine:
     def active_count(self) -> int:
         return int(np.count_nonzero(self.RC))
 
+    # --- the Pareto archive (archive.py) ---------------------------------------------
+    def offer_parent(self) -> None:
+        """Enter the parent into an empty archive (a new run's first circuit)."""
+        AN = self.arc[5]
+        if self.pareto_size and AN[archive.COUNT] == 0:
+            self.metrics()
+            no = np.zeros((1, 1), np.int32)
+            archive.insert(self.acc[kernels.ERR], self.acc[kernels.ENERGY], self.acc[kernels.GATES],
+                           float(self.pdelay[0]), self.generation, self.G, no, no, 0, 0, self.arc, self.pareto_size,
+                           self.problem.thr)
+            AN[archive.OFFERED] += 1
+
+    def members(self) -> list[tuple[np.ndarray, int, int]]:
+        """The archive in order of entry: (internal genes, generation found, entry number)."""
+        AO, AX, AF, AG, AL, AN = self.arc[:6]
+        return [(AG[s].copy(), int(AF[s, 0]), int(AF[s, 1])) for s in AL[:AN[archive.COUNT]]]
+
+    def archive_counters(self) -> dict:
+        AN = self.arc[5]
+        return {"offered": int(AN[archive.OFFERED]), "entered": int(AN[archive.ENTERED])}
+
+    def set_members(self, members, offered: int = 0, entered: int = 0) -> None:
+        """Put a stored archive back (resume): members as ``members`` gives them. Their figures
+        are computed afresh; UserError if they do not form a front that fits."""
+        AO, AX, AF, AG, AL, AN, CW = self.arc
+        if len(members) > self.pareto_size:
+            raise_user(f"the stored Pareto archive holds {len(members)} circuits, more than its size "
+                       f"{self.pareto_size}")
+        for i, (G, found, entry) in enumerate(members):
+            _, _, _, _, acc, delay = evaluate_state(self.problem, G)
+            AG[i], AF[i] = G, (found, entry)
+            AO[i] = acc[kernels.ERR], acc[kernels.ENERGY], acc[kernels.GATES]
+            AX[i], AL[i] = delay, i
+        n = len(members)
+        for i in range(n):
+            for j in range(n):
+                if i != j and np.all(AO[j] <= AO[i]) and AX[j] <= AX[i]:
+                    raise_user("the stored Pareto archive holds a circuit that another one of it dominates or "
+                               "equals: it was changed")
+        AN[archive.COUNT], AN[archive.OFFERED], AN[archive.ENTERED] = n, offered, entered
+
+    def member_figures(self, G: np.ndarray) -> tuple[dict, int]:
+        """(figures as ``metrics`` gives them, active nodes) of an archive member's genes."""
+        _, _, RC, _, acc, delay = evaluate_state(self.problem, G)
+        return metrics_from(self.problem, acc, delay), int(np.count_nonzero(RC))
+
+    def member_keys(self) -> list[tuple[int, int, float, int]]:
+        """Each member's (error, energy, delay, gates) in kernel units, in order of entry."""
+        AO, AX, AF, AG, AL, AN = self.arc[:6]
+        return [(int(AO[s, 0]), int(AO[s, 1]), float(AX[s]), int(AO[s, 2])) for s in AL[:AN[archive.COUNT]]]
+
+    def member_genes(self, i: int) -> np.ndarray:
+        """The internal genes of the i-th member (in order of entry), a copy."""
+        return self.arc[3][self.arc[4][i]].copy()
+
+    def best_member(self) -> int:
+        """Position of the member the lexicographic search ranks first."""
+        AO, AX, AF, AG, AL, AN = self.arc[:6]
+        return int(archive.lexicographic_best(AO, AX, AL, AN[archive.COUNT], self.problem.thr))
+
+    def rebase(self, G: np.ndarray) -> None:
+        """Make internal genes G the parent, keeping the generation, RNG, rate and archive."""
+        self._load(np.asarray(G, np.int32))
+
     # --- running ---------------------------------------------------------------------
     def run(self, gen_end: int, patience: int = 0, workers: int = 1) -> int:
         """Run generations up to ``gen_end`` (absolute) on ``workers`` threads (at most the
@@ -193,7 +270,7 @@ class Engine:
             for a in rep:
                 a[1:] = a[0]
         self.sync[:] = 0
-        args = (self.cfg, prob, par, rep, ch, self.sync)
+        args = (self.cfg, prob, par, rep, ch, self.sync, self.arc)
         helpers = [threading.Thread(target=es.run_generations, args=(w, nw, *args), daemon=True)
                    for w in range(1, nw)]
         try:
@@ -219,6 +296,7 @@ class Engine:
 
 
 MUTATIONS = {"uniform": UNIFORM, "single": ACTIVE, "active": ACTIVE}
+OBJECTIVES = {"lexicographic": es.LEXICOGRAPHIC, "pareto": es.PARETO}
 
 
 def available_cpus() -> int:

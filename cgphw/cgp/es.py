@@ -45,15 +45,17 @@ import numba as nb
 import numpy as np
 
 from cgphw.cgp.atomics import atomic_add, atomic_cas, atomic_load, atomic_store, cpu_yield
-from cgphw.cgp.kernels import AREA, ENERGY, ERR, GATES, full_depth, outputs_delay
+from cgphw.cgp import archive as arch
+from cgphw.cgp.kernels import AREA, ENERGY, ERR, GATES, compare, full_depth, outputs_delay
 from cgphw.cgp.offspring import apply_genes, offspring, splitmix
 
 GEN, STALL, OFFSPRING, EVALUATED, DVALID, NODE_EVALS, NREC = range(7)
 N_STATE = 7
 DONE_GENERATIONS, DONE_PATIENCE, DONE_PERFECT, DONE_RECORDS = 0, 2, 3, 4
 # settings ``cfg`` (int64): the problem's sizes and the run's rules
-N_IN, N_NODES, ROWS, LAM, THR, PATIENCE, GEN_END, MODE, ADAPTIVE, KCAP = range(10)
-N_CFG = 10
+N_IN, N_NODES, ROWS, LAM, THR, PATIENCE, GEN_END, MODE, ADAPTIVE, KCAP, ARCHIVE, OBJECTIVE = range(12)
+N_CFG = 12
+LEXICOGRAPHIC, PARETO = 0, 1  # cfg[OBJECTIVE]; cfg[ARCHIVE]: the Pareto archive's capacity (0: none, archive.py)
 # the team's meeting points in ``sync`` (int64), one cache line apart; thread w's replayed
 # commit count at MYPV + 8 w
 FIN, STOP, PV, CODE, TAKE, DONE, BUSY, MYPV = 0, 8, 16, 24, 32, 48, 64, 80  # TAKE/DONE/BUSY: + 8 * slot
@@ -67,27 +69,6 @@ GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 def sync_length(threads: int) -> int:
     return MYPV + 8 * max(1, threads)
-@nb.njit(cache=True, inline="always")
-def compare(e0, n0, d0, g0, e1, n1, d1, g1, phase2, thr):
-    """-1 / 0 / 1 as (error e, energy n, delay d, gates g) #0 is better / equal / worse."""
-    if not phase2:
-        return -1 if e0 < e1 else (1 if e0 > e1 else 0)
-    ok0, ok1 = e0 <= thr, e1 <= thr
-    if ok0 != ok1:
-        return -1 if ok0 else 1
-    if not ok0:
-        return -1 if e0 < e1 else (1 if e0 > e1 else 0)
-    if n0 != n1:
-        return -1 if n0 < n1 else 1
-    if e0 != e1:
-        return -1 if e0 < e1 else 1
-    if d0 != d1:
-        return -1 if d0 < d1 else 1
-    if g0 != g1:
-        return -1 if g0 < g1 else 1
-    return 0
-
-
 @nb.njit(cache=True)
 def ensure_depth(G, RC, n_in, n_nodes, arity, dly, D, pdelay, st):
     if st[DVALID] == 0:
@@ -160,8 +141,8 @@ def run_task(h, c, replica, shared, cfg, prob, par, ch):
     row = s * cfg[LAM] + c
     ch[15][row] = splitmix(slotbase[s] + np.uint64(c + 1) * GOLDEN)  # output h * lam + c of the run's stream
     acc = replica[3]
-    offspring(row, slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[THR], acc[ENERGY], pdelay[0], cfg[N_IN],
-              cfg[N_NODES], cfg[ROWS], replica, shared, prob, ch)
+    offspring(row, slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[ARCHIVE] > 0, cfg[THR], acc[ENERGY], pdelay[0],
+              cfg[N_IN], cfg[N_NODES], cfg[ROWS], replica, shared, prob, ch)
 
 
 @nb.njit(cache=True, inline="always")
@@ -187,7 +168,7 @@ def stop_code(cfg, par, rep):
         return DONE_GENERATIONS
     if cfg[PATIENCE] > 0 and st[STALL] >= cfg[PATIENCE]:
         return DONE_PATIENCE
-    if acc0[ERR] == 0 and acc0[ENERGY] == 0:
+    if acc0[ERR] == 0 and acc0[ENERGY] == 0 and cfg[OBJECTIVE] == LEXICOGRAPHIC:  # (a front may still gain)
         return DONE_PERFECT
     if st[NREC] >= rec.shape[0]:
         return DONE_RECORDS
@@ -195,9 +176,10 @@ def stop_code(cfg, par, rep):
 
 
 @nb.njit(cache=True, inline="always")
-def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local):
-    """Thread 0, once every child of generation h is done: select, commit, record, and open
-    generation h + 1 (and, speculatively, h + 2). Returns a DONE_* code or -1."""
+def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
+    """Thread 0, once every child of generation h is done: offer the children to the Pareto
+    archive, select, commit, record, and open generation h + 1 (and, speculatively, h + 2).
+    Returns a DONE_* code or -1."""
     arity, e_q, a_q, dly, isgate = prob[0], prob[2], prob[3], prob[4], prob[5]
     V, D, OT, pdelay, st, rng, rate, rec, ring, slotk, slotbase = par
     Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
@@ -205,16 +187,22 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local):
     lam, thr, n_in, n_nodes = cfg[LAM], cfg[THR], cfg[N_IN], cfg[N_NODES]
     acc = accr[0]
     phase2 = acc[ERR] <= thr
+    kept = cfg[ARCHIVE] > 0  # an archive: depths and every child's delay are kept in both phases
     r0 = (h % 2) * lam
     for r in range(r0, r0 + lam):
         st[EVALUATED] += cev[r, 0]
         st[NODE_EVALS] += cev[r, 1]
-    b = r0
-    for r in range(r0 + 1, r0 + lam):
-        if compare(cm[r, 0], cm[r, 1], cd[r], cm[r, 3], cm[b, 0], cm[b, 1], cd[b], cm[b, 3], phase2, thr) < 0:
-            b = r
-    verdict = compare(cm[b, 0], cm[b, 1], cd[b], cm[b, 3], acc[ERR], acc[ENERGY], pdelay[0], acc[GATES],
-                      phase2, thr)
+    if kept:
+        arch.offer_generation(r0, lam, st[GEN] + 1, thr, Gr[0], pdelay, acc, mp, mnew, nm, cm, cd, cact, arc)
+    if cfg[OBJECTIVE] == PARETO and phase2:
+        b, verdict = arch.pareto_choice(r0, lam, thr, pdelay, acc, cm, cd)
+    else:
+        b = r0
+        for r in range(r0 + 1, r0 + lam):
+            if compare(cm[r, 0], cm[r, 1], cd[r], cm[r, 3], cm[b, 0], cm[b, 1], cd[b], cm[b, 3], phase2, thr) < 0:
+                b = r
+        verdict = compare(cm[b, 0], cm[b, 1], cd[b], cm[b, 3], acc[ERR], acc[ENERGY], pdelay[0], acc[GATES],
+                          phase2, thr)
     accept = verdict <= 0  # better or equal: equal children replace the parent (neutral drift)
     if accept:
         nxt = (h + 1) % 2
@@ -229,11 +217,11 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local):
                 P = chl[b, i]
                 for ii in range(items):
                     V[P, ii] = S[b, P, ii]
-                if phase2:
+                if phase2 or kept:
                     D[P] = DS[b, P]
             for i in range(nochl[b]):
                 OT[ochl[b, i]] = oterm[b, i]
-            if phase2:
+            if phase2 or kept:  # (kept: every child's delay is known)
                 pdelay[0] = cd[b]
             else:
                 st[DVALID] = 0
@@ -289,7 +277,7 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local):
 
 
 @nb.njit(cache=True, nogil=True)
-def run_generations(w, nw, cfg, prob, par, rep, ch, sync):
+def run_generations(w, nw, cfg, prob, par, rep, ch, sync, arc):
     """Thread w of a team of nw (nw = 1: the whole loop on one thread). Thread 0 runs the
     generations until cfg[GEN_END] or a stop rule and returns a DONE_* code; the others
     take children until thread 0 sets STOP. ``sync`` must be all zeros at the start and the
@@ -324,7 +312,7 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync):
         if w == 0:
             done = local[2 + h % 2] if nw == 1 else atomic_load(sync, DONE + 8 * (h % 2))
             if done == lam:
-                code = finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local)
+                code = finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc)
                 if code >= 0:
                     atomic_store(sync, CODE, code)
                     atomic_store(sync, STOP, 1)

@@ -126,9 +126,7 @@ class Genome:
 
     def digest(self) -> str:
         """Hash of the circuit: grid and genes."""
-        h = hashlib.sha256(json.dumps(self.grid.to_json(), sort_keys=True).encode())
-        h.update(self.genes.tobytes())
-        return h.hexdigest()[:16]
+        return genes_digest(self.grid, self.genes)
 
     # --- reference evaluation (numpy; the compiled kernels must agree with it) ---------
     def evaluate(self, inputs: np.ndarray) -> np.ndarray:
@@ -192,6 +190,13 @@ class Genome:
 
     def save(self, path: str | os.PathLike) -> Path:
         return write_json_atomic(path, self.to_json())
+
+
+def genes_digest(grid: Grid, genes: np.ndarray) -> str:
+    """Genome.digest of these genes, without building (and checking) the Genome."""
+    h = hashlib.sha256(json.dumps(grid.to_json(), sort_keys=True).encode())
+    h.update(np.ascontiguousarray(genes, dtype=np.int32).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _whole(value, what: str) -> int:

@@ -213,3 +213,24 @@ def set_gene(pos, val, G, RC, n_in, n_nodes, arity, e_q, a_q, isgate, acc, stack
     if marking:
         mark_node(k, DIRTY, mark, ml, acc)
     return True
+
+
+@nb.njit(cache=True, inline="always")
+def compare(e0, n0, d0, g0, e1, n1, d1, g1, phase2, thr):
+    """-1 / 0 / 1 as (error e, energy n, delay d, gates g) #0 is better / equal / worse."""
+    if not phase2:
+        return -1 if e0 < e1 else (1 if e0 > e1 else 0)
+    ok0, ok1 = e0 <= thr, e1 <= thr
+    if ok0 != ok1:
+        return -1 if ok0 else 1
+    if not ok0:
+        return -1 if e0 < e1 else (1 if e0 > e1 else 0)
+    if n0 != n1:
+        return -1 if n0 < n1 else 1
+    if e0 != e1:
+        return -1 if e0 < e1 else 1
+    if d0 != d1:
+        return -1 if d0 < d1 else 1
+    if g0 != g1:
+        return -1 if g0 < g1 else 1
+    return 0

@@ -214,8 +214,10 @@ def apply_genes(P, prow, poff, Q, qrow, qoff, cnt, reverse, marking, G, RC, actb
 
 
 @nb.njit(cache=True, inline="always")
-def offspring(c, k, mode, phase2, thr, p_energy, p_delay, n_in, n_nodes, rows, replica, shared, prob, ch):
-    """Create, evaluate and undo child c on this replica; its results go to row c.
+def offspring(c, k, mode, phase2, delays, thr, p_energy, p_delay, n_in, n_nodes, rows, replica, shared, prob, ch):
+    """Create, evaluate and undo child c on this replica; its results go to row c. Depths
+    (DS) are kept in phase 2, where the delay may decide, and with ``delays`` (a Pareto
+    archive: every child's exact delay, in both phases).
     (Arguments travel in tuples: a call with more than 30 arguments is compiled as a
     *args call, which numba cannot inline.)"""
     G, RC, actbits, acc, stack, mark, ml, ost, chg, gpick = replica
@@ -224,6 +226,7 @@ def offspring(c, k, mode, phase2, thr, p_energy, p_delay, n_in, n_nodes, rows, r
     S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng = ch
     ob = 3 * n_nodes
     n_out, items = T.shape
+    depths = phase2 or delays
     cnt = draw_mutations(c, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col_lo, col_hi, forced,
                          const_f, const_pos, mpos, mp, mold, mnew)
     nm[c] = cnt
@@ -231,7 +234,7 @@ def offspring(c, k, mode, phase2, thr, p_energy, p_delay, n_in, n_nodes, rows, r
     active = apply_genes(mp, c, 0, mnew, c, 0, cnt, False, True, G, RC, actbits, acc, stack, mark, ml, ost,
                          n_in, ob, arity, e_q, a_q, isgate)
     cact[c] = active
-    cd[c] = np.inf  # delay is only computed where it can decide (phase 2, in threshold, not costlier)
+    cd[c] = np.inf  # delay: computed where it can decide (phase 2, in threshold, not costlier), or ``delays``
     cev[c, 0] = 0
     cev[c, 1] = 0
     if active:
@@ -258,7 +261,7 @@ def offspring(c, k, mode, phase2, thr, p_energy, p_delay, n_in, n_nodes, rows, r
                 n_eval += 1
                 P = n_in + kn
                 changed = (mark[kn] & ACTIVATED) != 0
-                if phase2:
+                if depths:
                     d = 0.0
                     if ar >= 1:
                         d = DS[c, p0] if c0 else D[p0]
@@ -287,9 +290,14 @@ def offspring(c, k, mode, phase2, thr, p_energy, p_delay, n_in, n_nodes, rows, r
                     n_chg += 1
         err = acc[ERR]
         n_o = 0
+        delay = 0.0
         for j in range(n_out):
             p = G[ob + j]
             cp = chg[p] != 0
+            if delays:
+                d = DS[c, p] if cp else D[p]
+                if d > delay:
+                    delay = d
             if cp or ost[j] != 0:
                 term = np.int64(0)
                 for i in range(items):
@@ -301,8 +309,9 @@ def offspring(c, k, mode, phase2, thr, p_energy, p_delay, n_in, n_nodes, rows, r
                 oterm[c, n_o] = term
                 n_o += 1
         cm[c, 0], cm[c, 1], cm[c, 2], cm[c, 3] = err, acc[ENERGY], acc[AREA], acc[GATES]
-        if phase2 and err <= thr and acc[ENERGY] <= p_energy:
-            delay = 0.0
+        if delays:
+            cd[c] = delay
+        elif phase2 and err <= thr and acc[ENERGY] <= p_energy:
             for j in range(n_out):
                 p = G[ob + j]
                 d = DS[c, p] if chg[p] != 0 else D[p]

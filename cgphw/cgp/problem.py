@@ -89,10 +89,14 @@ class Problem:
         return genes
 
     def to_genome(self, internal: np.ndarray) -> Genome:
+        return Genome(self.grid, self.to_genome_genes(internal))
+
+    def to_genome_genes(self, internal: np.ndarray) -> np.ndarray:
+        """Genome's genes (gate ids) of internal genes, without building (and checking) a Genome."""
         genes = np.array(internal, dtype=np.int32)
         ids = np.array(self.grid.function_ids, dtype=np.int32)
         genes[2: 3 * self.grid.n_nodes: 3] = ids[genes[2: 3 * self.grid.n_nodes: 3]]
-        return Genome(self.grid, genes)
+        return genes
 
 
 def build_problem(task: Task, grid: Grid, costs: CostTable, threshold: float = 0.0,

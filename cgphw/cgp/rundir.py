@@ -10,22 +10,28 @@ Files (names fixed, so no path in them can lead elsewhere):
                     the best at the start, every N s, at the end and on SIGINT/SIGTERM
   best.json         the best genome, its hash and ``Metrics`` (cgphw-run/2)
   stats.csv         a row per improvement and about one per second
+  pareto.json       the Pareto front (``cgp.front``: cgphw-pareto/1), and pareto.csv, when
+                    the run keeps an archive (``pareto_size`` > 0); written with the best
 
 ``load_run`` believes nothing it has not checked: format versions; every field's type; the
 task's and cost table's sha256 against config.json; run ids (files of another run are a
-mix-up); genome hashes and grids; and that best.json's metrics and value bank are what its
-genome gives when evaluated again. Malformed files are a UserError (exit 2); well-formed
+mix-up); genome hashes and grids; that best.json's metrics and value bank are what its
+genome gives when evaluated again; and pareto.json as ``cgp.front.read_front`` checks it (its points
+are re-evaluated when ``Run.pareto`` is first read). Malformed files are a UserError (exit 2); well-formed
 files that contradict each other or the re-evaluation are a MismatchError (exit 1).
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from cgphw import records
+from cgphw.cgp.front import PARETO, PARETO_CSV, FrontPoint, check_figures, read_front
 from cgphw.cgp.genome import Genome, Grid
 from cgphw.cgp.metrics import Metrics, check_reproduced, circuit_metrics
+from cgphw.cgp.operators import check_objective
 from cgphw.cgp.valuebank import value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import MismatchError, UserError
@@ -37,7 +43,7 @@ CHECKPOINT_FORMAT = "cgphw-checkpoint/2"
 RUN_FORMAT = "cgphw-run/2"  # best.json
 CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST = (
     "config.json", "task.npz", "costs.json", "stats.csv", "checkpoint.json", "best.json")
-RUN_FILES = (CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST)  # a new file a run writes goes here too
+RUN_FILES = (CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST, PARETO, PARETO_CSV)  # a new file a run writes goes here too
 
 
 # --- the records ------------------------------------------------------------------------------
@@ -81,6 +87,10 @@ class RunConfig:
     mutation: str = "uniform"
     adaptive: bool = False
     start: str = "random"
+    # the Pareto archive and what the search aims at (cgp.archive, cgp.parents)
+    objective: str = "lexicographic"
+    pareto_size: int = 0
+    rotate_every: int = 1000
 
     def to_json(self) -> dict:
         return {"format": CONFIG_FORMAT, **records.to_json(self)}
@@ -152,6 +162,15 @@ class Run:
     genome: Genome  # best so far; computes the task's outputs (value bank: expanded)
     metrics: Metrics  # equal to a re-evaluation of ``genome``
     value_bank: dict | None
+    front: tuple[FrontPoint, ...] = field(default=(), repr=False)  # pareto.json as read_front checked it
+
+    @functools.cached_property
+    def pareto(self) -> tuple[FrontPoint, ...]:
+        """The run's Pareto front (pareto.json; () when the run keeps no archive), sorted by
+        (error, energy, delay, gates). Its points' metrics are checked against a re-evaluation of
+        their genomes here, on first use (MismatchError; seconds for a layer-sized front)."""
+        check_figures(self.front, self.task, self.costs, self.config.threshold, str(self.directory / PARETO))
+        return self.front
 
     @property
     def threshold_reached(self) -> bool:
@@ -206,7 +225,11 @@ def load_run(directory: str | os.PathLike) -> Run:
         _check_value_bank(best.value_bank, bank, genome, source)
     elif best.value_bank is not None:
         raise MismatchError(f"{source} holds a value bank but the run does not use one")
-    return Run(directory, config, task, costs, checkpoint, genome, best.metrics, best.value_bank)
+    check_objective(config.objective, config.pareto_size, config.rotate_every, f"{directory / CONFIG}: ")
+    front = () if config.pareto_size == 0 else read_front(
+        directory, config.run_id, config.pareto_size, config.objective,
+        expected_grid(config, task.n_inputs, task.n_outputs), task, config.threshold)
+    return Run(directory, config, task, costs, checkpoint, genome, best.metrics, best.value_bank, front)
 
 
 def read_config(directory: Path) -> RunConfig:

@@ -1,5 +1,6 @@
 """The run directory's one writer (``RunWriter``): claims the directory (marker, lock),
-writes the task, cost table and config at the start, then checkpoint + best and stats.csv.
+writes the task, cost table and config at the start, then checkpoint + best (+ the Pareto
+front: pareto.json and pareto.csv) and stats.csv.
 A write that fails (disk full, read-only folder) stops the run with one sentence and leaves
 the last checkpoint whole. The layout and the records are in ``cgp.rundir``."""
 from __future__ import annotations
@@ -12,13 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from cgphw import dirs
+from cgphw.cgp.front import PARETO, PARETO_CSV, FrontRecord, front_csv
 from cgphw.cgp.genome import Genome
 from cgphw.cgp.metrics import Metrics
 from cgphw.cgp.rundir import (BEST, CHECKPOINT, CONFIG, COSTS, RUN_FILES, STATS, TASK, BestRecord, Checkpoint,
                               Run, RunConfig, load_run)
 from cgphw.costs import CostTable
 from cgphw.errors import UserError
-from cgphw.files import atomic_file, read_json, sha256_file, write_json_atomic
+from cgphw.files import atomic_file, read_json, sha256_file, write_json_atomic, write_text_atomic
 from cgphw.task import Task
 
 STATS_FIELDS = ("generation", "time", "error", "energy", "delay", "gates", "event")
@@ -115,15 +117,20 @@ class RunWriter:
             raise self._failure(self.directory / STATS, exc) from None
 
     def save(self, snapshot: dict, seconds: float, stop_reason: str | None, genome: Genome, metrics: Metrics,
-             value_bank: dict | None) -> None:
-        """checkpoint.json, then best.json (each whole or not at all)."""
+             value_bank: dict | None, front: FrontRecord | None = None) -> None:
+        """checkpoint.json, then best.json, then pareto.json and pareto.csv (each whole or not at
+        all; the checkpoint first: it alone decides how a resume goes on)."""
         compact = Genome.from_json(snapshot["genome"], source="the engine's snapshot")
         checkpoint = Checkpoint(self.config.run_id, int(snapshot["generation"]), float(seconds), stop_reason,
                                 compact.digest(), snapshot)
         best = BestRecord(self.config.run_id, genome.to_json(), genome.digest(), metrics, value_bank)
-        self._write(CHECKPOINT, lambda path: write_json_atomic(path, checkpoint.to_json()))
+        indent = None if "archive" in snapshot else 1  # an archive: one genome per member, written compactly
+        self._write(CHECKPOINT, lambda path: write_json_atomic(path, checkpoint.to_json(), indent=indent))
         self.saved_generation = checkpoint.generation
         self._write(BEST, lambda path: write_json_atomic(path, best.to_json()))
+        if front is not None:
+            self._write(PARETO, lambda path: write_json_atomic(path, front.to_json(), indent=None))
+            self._write(PARETO_CSV, lambda path: write_text_atomic(path, front_csv(front.points)))
 
     def close(self) -> None:
         if self.stats is not None:

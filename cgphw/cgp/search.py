@@ -2,10 +2,16 @@
 
 Phase 1 minimises the squared error until SE <= t^2 * N; phase 2 then minimises energy,
 error, delay and gate count lexicographically while keeping SE <= t^2 * N. An offspring
-equal to the parent replaces it in both phases (neutral drift). The generation loop runs
-compiled (es.py) in chunks; between chunks Python checks the clock, writes progress,
-stats and checkpoints. Chunk boundaries never change the trajectory: a run stopped by a
-generation count, by patience or at a perfect circuit is the same however it is split.
+equal to the parent replaces it in both phases (neutral drift). Every offspring evaluated
+is offered to the Pareto archive (archive.py), written as pareto.json. With objective
+"pareto", phase 2 keeps a child only when it is no worse than the parent in all four
+figures, and every ``rotate_every`` generations the parent is the next archive member
+within the threshold (parents.Rotation): the search works along the front itself; the best
+(best.json) is then the member the lexicographic order ranks first.
+The generation loop runs compiled (es.py) in chunks; between chunks Python checks the
+clock, writes progress, stats and checkpoints. Chunk boundaries never change the trajectory:
+a run stopped by a generation count, by patience or at a perfect circuit is the same however
+it is split.
 """
 from __future__ import annotations
 
@@ -17,14 +23,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from cgphw import gates as G
 from cgphw.cgp import es
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for
 from cgphw.cgp.jit import announce_compile
 from cgphw.cgp.metrics import Metrics
-from cgphw.cgp.operators import check_operators, first_parent, resolve_start
+from cgphw.cgp.operators import PARETO_SIZE, check_objective, check_operators, first_parent, resolve_start
 from cgphw.cgp.parallel import TeamSize, resolve_workers
+from cgphw.cgp.parents import FrontWriter, Rotation, archive_state, restore_archive, restore_cursor
 from cgphw.cgp.problem import build_problem
 from cgphw.cgp.rundir import CostsRecord, RunConfig, TaskRecord
 from cgphw.cgp.runwriter import RunWriteError, RunWriter
@@ -63,7 +72,8 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
            time_budget: float | None = None, patience: int | None = None, out: str | Path | None = None,
            costs: CostTable | str | Path | None = None, progress: Callable[[dict], None] | None = None,
            checkpoint_every: float = 30.0, force: bool = False, workers: int | str = "auto",
-           mutation: str = "single", adaptive: bool = False, start: str = "auto") -> RunResult:
+           mutation: str = "single", adaptive: bool = False, start: str = "auto",
+           objective: str = "lexicographic", pareto_size: int = PARETO_SIZE, rotate_every: int = 1000) -> RunResult:
     """Evolve a circuit for ``task`` from a first parent drawn from ``seed``. With ``out``
     the run is written to that run directory (cgphw.cgp.rundir), which must be new, empty, or
     (with ``force``) an earlier run's.
@@ -73,7 +83,9 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
     ``mutation``: "single" (one active gene per child, Goldman & Punch), "active" (1..k
     active genes) or "uniform" (1..k genes), k = ceil(mutation_max * genes); ``adaptive``
     lets k follow the 1/5th success rule up to that (es.py). ``workers`` ("auto" or N
-    threads, parallel.py) never changes the result."""
+    threads, parallel.py) never changes the result. ``pareto_size``: the Pareto archive's
+    capacity (0: none); ``objective`` "lexicographic" or "pareto" (module text), whose parent
+    moves along the front every ``rotate_every`` generations."""
     started = time.monotonic()
     source = "" if isinstance(task, Task) else str(task)
     task = task if isinstance(task, Task) else load_task(task)
@@ -85,21 +97,23 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
         raise UserError(f"the seed must be a non-negative integer, got {seed}")
     start = resolve_start(start, value_bank, task.n_inputs)
     check_operators(mutation, adaptive, start)
+    check_objective(objective, pareto_size, rotate_every)
     team = TeamSize(*resolve_workers(workers))
     announce_compile(progress)
     config = _new_config(task, table, source, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
                          function_set, seed, generations, time_budget, patience, checkpoint_every, mutation,
-                         adaptive, start)
+                         adaptive, start, objective, pareto_size, rotate_every)
     bank, engine = _setup(task, table, config, team.most)
     grid = engine.problem.grid
     engine.restore(first_parent(start, bank.compact if bank else task, grid, table, seed), int(seed_stream(seed)[0]))
+    engine.offer_parent()
     startup = _warm_up(engine, started)  # before the run directory: a Ctrl-C here leaves none
     writer = None
     if out is not None:
         writer = RunWriter.start(out, force, task, table, config)
         config = writer.config
     return _drive(engine, bank, task, table, config, writer, 0.0, progress, keep_stats_upto=None, team=team,
-                  startup=startup)
+                  startup=startup, rotation=Rotation(rotate_every) if objective == "pareto" else None)
 
 
 def record_run(genome: Genome, task: Task | str | Path, out: str | Path, threshold: float = 0.0,
@@ -112,15 +126,18 @@ def record_run(genome: Genome, task: Task | str | Path, out: str | Path, thresho
     table = costs if isinstance(costs, CostTable) else load_costs(costs)
     g = genome.grid
     config = _new_config(task, table, source, g.rows, g.cols, g.levels_back, 4, 0.15, threshold, False,
-                         list(g.function_ids), seed, 1, None, None, 30.0, "single", False, "random")
+                         list(g.function_ids), seed, 1, None, None, 30.0, "single", False, "random",
+                         "lexicographic", PARETO_SIZE, 1000)
     bank, engine = _setup(task, table, config)
     engine.restore(genome, int(seed_stream(seed)[0]))
+    engine.offer_parent()
     writer = RunWriter.start(out, force, task, table, config)
     try:
         _, metrics, _ = _final(engine, bank, writer.config, 0.0, 0.0, None)
         writer.open_stats(None)
         writer.stats_row(0, 0.0, engine.metrics(), "start", flush=True)
-        writer.save(engine.snapshot(), 0.0, None, genome, metrics, None)
+        writer.save(_snapshot(engine, None), 0.0, None, genome, metrics, None,
+                    FrontWriter(engine, bank, threshold).record(writer.config.run_id, writer.config.objective))
     finally:
         writer.close()
     return RunResult(genome, metrics, Path(out), bool(metrics.threshold_reached), "recorded", 0, 0, 0.0, None)
@@ -128,7 +145,7 @@ def record_run(genome: Genome, task: Task | str | Path, out: str | Path, thresho
 
 def _new_config(task: Task, table: CostTable, source: str, rows, cols, levels_back, lam, mutation_max, threshold,
                 value_bank, function_set, seed, generations, time_budget, patience, checkpoint_every, mutation,
-                adaptive, start) -> RunConfig:
+                adaptive, start, objective, pareto_size, rotate_every) -> RunConfig:
     """A run's settings; run id and hashes are filled in when its directory is written."""
     described = table.describe()
     return RunConfig(run_id="", task=TaskRecord("", task.n_items, task.n_inputs, task.n_outputs, source),
@@ -138,7 +155,7 @@ def _new_config(task: Task, table: CostTable, source: str, rows, cols, levels_ba
                      value_bank=bool(value_bank), function_set=tuple(G.function_set(function_set)),
                      seed=int(seed), generations=generations, time_budget=time_budget, patience=patience,
                      checkpoint_every=float(checkpoint_every), mutation=mutation, adaptive=bool(adaptive),
-                     start=start)
+                     start=start, objective=objective, pareto_size=int(pareto_size), rotate_every=int(rotate_every))
 
 
 def resume(run_dir: str | Path, generations: int | None = None, time_budget: float | None = None,
@@ -160,19 +177,26 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
         announce_compile(progress)
         bank, engine = _setup(run.task, run.costs, config, team.most)
         state = run.checkpoint.state
+        parent = run.checkpoint.genome
+        where = f"{run.directory}/checkpoint.json"
         try:
             rate = state.get("rate")
-            engine.restore(run.checkpoint.genome, int(state["rng"]), int(state["generation"]), int(state["stall"]),
+            engine.restore(parent, int(state["rng"]), int(state["generation"]), int(state["stall"]),
                            int(state["offspring"]), int(state["evaluated"]), int(state.get("node_evals", 0)),
                            None if rate is None else float(rate))
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise UserError(f"{run.directory}/checkpoint.json holds a malformed state") from None
+            raise UserError(f"{where} holds a malformed state") from None
+        rotation = None
+        if config.pareto_size:
+            restore_archive(engine, state.get("archive"), parent, where)
+            if config.objective == "pareto":
+                rotation = Rotation(config.rotate_every, restore_cursor(state, where))
         startup = _warm_up(engine, started)
     except BaseException:
         writer.close()
         raise
     return _drive(engine, bank, run.task, run.costs, config, writer, run.checkpoint.seconds, progress,
-                  keep_stats_upto=run.checkpoint.generation, team=team, startup=startup)
+                  keep_stats_upto=run.checkpoint.generation, team=team, startup=startup, rotation=rotation)
 
 
 def check_limits(generations, time_budget, patience):
@@ -189,17 +213,18 @@ def check_limits(generations, time_budget, patience):
 def _setup(task: Task, table: CostTable, config: RunConfig, workers: int = 1) -> tuple[ValueBank | None, Engine]:
     return setup_engine(task, table, config.rows, config.cols, config.levels_back, config.lam, config.mutation_max,
                         config.threshold, config.value_bank, list(config.function_set), config.mutation,
-                        config.adaptive, workers)
+                        config.adaptive, workers, config.pareto_size, config.objective)
 
 
 def setup_engine(task: Task, table: CostTable, rows: int, cols: int, levels_back: int, lam: int,
                  mutation_max: float, threshold: float, value_bank: bool, function_set, mutation: str = "uniform",
-                 adaptive: bool = False, workers: int = 1) -> tuple[ValueBank | None, Engine]:
+                 adaptive: bool = False, workers: int = 1, pareto_size: int = 0,
+                 objective: str = "lexicographic") -> tuple[ValueBank | None, Engine]:
     bank = make_value_bank(task) if value_bank else None
     work = bank.compact if bank else task
     grid = grid_for(task.n_inputs, work.n_outputs, rows, cols, levels_back, function_set)
     problem = build_problem(work, grid, table, threshold, n_targets=task.n_targets)
-    return bank, Engine(problem, lam, mutation_max, mutation, adaptive, workers)
+    return bank, Engine(problem, lam, mutation_max, mutation, adaptive, workers, pareto_size, objective)
 
 
 def _warm_up(engine: Engine, started: float) -> float:
@@ -210,7 +235,8 @@ def _warm_up(engine: Engine, started: float) -> float:
 
 
 def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig, writer: RunWriter | None,
-           base_seconds: float, progress, keep_stats_upto, team: TeamSize, startup: float) -> RunResult:
+           base_seconds: float, progress, keep_stats_upto, team: TeamSize, startup: float,
+           rotation: Rotation | None = None) -> RunResult:
     if progress:
         progress({"event": "ready", "startup_seconds": startup, "constants_only": task.n_inputs == 0})
     run_dir = writer.directory if writer else None
@@ -220,6 +246,8 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
     t0 = time.monotonic()
     last_ck = last_tick = t0
     chunk, stop = 256, None
+    front = FrontWriter(engine, bank, config.threshold) if config.pareto_size else None
+    best_key = engine.member_keys()[engine.best_member()] if rotation else None
 
     def seconds():
         return base_seconds + time.monotonic() - t0
@@ -227,7 +255,8 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
     def save(reason):
         if writer:
             genome, metrics, vb = _final(engine, bank, config, seconds(), startup, team)
-            writer.save(engine.snapshot(), seconds(), reason, genome, metrics, vb)
+            writer.save(_snapshot(engine, rotation), seconds(), reason, genome, metrics, vb,
+                        front.record(config.run_id, config.objective) if front else None)
 
     try:
         if writer:
@@ -250,6 +279,8 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
             end = engine.generation + chunk
             if gen_limit is not None:
                 end = min(end, gen_limit)
+            if rotation:
+                end = min(end, rotation.boundary(engine.generation))
             t, g0, size = time.monotonic(), engine.generation, team.next()
             code = engine.run(end, patience or 0, size)
             dt = time.monotonic() - t
@@ -257,14 +288,20 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
             chunk = max(1, min(10**7, int(chunk * min(4.0, CHUNK_SECONDS / max(dt, 1e-4)))))
             now = time.monotonic()
             records = engine.take_records()
+            stop = {es.DONE_PATIENCE: "patience", es.DONE_PERFECT: "perfect"}.get(code)
+            if rotation:  # the parent walks the front: the rows follow the best member instead
+                if stop is None:
+                    rotation.turn(engine)
+                records, best_key = _best_improved(engine, best_key)
             if writer:
                 for r in records:
                     writer.stats_row(r["generation"], seconds(), r, "improvement")
-            stop = {es.DONE_PATIENCE: "patience", es.DONE_PERFECT: "perfect"}.get(code)
             if now - last_tick >= PROGRESS_SECONDS:
                 last_tick = now
-                info = {**engine.counters(), **engine.metrics(), "seconds": seconds(), "phase": _phase(engine),
-                        "workers": size, "rate": float(engine.rate[0]), "active_nodes": engine.active_count()}
+                shown = _best_figures(engine)[0] if rotation else engine.metrics()
+                info = {**engine.counters(), **shown, "seconds": seconds(), "phase": _phase(engine),
+                        "workers": size, "rate": float(engine.rate[0]), "active_nodes": engine.active_count(),
+                        "front": len(engine.member_keys()) if config.pareto_size else None}
                 if writer:
                     writer.stats_row(engine.generation, seconds(), info, "progress", flush=True)
                 if progress:
@@ -274,7 +311,8 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
                 save(None)
         save(stop)
         if writer:
-            writer.stats_row(engine.generation, seconds(), engine.metrics(), f"stop:{stop}", flush=True)
+            shown = _best_figures(engine)[0] if rotation else engine.metrics()
+            writer.stats_row(engine.generation, seconds(), shown, f"stop:{stop}", flush=True)
     except RunWriteError:
         try:  # a stats row that did not fit: the checkpoint may still
             save(None)
@@ -292,6 +330,34 @@ def _phase(engine: Engine) -> int:
     return 2 if engine.metrics()["threshold_reached"] else 1
 
 
+def _snapshot(engine: Engine, rotation: Rotation | None) -> dict:
+    """The engine's state, with the Pareto archive and the rotation's cursor when there are."""
+    parent = engine.genome()
+    state = engine.snapshot(parent)
+    if engine.pareto_size:
+        state["archive"] = archive_state(engine, parent)
+    if rotation:
+        state["cursor"] = rotation.state()
+    return state
+
+
+def _best_figures(engine: Engine) -> tuple[dict, int, np.ndarray]:
+    """(figures, active nodes, internal genes) of the archive member ranked first lexicographically."""
+    G = engine.member_genes(engine.best_member())
+    m, active = engine.member_figures(G)
+    return m, active, G
+
+
+def _best_improved(engine: Engine, last):
+    """Stats rows for --objective pareto: the best member, when it changed since ``last``."""
+    i = engine.best_member()
+    key = engine.member_keys()[i]
+    if key == last:
+        return [], last
+    m, _ = engine.member_figures(engine.member_genes(i))
+    return [{**m, "generation": engine.members()[i][1]}], key
+
+
 def _result(engine, bank, config, run_dir, seconds, stop, startup, team) -> RunResult:
     genome, metrics, vb = _final(engine, bank, config, seconds, startup, team)
     return RunResult(genome, metrics, run_dir, bool(metrics.threshold_reached), stop, engine.generation,
@@ -300,12 +366,17 @@ def _result(engine, bank, config, run_dir, seconds, stop, startup, team) -> RunR
 
 def _final(engine: Engine, bank: ValueBank | None, config: RunConfig, seconds: float, startup: float,
            team: TeamSize | None):
-    """The parent as the run reports it: genome (expanded for a value bank), Metrics, value bank."""
-    compact = engine.genome()
+    """The best as the run reports it: genome (expanded for a value bank), Metrics, value bank.
+    The best is the parent, or for objective "pareto" the member ranked first lexicographically."""
+    if config.objective == "pareto":
+        m, active, G = _best_figures(engine)
+        compact = engine.problem.to_genome(G)
+    else:
+        m, active, compact = engine.metrics(), engine.active_count(), engine.genome()
     genome = bank.expand(compact) if bank else compact
-    m, counters, n = engine.metrics(), engine.counters(), engine.problem.n_targets
+    counters, n = engine.counters(), engine.problem.n_targets
     metrics = Metrics(energy_pj=m["energy_pj"], area=m["area"], delay_ns=m["delay_ns"], gates=m["gates"],
-                      active_nodes=engine.active_count(), error_se=m["error_se"], n_targets=n,
+                      active_nodes=active, error_se=m["error_se"], n_targets=n,
                       rms_error=math.sqrt(m["error_se"] / max(1, n)), threshold=config.threshold,
                       threshold_reached=m["threshold_reached"], generations=counters["generations"],
                       evaluations=counters["evaluations"], evaluated=counters["evaluated"],

@@ -41,15 +41,18 @@ def register(group) -> None:
         n = max((r["workers"] for r in report["results"]), default=1)
         click.echo(f"{'workload':<12} {'lambda':>6} {'offspring/s':>12} {f'{n} workers':>12} {'speed-up':>8} "
                    f"{'CPU use':>7} {'CPU/offspring':>13} {'target':>9} {'C++ 2 cores':>11} {'active':>7} "
-                   f"{'ns/node eval':>12}")
+                   f"{'ns/node eval':>12} {'archive':>8} {'(CPU)':>6} {'front':>5}")
         for r in report["results"]:
             click.echo(f"{r['workload']:<12} {r['lambda']:>6} {r['offspring_per_s_1']:>12,.0f} "
                        f"{r['offspring_per_s']:>12,.0f} {r['speedup']:>7.2f}x {r['cpu_use']:>7.2f} "
                        f"{r['cpu_seconds'] / max(r['cpu_seconds_1'], 1e-9):>12.2f}x "
                        f"{r['target']:>9,} {r['original_cpp_2cores']:>11,} "
-                       f"{r['active_nodes']:>7,.0f} {r['ns_per_node_eval']:>12.1f}")
+                       f"{r['active_nodes']:>7,.0f} {r['ns_per_node_eval']:>12.1f} "
+                       f"{100 * r['archive_cost']:>+7.1f}% {100 * r['archive_cpu_cost']:>+5.1f}% "
+                       f"{r['archive_points']:>5}")
         click.echo("CPU use: CPUs the threads got on average (a busy machine gives less than the workers); "
-                   "CPU/offspring: the threads' CPU time over one thread's for the same work.")
+                   "CPU/offspring: the threads' CPU time over one thread's for the same work; archive: the "
+                   "time one thread takes more with the Pareto archive (wall, CPU), front: its points.")
 
 
 def _search_bench(scale, workers, as_json):

@@ -14,7 +14,7 @@ from cgphw.files import read_json
 # What defines a run (fixed at its start): --resume refuses them rather than ignore them.
 RUN_SETTINGS = ("task_file", "rows", "cols", "levels_back", "lam", "mutation_max", "threshold", "value_bank",
                 "function_set", "seed", "patience", "out", "costs", "checkpoint_every", "force", "mutation",
-                "adaptive", "start")
+                "adaptive", "start", "objective", "pareto_size", "rotate_every")
 
 
 def progress_printer():
@@ -40,7 +40,8 @@ def progress_printer():
         click.echo(f"gen {info['generations']:>11,}  phase {info['phase']}  error {info['error_se']:<10g} "
                    f"energy {info['energy_pj']:.4f} pJ  gates {info['gates']:>5} (active nodes {info.get('active_nodes', '?')})"
                    f"  {rate:,.0f} gen/s"
-                   f"  workers {info.get('workers', 1)}", err=True)
+                   f"  workers {info.get('workers', 1)}"
+                   + (f"  front {info['front']}" if info.get("front") is not None else ""), err=True)
 
     return show
 
@@ -96,6 +97,15 @@ def register(group) -> None:
                   "the constants); auto: constructive for --value-bank and no-input tasks, else random.")
     @click.option("--threshold", type=float, default=0.0, show_default=True,
                   help="Per-weight RMS error t allowed (SE <= t^2 N).")
+    @click.option("--objective", type=click.Choice(["lexicographic", "pareto"]), default="lexicographic",
+                  show_default=True, help="lexicographic: error to the threshold, then energy, error, delay, "
+                  "gates; pareto: search for the Pareto front itself (a child must be no worse in all four, the "
+                  "parent moves along the archive every --rotate-every generations).")
+    @click.option("--pareto-size", type=int, default=64, show_default=True,
+                  help="Capacity of the Pareto archive of (error, energy, delay, gates) written to pareto.json "
+                       "(16..1000; 0: none). When full, the most crowded point goes (README).")
+    @click.option("--rotate-every", type=int, default=1000, show_default=True,
+                  help="--objective pareto: generations between parent moves along the front.")
     @click.option("--value-bank", is_flag=True, help="Evolve the distinct values only, then wire each weight.")
     @click.option("--function-set", default="seed27", show_default=True,
                   help="Set name or comma-separated gate ids/names.")
@@ -118,8 +128,8 @@ def register(group) -> None:
     @click.option("--quiet", is_flag=True, help="No progress on stderr.")
     @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
     def evolve_cmd(task_file, rows, cols, levels_back, lam, mutation_max, mutation, adaptive, start, threshold,
-                   value_bank, function_set, seed, generations, time_budget, patience, out, costs, checkpoint_every,
-                   force, workers, resume_dir, quiet, as_json):
+                   objective, pareto_size, rotate_every, value_bank, function_set, seed, generations, time_budget,
+                   patience, out, costs, checkpoint_every, force, workers, resume_dir, quiet, as_json):
         """Evolve a circuit for TASK_FILE (.npz with int8 inputs/targets), or --resume a run."""
         from cgphw.cgp.search import Interrupted, evolve, resume
 
@@ -144,7 +154,8 @@ def register(group) -> None:
                 out = out if out is not None else Path("runs") / f"{task_file.stem}-s{seed}"
                 result = evolve(task_file, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
                                 function_set, seed, generations, time_budget, patience, out, costs, prog,
-                                checkpoint_every, force, workers, mutation, adaptive, start)
+                                checkpoint_every, force, workers, mutation, adaptive, start, objective, pareto_size,
+                                rotate_every)
         except Interrupted as exc:
             click.echo(str(exc), err=True)
             sys.exit(130)
@@ -163,17 +174,35 @@ def register(group) -> None:
     def show_cmd(path, costs, as_json):
         """Show a run (RUNDIR, checked as a whole) or a genome file: metrics and the circuit.
         Exit 1 when the run's files contradict each other or a re-evaluation of its genome."""
-        genome, metrics, value_bank, header = shown(path, costs)
+        genome, metrics, value_bank, header, front = shown(path, costs)
         if as_json:
             click.echo(json.dumps({"metrics": metrics.to_json(), "expressions": genome.expressions(),
-                                   "genome_hash": genome.digest()}, allow_nan=False))
+                                   "genome_hash": genome.digest(),
+                                   "pareto": [{"point": p.index, "metrics": p.metrics.to_json(), "found": p.found,
+                                               "genome_hash": p.genome.digest()} for p in front]},
+                                  allow_nan=False))
         else:
-            click.echo("\n".join(summary_lines(metrics, genome, value_bank, header)))
+            click.echo("\n".join(summary_lines(metrics, genome, value_bank, header) + front_lines(front)))
+
+
+def front_lines(front) -> list[str]:
+    """`show`'s table of a run's Pareto front (export one with `cgphw export RUNDIR --point K`)."""
+    if not front:
+        return []
+    lines = [f"Pareto front {len(front)} points (error, energy, delay, gates; export one with --point K):",
+             f"  {'K':>3} {'SE':>12} {'RMS':>9} {'energy pJ':>10} {'delay ns':>9} {'gates':>6} {'nodes':>6} "
+             f"{'found':>11}"]
+    for p in front:
+        m = p.metrics
+        lines.append(f"  {p.index:>3} {m.error_se:>12g} {m.rms_error:>9.4g} {m.energy_pj:>10.4f} {m.delay_ns:>9.4g} "
+                     f"{m.gates:>6} {m.active_nodes:>6} {p.found:>11,}" + ("" if m.threshold_reached else "  (over t)"))
+    return lines
 
 
 def shown(path: Path, costs=None):
-    """(genome, Metrics, value bank, header) of what `show` shows. A run directory, or a run's
-    best.json, is read with load_run (every claim checked); a bare genome is priced afresh."""
+    """(genome, Metrics, value bank, header, Pareto front) of what `show` shows. A run directory,
+    or a run's best.json, is read with load_run (every claim checked); a bare genome is priced
+    afresh (and has no front)."""
     from cgphw.cgp.genome import Genome
     from cgphw.cgp.metrics import circuit_metrics
     from cgphw.cgp.rundir import BEST, RUN_FORMAT, load_run
@@ -181,7 +210,7 @@ def shown(path: Path, costs=None):
 
     if path.is_dir():
         run = load_run(path)
-        return run.genome, run.metrics, run.value_bank, str(path)
+        return run.genome, run.metrics, run.value_bank, str(path), run.pareto
     if not path.is_file():
         raise UserError(f"{path} is neither a run directory nor a genome file")
     doc = read_json(path)
@@ -191,8 +220,8 @@ def shown(path: Path, costs=None):
             raise UserError(f"{path} is a run's {BEST}, which is only checked inside its run directory; "
                             "show the run directory")
         run = load_run(path.parent)
-        return run.genome, run.metrics, run.value_bank, str(path)
+        return run.genome, run.metrics, run.value_bank, str(path), run.pareto
     inner = doc["genome"] if isinstance(doc, dict) and "format" not in doc and isinstance(doc.get("genome"), dict) \
         else doc
     genome = Genome.from_json(inner, source=str(path))
-    return genome, circuit_metrics(genome, load_costs(costs)), None, str(path)
+    return genome, circuit_metrics(genome, load_costs(costs)), None, str(path), ()

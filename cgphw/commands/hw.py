@@ -21,8 +21,13 @@ import click
               help="With --layer: real images in the exported stimulus.")
 @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
               help="With --layer: the int8 model [default: the shipped LeNet-5].")
+@click.option("--point", type=int, default=None, metavar="K",
+              help="Export point K of the run's Pareto front (`cgphw show RUNDIR` lists it) instead of its best.")
+@click.option("--max-error", type=float, default=None, metavar="T",
+              help="Export the front's cheapest point (lowest energy) with per-weight RMS error <= T.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
-def export_cmd(source, pipeline, name, out_dir, force, layer, stimulus_images, model_path, as_json):
+def export_cmd(source, pipeline, name, out_dir, force, layer, stimulus_images, model_path, point, max_error,
+               as_json):
     """Emit a run's best circuit (or a genome file) as Verilog and RTLIL in OUT/NAME/, with a
     manifest NAME.json and the ROM baseline NAME_rom.v. OUT/NAME must be new, empty or an
     earlier export: its files are replaced, files cgphw did not write there are kept.
@@ -30,19 +35,27 @@ def export_cmd(source, pipeline, name, out_dir, force, layer, stimulus_images, m
 
     With --layer, the layer engine fed by the circuit goes beside it (see `cgphw verify-layer`)."""
     if layer is not None:
+        if point is not None or max_error is not None:
+            from cgphw.errors import UserError
+
+            raise UserError("--layer exports the run's best circuit: it takes no --point or --max-error")
         _export_layer(source, pipeline, name, out_dir, force, layer, stimulus_images, model_path, as_json)
         return
     from cgphw.hw.export import export
 
-    result = export(source, out_dir=out_dir, name=name, pipeline=pipeline, force=force)
+    result = export(source, out_dir=out_dir, name=name, pipeline=pipeline, force=force, point=point,
+                    max_error=max_error)
     target, m = result.directory, result.manifest
     if as_json:
         click.echo(json.dumps({"dir": str(target), "name": m.name, "latency": m.latency, "pipeline": m.pipeline,
                                "gates": m.doc.gates, "depth": m.doc.depth, "genome_hash": m.genome_hash,
-                               "ports": [vars(p) for p in m.ports], "files": list(result.files)}, indent=1))
+                               "ports": [vars(p) for p in m.ports], "files": list(result.files),
+                               "pareto_point": m.doc.source.get("pareto_point")}, indent=1))
         return
     form = f"pipelined every {pipeline} levels, latency {m.latency}" if pipeline else "combinational"
-    click.echo(f"{target}: {m.doc.gates} gates, depth {m.doc.depth}, {form}")
+    chosen = m.doc.source.get("pareto_point")
+    click.echo(f"{target}: {m.doc.gates} gates, depth {m.doc.depth}, {form}"
+               + (f", point {chosen['index']} of the run's Pareto front" if chosen else ""))
     for f in result.files:
         click.echo(f"  {target / f}")
     if m.baseline is None:

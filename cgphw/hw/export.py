@@ -24,7 +24,9 @@ import numpy as np
 
 from cgphw import dirs, gates as G
 from cgphw import records
+from cgphw.cgp.front import choose_point
 from cgphw.cgp.genome import Genome
+from cgphw.cgp.metrics import Metrics
 from cgphw.cgp.rundir import BEST, RUN_FORMAT, Run, load_run
 from cgphw.errors import UserError
 from cgphw.files import read_json
@@ -53,6 +55,8 @@ class Source:
     run: Run | None  # the run (checked by load_run), None for a bare genome
     path: Path
     default_name: str
+    point: dict | None = None  # a point of the run's Pareto front instead of its best: index, max_error, found
+    metrics: Metrics | None = None  # the run's figures for ``genome`` (its best's, or the point's)
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,21 @@ def check_name(name: str) -> str:
     return name
 
 
-def load_source(path: str | os.PathLike, force: bool = False) -> Source:
-    """Read a run directory (or its best.json: the directory is read), or a genome JSON file."""
+def load_source(path: str | os.PathLike, force: bool = False, point: int | None = None,
+                max_error: float | None = None) -> Source:
+    """Read a run directory (or its best.json: the directory is read), or a genome JSON file.
+    ``point`` (an index of the run's Pareto front) or ``max_error`` (the cheapest point with a
+    per-weight RMS error at most that, ``cgp.front.choose_point``) takes that point instead of
+    the best; a chosen point needs no ``force`` (its error is the user's choice)."""
     path = Path(path)
+    if (point is not None or max_error is not None) and not path.is_dir():
+        raise UserError(f"--point and --max-error choose a point of a run's Pareto front: {path} is not a run "
+                        "directory")
     if path.is_dir():
-        return _from_run(load_run(path), path, force)
+        run = load_run(path)
+        if point is not None or max_error is not None:
+            return _from_point(run, path, point, max_error)
+        return _from_run(run, path, force)
     if not path.is_file():
         raise UserError(f"{path} is neither a run directory nor a genome file")
     doc = read_json(path)
@@ -104,7 +118,13 @@ def _from_run(run: Run, path: Path, force: bool) -> Source:
     if not m.threshold_reached and not force:
         raise UserError(f"run {run.directory} never reached its error threshold "
                         f"(error {m.error_se:g}, threshold {m.threshold:g}); pass --force to export it anyway")
-    return Source(run.genome, run.task, run, path, verilog_name(run.directory.resolve().name))
+    return Source(run.genome, run.task, run, path, verilog_name(run.directory.resolve().name), None, run.metrics)
+
+
+def _from_point(run: Run, path: Path, point: int | None, max_error: float | None) -> Source:
+    p = choose_point(run.pareto, point, max_error, f"run {run.directory}")
+    return Source(p.genome, run.task, run, path, verilog_name(f"{run.directory.resolve().name}_p{p.index}"),
+                  {"index": p.index, "max_error": max_error, "found": p.found}, p.metrics)
 
 
 # --- what each port element carries -------------------------------------------------------
@@ -240,8 +260,9 @@ def build_files(source: Source, name: str, pipeline: int | None) -> tuple[dict, 
         "sha256": {f: hashlib.sha256(text.encode()).hexdigest() for f, text in files.items()},
         "baseline": baseline,
         "source": {"kind": "run" if run else "genome", "path": str(source.path),
-                   "metrics": run.metrics.to_json() if run else None,
-                   "value_bank": run.value_bank if run else None,
+                   "metrics": source.metrics.to_json() if source.metrics else None,
+                   "value_bank": run.value_bank if run and source.point is None else None,
+                   "pareto_point": source.point,  # None: the run's best
                    "costs": records.to_json(run.config.costs) if run else None},
     }
     if baseline is None:
@@ -250,11 +271,14 @@ def build_files(source: Source, name: str, pipeline: int | None) -> tuple[dict, 
 
 
 def export(path: str | os.PathLike, out_dir: str | os.PathLike = "rtl_out", name: str | None = None,
-           pipeline: int | None = None, force: bool = False) -> ExportResult:
+           pipeline: int | None = None, force: bool = False, point: int | None = None,
+           max_error: float | None = None) -> ExportResult:
     """Export a run (checked whole by load_run) or a genome file to ``out_dir/NAME/``.
-    ``force`` exports a run that never reached its error threshold."""
+    ``force`` exports a run that never reached its error threshold. ``point`` K or
+    ``max_error`` T export a point of the run's Pareto front instead of its best (default name
+    RUN_pK; the manifest's source.pareto_point records index, max_error and found)."""
     pipeline = emit.check_pipeline(pipeline)
-    source = load_source(path, force)
+    source = load_source(path, force, point, max_error)
     name = check_name(name) if name is not None else source.default_name
     files, manifest = build_files(source, name, pipeline)
     target = Path(out_dir) / name
