@@ -106,9 +106,10 @@ def open_client(settings: ClusterSettings, out_dir: Path, threads_per_run: int =
     from distributed import Client, LocalCluster
 
     if settings.kind == "local":
+        # the scheduler's HTTP server on a free local port: the default (8787) warns when taken
         cluster = LocalCluster(n_workers=local_workers(settings, threads_per_run), threads_per_worker=1,
-                               processes=True, dashboard_address=None, local_directory=str(out_dir / "dask"),
-                               silence_logs=logging.ERROR)
+                               processes=True, dashboard_address="127.0.0.1:0",
+                               local_directory=str(out_dir / "dask"), silence_logs=logging.ERROR)
     elif settings.kind in BATCH_KINDS:
         cluster = _batch_cluster(settings, out_dir / "dask-logs", threads_per_run)
         cluster.scale(jobs=settings.workers or 1)
