@@ -117,10 +117,11 @@ def summary_cells(summary, group_by: list[str]) -> tuple[list[str], list[list[st
     head = [*group_by, "runs", "reached"] + (["verified"] if "verified" in summary else []) + \
         [FIGURES[c][0] for c in figures]
     body = []
-    for _, r in summary.iterrows():
-        cells = [_plain(r[c]) for c in group_by] + [str(r["runs"]), f"{r['reached']}/{r['runs']}"]
+    for _, r in summary.iterrows():  # a row of numbers only comes as floats: counts are ints again
+        runs = int(r["runs"])
+        cells = [_plain(r[c]) for c in group_by] + [str(runs), f"{int(r['reached'])}/{runs}"]
         if "verified" in summary:
-            cells.append("–" if missing(r["verified"]) else f"{int(r['verified'])}/{r['runs']}")
+            cells.append("–" if missing(r["verified"]) else f"{int(r['verified'])}/{runs}")
         for c in figures:
             _, fmt, scale = FIGURES[c]
             lo, mid, hi = r[f"{c}_min"], r[f"{c}_median"], r[f"{c}_max"]

@@ -96,6 +96,7 @@ def test_results_summarise_per_setting(campaign, capsys):
                    "gates,top1_after,wall_seconds").out
     assert re.split(r"\s{2,}", text.splitlines()[0].strip()) == \
         ["threshold", "runs", "reached", "verified", "gates", "top-1 %", "wall s"]
+    assert re.match(r"0\s+2\s+\d/2\s+\d/2\s", text.splitlines()[1])  # counts, not 2.0 (a row of numbers only)
     code, _, err = cli(capsys, "results", str(out), "--figures", "speed")
     assert code == 2 and err.startswith("error: no figure 'speed'")
 
