@@ -27,12 +27,14 @@ def register(group) -> None:
 @click.argument("experiment", required=False)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Campaign folder [default: campaigns/NAME-PROFILE]; run again to continue it.")
-@click.option("--profile", default="full", show_default=True, help="quick (a minute or two) or full (the study).")
+@click.option("--profile", default="full", show_default=True, help="quick (a minute or two), full (the study), or another the file names "
+                   "(study: the study's thresholds in about 10 minutes on 2 cores, where given).")
 @click.option("--set", "overrides", multiple=True, metavar="TABLE.KEY=VALUE",
               help="Change a setting of the experiment (TOML value; a list is a sweep), e.g. search.seed=[1,2,3].")
 @click.option("--cluster", default=None, help=CLUSTER_HELP)
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="local: worker processes [default: all cores]; pbs/slurm: jobs [default: 1].")
+              help="local: worker processes [default: all cores, or cores / search.workers]; "
+                   "pbs/slurm: jobs [default: 1].")
 @click.option("--queue", default=None, help="pbs/slurm: queue (partition).")
 @click.option("--account", default=None, help="pbs/slurm: account (project) to charge.")
 @click.option("--walltime", default=None, help="pbs/slurm: wall time per job, e.g. 04:00:00.")
