@@ -47,8 +47,7 @@ def convergence(curves: list[tuple[str, dict]]):
 
 def front(frame, archives: dict[str, list[tuple[float, float]]] | None = None):
     """Per-weight RMS error against energy for every run (colour: threshold, marker: seed),
-    the non-dominated front across them, and each run's own Pareto archive if it kept one
-    (``archives``: run -> (energy, RMS error) points)."""
+    the non-dominated front across them, and each run's own Pareto archive if it kept one."""
     if frame.empty:
         return None
     fig, ax = _figure(7.5, 4.8, 1, 1)
@@ -58,7 +57,8 @@ def front(frame, archives: dict[str, list[tuple[float, float]]] | None = None):
     seeds = sorted(frame["seed"].unique())
     for points in (archives or {}).values():
         if points:
-            ax.plot(*zip(*sorted(points)), color="0.6", lw=0.8, marker=".", ms=3, zorder=1)
+            xs, ys = zip(*sorted(points))
+            ax.plot(ys, xs, color="0.75", lw=0.8, zorder=1)
     for _, r in frame.iterrows():
         color = COLORS[thresholds.index(r["threshold"]) % len(COLORS)]
         marker = markers[seeds.index(r["seed"]) % len(markers)]

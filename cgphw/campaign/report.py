@@ -44,16 +44,14 @@ def render(frame, info: dict, folder: Path) -> str:
     parts.append(f"<p class=note>{len(frame)} of {total} runs finished; {int(frame['reached'].sum())} reached their "
                  f"error threshold. Folder <code>{_e(str(folder.resolve()))}</code>.</p>")
     group_by = default_group_by(frame)
-    archives = _archives(frame, folder)
     parts += ["<h2>Summary</h2>", _summary_table(summarize(frame, group_by), group_by),
               "<p class=note>min–max (median) over the runs of each setting.</p>"]
     sections = [
         ("Convergence", figures.convergence(_curves(frame, folder)),
          "Error (squared error summed over the weights) and energy of the best circuit so far, against search "
          "time and generations; one line per run. The error falls first; once under the threshold the energy falls."),
-        ("Error against energy", figures.front(frame, archives),
-         "Every run's circuit (ringed: threshold reached); dashed: the circuits no other run beats in both"
-         + ("; grey: each run's own Pareto archive (the trade-offs its search kept)." if archives else ".")),
+        ("Error against energy", figures.front(frame),
+         "Every run's circuit (ringed: threshold reached); dashed: the circuits no other run beats in both."),
         ("Accuracy and energy per layer", figures.per_layer(frame),
          "Change of top-1 accuracy when the circuit's weights replace the layer's, and the circuit's energy "
          "(median over seeds)."),
@@ -116,20 +114,6 @@ def _curves(frame, folder: Path) -> list[tuple[str, dict]]:
         if len(stats):
             curves.append((str(r["run"]), {k: stats[k].to_numpy() for k in ("time", "generation", "error", "energy")}))
     return curves
-
-
-def _archives(frame, folder: Path) -> dict[str, list[tuple[float, float]]]:
-    """Run -> its Pareto archive as (energy, per-weight RMS error) points, for runs whose
-    search kept one (a run folder removed or damaged since is left out)."""
-    out = {}
-    for _, r in frame.iterrows():
-        try:
-            points = stages.pareto_archive(folder / r["evolve_dir"])
-        except UserError:
-            continue
-        if points:
-            out[str(r["run"])] = [(p["energy_pj"], p["rms_error"]) for p in points if p.get("rms_error") is not None]
-    return out
 
 
 def _best_run(frame):

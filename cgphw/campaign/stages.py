@@ -249,18 +249,6 @@ def circuit_graph(evolve_dir: Path) -> dict:
             "outputs": [int(p) for p in genome.outputs]}
 
 
-def pareto_archive(evolve_dir: Path) -> list[dict] | None:
-    """The run's Pareto archive, where its search kept one: each circuit's metrics as plain
-    data (``Metrics.to_json``), as ``load_run`` read and checked them (``Run.pareto``: one
-    point per circuit, each with its ``metrics``); None when the search kept none."""
-    if not (evolve_dir / "pareto.json").is_file():  # no archive: the run need not be read at all
-        return None
-    points = getattr(cgphw.load_run(evolve_dir), "pareto", None)
-    if not points:
-        return None
-    return [point.metrics.to_json() for point in points]
-
-
 def stats_file(evolve_dir: Path) -> Path:
     from cgphw.cgp.rundir import STATS
 

@@ -1,14 +1,11 @@
 """The campaign's door to the other stages (stages.py): search operators, the accuracy
-baseline measured once per model and images, the Pareto archive hook, compiling once."""
+baseline measured once per model and images, compiling once."""
 import json
-from types import SimpleNamespace
 
-import pandas as pd
 import pytest
 
 import cgphw
-from cgphw.campaign import figures, report, stages
-from cgphw.cgp.metrics import Metrics
+from cgphw.campaign import stages
 
 SEARCH = {"rows": 5, "cols": 5, "levels_back": 5, "lambda": 4, "mutation": "uniform", "mutation_max": 0.15,
           "adaptive": True, "start": "auto", "function_set": "seed27", "value_bank": False, "threshold": 0.0,
@@ -65,26 +62,6 @@ def test_the_baseline_is_measured_once_per_model_and_images(tmp_path, monkeypatc
     assert stages.baseline(tmp_path / "b", "lenet5", sha, str(mnist), "test", None) == own and len(calls) == 4
     write_idx(mnist / IDX_FILES[("t10k", "images")], 255 - pixels)
     assert stages.baseline(tmp_path / "b", "lenet5", sha, str(mnist), "test", None) != own and len(calls) == 5
-
-
-def test_a_run_s_pareto_archive_is_read_through_load_run_and_drawn(tmp_path, monkeypatch):
-    run_dir = tmp_path / "evolve"
-    run_dir.mkdir()
-    assert stages.pareto_archive(run_dir) is None  # no pareto.json: the run is not even read
-    (run_dir / "pareto.json").write_text("{}")
-    points = [Metrics(energy_pj=e, area=1.0, delay_ns=1.0, gates=g, active_nodes=g, rms_error=r)
-              for e, g, r in ((0.5, 20, 0.0), (0.2, 12, 1.5))]
-    monkeypatch.setattr(cgphw, "load_run", lambda d: SimpleNamespace(pareto=[SimpleNamespace(metrics=m)
-                                                                             for m in points]))
-    assert [p["energy_pj"] for p in stages.pareto_archive(run_dir)] == [0.5, 0.2]
-    frame = pd.DataFrame([{"run": "r1", "evolve_dir": "evolve", "energy": 0.2, "rms_error": 1.5, "threshold": 2.0,
-                           "seed": 1, "reached": True}])
-    archives = report._archives(frame, tmp_path)
-    assert archives == {"r1": [(0.5, 0.0), (0.2, 1.5)]}
-    with_archive, without = figures.front(frame, archives), figures.front(frame)
-    assert len(with_archive.axes[0].lines) == len(without.axes[0].lines) + 1
-    monkeypatch.setattr(cgphw, "load_run", lambda d: SimpleNamespace(pareto=None))  # a run that kept none
-    assert stages.pareto_archive(run_dir) is None and report._archives(frame, tmp_path) == {}
 
 
 def test_compile_search_compiles_only_when_the_kernels_are_not_ready(monkeypatch, kernel):
