@@ -79,7 +79,7 @@ class Insertion:
 
 def insert(source: str | os.PathLike | Mapping[str, np.ndarray], model: str | os.PathLike | Int8Model | None = None,
            data: str | os.PathLike = "mnist5k", split: str = "test", limit: int | None = None,
-           progress: ProgressCallback | None = None) -> Insertion:
+           progress: ProgressCallback | None = None, before: Accuracy | None = None) -> Insertion:
     """Put generated weights into the int8 network and measure accuracy before and after.
 
     ``source``: a run directory (its best circuit is evaluated on its task's inputs and the
@@ -87,6 +87,12 @@ def insert(source: str | os.PathLike | Mapping[str, np.ndarray], model: str | os
     layer name -> int8 array, or such a mapping. ``model``: a model file or an ``Int8Model``
     (default: the shipped LeNet-5). ``data``, ``split``, ``limit``: the images, as for
     ``cgphw model eval``. Bad input raises ``UserError``.
+
+    ``before``: the unchanged network's accuracy on these images, measured earlier (e.g. the
+    ``before`` of an earlier call with the same model, data, split and limit); it is then not
+    measured again, which saves half the work when many circuits go into one network. It must
+    name the same images (source and count), else ``UserError``; that it came from the same
+    model is the caller's word.
     """
     step(progress, "loading the model")
     net = model if isinstance(model, Int8Model) else load_model(model)
@@ -106,7 +112,13 @@ def insert(source: str | os.PathLike | Mapping[str, np.ndarray], model: str | os
             replacements, origin = _weights_file(path), f"weights from {path}"
     changed = insert_codes(net, replacements)  # checks names, shapes and dtypes
     images = load_split(data, split).head(limit)
-    before = measure(net, images, progress, "accuracy before")
+    if before is None:
+        before = measure(net, images, progress, "accuracy before")
+    elif not isinstance(before, Accuracy):
+        raise UserError(f"before must be an Accuracy (the before of an earlier insert), got {type(before).__name__}")
+    elif (before.source, before.images) != (images.source, len(images)):
+        raise UserError(f"the accuracy given as before was measured on {before.images} images of {before.source}, "
+                        f"not on the {len(images)} images of {images.source}")
     after = measure(changed, images, progress, "accuracy after")
     layers = tuple(LayerChange(name, int(np.asarray(codes).size), int((extract(net, name) != codes).sum()))
                    for name, codes in sorted(replacements.items()))

@@ -69,3 +69,15 @@ def test_insert_refuses_bad_weights_with_a_user_error(tmp_path, lenet):
         cgphw.insert({"conv1": extract(lenet, "conv1").astype(np.float32)}, model=lenet, limit=10)
     with pytest.raises(cgphw.UserError, match="neither a run directory nor"):
         cgphw.insert(tmp_path / "nothing", model=lenet, limit=10)
+
+
+def test_insert_takes_the_before_accuracy_measured_once(tmp_path, lenet):
+    run = _run_dir(tmp_path / "inc", lenet, True, threshold=100.0)
+    first = cgphw.insert(run, model=lenet, limit=200)
+    seen = []
+    again = cgphw.insert(run, model=lenet, limit=200, before=first.before,
+                         progress=lambda done, total, what: seen.append(what))
+    assert again.before is first.before and again.after == first.after
+    assert "accuracy after" in seen and "accuracy before" not in seen  # not measured again
+    with pytest.raises(cgphw.UserError, match="measured on 200 images of mnist5k:test.*not on the 100 images"):
+        cgphw.insert(run, model=lenet, limit=100, before=first.before)

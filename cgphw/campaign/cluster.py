@@ -67,10 +67,10 @@ def _jobqueue():
     return dask_jobqueue
 
 
-def _batch_cluster(settings: ClusterSettings, log_dir: Path | None):
+def _batch_cluster(settings: ClusterSettings, log_dir: Path | None, threads_per_run: int = 1):
     jq = _jobqueue()
     cls = jq.PBSCluster if settings.kind == "pbs" else jq.SLURMCluster
-    processes = settings.processes or settings.cores
+    processes = settings.processes or max(1, settings.cores // threads_per_run)
     if settings.cores % processes:
         raise UserError(f"cores ({settings.cores}) must be a multiple of processes ({processes})")
     kwargs = {"cores": settings.cores, "processes": processes, "memory": settings.memory,
@@ -82,32 +82,36 @@ def _batch_cluster(settings: ClusterSettings, log_dir: Path | None):
     return cls(**{k: v for k, v in kwargs.items() if v is not None})
 
 
-def job_script(settings: ClusterSettings, log_dir: Path | None = None) -> str:
+def job_script(settings: ClusterSettings, log_dir: Path | None = None, threads_per_run: int = 1) -> str:
     """The PBS or SLURM script one job of the campaign submits (nothing is submitted)."""
     check(settings)
     if settings.kind not in BATCH_KINDS:
         raise UserError(f"only pbs and slurm clusters have job scripts, not {settings.kind!r}")
-    with _batch_cluster(settings, log_dir) as cluster:
+    with _batch_cluster(settings, log_dir, threads_per_run) as cluster:
         return cluster.job_script()
 
 
-def local_workers(settings: ClusterSettings) -> int:
-    return settings.workers or os.cpu_count() or 1
+def local_workers(settings: ClusterSettings, threads_per_run: int = 1) -> int:
+    """Worker processes of a local cluster: as set, else one per ``threads_per_run`` cores
+    (each runs one campaign run at a time, whose search uses that many threads)."""
+    return settings.workers or max(1, (os.cpu_count() or 1) // threads_per_run)
 
 
 @contextlib.contextmanager
-def open_client(settings: ClusterSettings, out_dir: Path):
+def open_client(settings: ClusterSettings, out_dir: Path, threads_per_run: int = 1):
     """A distributed.Client on the cluster the settings describe; closed (and, for
-    clusters it started, shut down) on exit."""
+    clusters it started, shut down) on exit. ``threads_per_run``: the search threads of
+    the busiest run (``search.workers``), which sizes the worker processes started here."""
     check(settings)
     from distributed import Client, LocalCluster
 
     if settings.kind == "local":
-        cluster = LocalCluster(n_workers=local_workers(settings), threads_per_worker=1, processes=True,
-                               dashboard_address=None, local_directory=str(out_dir / "dask"),
-                               silence_logs=logging.ERROR)
+        # the scheduler's HTTP server on a free local port: the default (8787) warns when taken
+        cluster = LocalCluster(n_workers=local_workers(settings, threads_per_run), threads_per_worker=1,
+                               processes=True, dashboard_address="127.0.0.1:0",
+                               local_directory=str(out_dir / "dask"), silence_logs=logging.ERROR)
     elif settings.kind in BATCH_KINDS:
-        cluster = _batch_cluster(settings, out_dir / "dask-logs")
+        cluster = _batch_cluster(settings, out_dir / "dask-logs", threads_per_run)
         cluster.scale(jobs=settings.workers or 1)
     else:
         try:

@@ -65,6 +65,12 @@ class Experiment:
     def table(self, name: str) -> dict:
         return self.doc[name]
 
+    @property
+    def threads_per_run(self) -> int:
+        """The most search threads (``search.workers``) any of its runs uses."""
+        own = [t.get("search", {}).get("workers") or 1 for t in self.doc["task"]]
+        return max([self.doc["search"]["workers"], *own])
+
 
 def load_experiment(ref: str | os.PathLike, profile: str = "full", overrides: list[str] | tuple = ()) -> Experiment:
     """Read, merge ``profile`` and ``overrides`` ("table.key=value", TOML values), validate."""

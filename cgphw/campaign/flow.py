@@ -7,7 +7,10 @@ and a finished run (``record.json``) does no work at all. Every stage writes who
 (temporary name, then rename); ``log.jsonl`` keeps what happened, attempt by attempt.
 
 Run folder: spec.json, task.npz, evolve/ (the search's run directory), rtl/NAME/ (export and
-synthesis report), verify.json, insert.json, record.json (the results row), log.jsonl.
+synthesis report), verify.json, insert.json, record.json (the results row), log.jsonl. It
+lies in the campaign folder's runs/; the campaign folder's baselines/ keeps the unchanged
+network's accuracy, measured by the first run that inserts and read by the others
+(``stages.baseline``).
 """
 from __future__ import annotations
 
@@ -89,9 +92,12 @@ def claim_run_dir(run_dir: Path, spec: RunSpec) -> None:
     write_json_atomic(run_dir / "spec.json", {"format": SPEC_FORMAT, **spec.to_json()})
 
 
-def execute_run(spec_doc: dict, run_dir: str) -> dict:
-    """Run (or finish) one campaign run; returns its results row."""
+def execute_run(spec_doc: dict, run_dir: str, baselines: str | None = None) -> dict:
+    """Run (or finish) one campaign run; returns its results row. ``baselines``: the folder
+    where the campaign's runs share the unchanged network's accuracy (default: the run's own
+    baselines/, measured for this run alone)."""
     spec, run_dir = RunSpec.from_json(spec_doc), Path(run_dir)
+    baselines = Path(baselines) if baselines is not None else run_dir / "baselines"
     done = read_record(run_dir, spec.digest)
     if done is not None:
         return done
@@ -99,7 +105,7 @@ def execute_run(spec_doc: dict, run_dir: str) -> dict:
     log = RunLog(run_dir)
     log.event("run", "start")
     try:
-        row = _stages(spec, run_dir, log)
+        row = _stages(spec, run_dir, log, baselines)
     except Exception as exc:
         log.event("run", "error", message=f"{type(exc).__name__}: {exc}")
         raise
@@ -116,7 +122,7 @@ def _timed(log: RunLog, stage: str, work, *args, **info):
     return out
 
 
-def _stages(spec: RunSpec, run_dir: Path, log: RunLog) -> dict:
+def _stages(spec: RunSpec, run_dir: Path, log: RunLog, baselines: Path) -> dict:
     task = _task(spec, run_dir, log)
     evolve_dir = run_dir / "evolve"
     _evolve(spec, task, evolve_dir, log)
@@ -146,7 +152,7 @@ def _stages(spec: RunSpec, run_dir: Path, log: RunLog) -> dict:
     if exported and "verify" in spec.stages:
         verdict = _verify(spec, run_dir, rtl_dir, search["genome_hash"], log)
     if "insert" in spec.stages and stages.can_insert(task):
-        insertion = _insert(spec, run_dir, evolve_dir, search["genome_hash"], log)
+        insertion = _insert(spec, run_dir, evolve_dir, search["genome_hash"], log, baselines)
     return make_row(spec, run_dir, task, search, exported, synth, verdict, insertion, rtl_dir)
 
 
@@ -178,15 +184,15 @@ def _task(spec: RunSpec, run_dir: Path, log: RunLog):
 
 def _evolve(spec: RunSpec, task, evolve_dir: Path, log: RunLog) -> None:
     state = stages.search_state(evolve_dir)
-    if state is not None and not stages.search_settings_match(state["config"], spec.search):
+    if state is not None and not stages.search_settings_match(state["config"], spec.search, task):
         raise UserError(f"{evolve_dir} holds a search with other settings than this run's spec.json")
     if state is not None and state["finished"]:
         log.event("evolve", "skip")
     elif state is not None and state["generation"] is not None:
-        _timed(log, "evolve", stages.resume, evolve_dir, resumed_from=state["generation"])
+        _timed(log, "evolve", stages.resume, evolve_dir, spec.workers, resumed_from=state["generation"])
     else:  # new, or killed before its first checkpoint: start (again) from the seed
         every = float(spec.extra.get("checkpoint_every", 10.0))
-        _timed(log, "evolve", stages.evolve, task, spec.search, evolve_dir, every)
+        _timed(log, "evolve", stages.evolve, task, spec.search, evolve_dir, every, spec.workers)
 
 
 def _verify(spec: RunSpec, run_dir: Path, rtl_dir: Path, genome_hash: str, log: RunLog):
@@ -204,7 +210,7 @@ def _verify(spec: RunSpec, run_dir: Path, rtl_dir: Path, genome_hash: str, log: 
     return verdict
 
 
-def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, genome_hash: str, log: RunLog):
+def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, genome_hash: str, log: RunLog, baselines: Path):
     path = run_dir / "insert.json"
     d = spec.data
     key = {"genome_hash": genome_hash, "model_sha256": spec.model.get("sha256"), "data": d["source"],
@@ -215,8 +221,13 @@ def _insert(spec: RunSpec, run_dir: Path, evolve_dir: Path, genome_hash: str, lo
                 and all(doc.get(k) == x for k, x in key.items())):
             log.event("insert", "skip")
             return doc
-    result = _timed(log, "insert", stages.insert, evolve_dir, spec.model["path"], spec.model.get("sha256"),
-                    d["source"], d["split"], d.get("limit"))
+    def measure():
+        before = stages.baseline(baselines, spec.model["path"], spec.model.get("sha256"), d["source"], d["split"],
+                                 d.get("limit"))
+        return stages.insert(evolve_dir, spec.model["path"], spec.model.get("sha256"), d["source"], d["split"],
+                             d.get("limit"), before)
+
+    result = _timed(log, "insert", measure)
     doc = {"format": INSERT_FORMAT, **key, **result}
     write_json_atomic(path, doc)
     return doc
@@ -240,7 +251,8 @@ def make_row(spec: RunSpec, run_dir: Path, task, search: dict, exported, synth, 
     row = {"experiment": spec.experiment, "run": spec.run_id, "task": spec.task_label, "selector": t["selector"],
            "layer": _layers(task), "filters": ",".join(map(str, t["filters"])) if t.get("filters") else None,
            "threshold": s["threshold"], "seed": s["seed"], "grid": spec.grid, "rows": s["rows"], "cols": s["cols"],
-           "levels_back": s["levels_back"], "lambda": s["lambda"], "mutation_max": s["mutation_max"],
+           "levels_back": s["levels_back"], "lambda": s["lambda"], "mutation": s["mutation"],
+           "mutation_max": s["mutation_max"], "adaptive": s["adaptive"], "start": search["start"],
            "function_set": s["function_set"], "value_bank": s["value_bank"], "pipeline": spec.export["pipeline"],
            "items": task.n_items, "inputs": task.n_inputs, "outputs": task.n_outputs, "n_targets": m.get("n_targets"),
            "n_values": search["n_values"], "multiplexers": task.meta.get("multiplexers"),

@@ -13,8 +13,8 @@ from cgphw.errors import UserError
 from cgphw.files import read_json
 
 # Settings a summary groups by when they differ between runs (any column may be named).
-SETTINGS = ("experiment", "task", "grid", "lambda", "mutation_max", "function_set", "value_bank", "threshold",
-            "pipeline")
+SETTINGS = ("experiment", "task", "grid", "lambda", "mutation", "mutation_max", "adaptive", "start", "function_set",
+            "value_bank", "threshold", "pipeline")
 # Figures a summary reports: column -> (heading, format, scale)
 FIGURES = {
     "error": ("error (SE)", "{:g}", 1.0),
@@ -80,16 +80,20 @@ def default_group_by(frame) -> list[str]:
     return varying or ["task"]
 
 
-def summarize(frame, group_by: list[str] | None = None):
+def summarize(frame, group_by: list[str] | None = None, figures: list[str] | None = None):
     """Per group of settings: runs, runs that reached their threshold, and min / median / max
-    of every figure (a pandas DataFrame with columns like energy_min, energy_median, energy_max)."""
+    of every figure (a pandas DataFrame with columns like energy_min, energy_median, energy_max).
+    ``figures``: only these columns of FIGURES (default: all that the runs have)."""
     import pandas as pd
 
     group_by = group_by or default_group_by(frame)
     unknown = [c for c in group_by if c not in frame.columns]
     if unknown:
         raise UserError(f"cannot group by {unknown[0]!r}: the results have columns {', '.join(frame.columns)}")
-    figures = [c for c in FIGURES if c in frame and frame[c].notna().any()]
+    unknown = [c for c in figures or () if c not in FIGURES]
+    if unknown:
+        raise UserError(f"no figure {unknown[0]!r}: choose from {', '.join(FIGURES)}")
+    figures = [c for c in (figures or FIGURES) if c in frame and frame[c].notna().any()]
     rows = []
     for keys, part in frame.groupby(group_by, dropna=False, sort=True):
         keys = keys if isinstance(keys, tuple) else (keys,)
@@ -113,10 +117,11 @@ def summary_cells(summary, group_by: list[str]) -> tuple[list[str], list[list[st
     head = [*group_by, "runs", "reached"] + (["verified"] if "verified" in summary else []) + \
         [FIGURES[c][0] for c in figures]
     body = []
-    for _, r in summary.iterrows():
-        cells = [_plain(r[c]) for c in group_by] + [str(r["runs"]), f"{r['reached']}/{r['runs']}"]
+    for _, r in summary.iterrows():  # a row of numbers only comes as floats: counts are ints again
+        runs = int(r["runs"])
+        cells = [_plain(r[c]) for c in group_by] + [str(runs), f"{int(r['reached'])}/{runs}"]
         if "verified" in summary:
-            cells.append("–" if missing(r["verified"]) else f"{int(r['verified'])}/{r['runs']}")
+            cells.append("–" if missing(r["verified"]) else f"{int(r['verified'])}/{runs}")
         for c in figures:
             _, fmt, scale = FIGURES[c]
             lo, mid, hi = r[f"{c}_min"], r[f"{c}_median"], r[f"{c}_max"]

@@ -2,7 +2,8 @@
 
 The campaign folder (``--out``) holds campaign.json (what was run: the experiment, its
 profile and overrides, the runs), experiment.toml (a copy of the file), runs/RUN/ (one
-folder per run, see flow.py), results.parquet and results.csv. Running a campaign again
+folder per run, see flow.py), baselines/ (the unchanged network's accuracy, measured once),
+results.parquet and results.csv. Running a campaign again
 submits only the runs without a valid record.json: a finished campaign does no work.
 """
 from __future__ import annotations
@@ -83,7 +84,7 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
             if client is not None:
                 failed = _execute(client, pending, out, status, display)
             else:
-                with open_client(settings, out) as own:
+                with open_client(settings, out, max(s.workers for s in pending)) as own:
                     failed = _execute(own, pending, out, status, display)
         results = write_results(out, specs)
     finally:
@@ -152,9 +153,10 @@ def _plan(exp: Experiment, out: Path, display: Display) -> list[RunSpec]:
 def _execute(client, pending: list[RunSpec], out: Path, status: Status, display: Display) -> dict[str, str]:
     from distributed import as_completed
 
+    _compile_once(client, display)
     remaining = {}
     for spec in pending:
-        future = client.submit(execute_run, spec.to_json(), str(out / "runs" / spec.run_id),
+        future = client.submit(execute_run, spec.to_json(), str(out / "runs" / spec.run_id), str(out / "baselines"),
                                key=f"cgphw-{spec.run_id}", pure=False)
         remaining[future.key] = (future, spec)
     finished = as_completed([f for f, _ in remaining.values()], with_results=False)
@@ -181,6 +183,20 @@ def _execute(client, pending: list[RunSpec], out: Path, status: Status, display:
         if remaining and not batch:
             time.sleep(POLL_SECONDS)
     return failed
+
+
+def _compile_once(client, display: Display) -> None:
+    """Compile the search on one worker before the runs start, so that the other workers
+    load it from numba's cache (shared where they share the install) instead of each
+    compiling it at once: on a few cores that is most of a short campaign's CPU time."""
+    display.note("preparing the search on one worker (numba compiles it once if its cache is cold) ...")
+    try:
+        seconds = client.submit(stages.compile_search, key="cgphw-compile-search", pure=False).result()
+    except Exception as exc:  # not fatal: every run compiles for itself then
+        display.note(f"could not prepare the search ahead ({type(exc).__name__}: {exc}); each run compiles it")
+        return
+    if seconds is not None:
+        display.note(f"compiled the search in {seconds:.0f} s")
 
 
 def _error_text(future) -> str:

@@ -9,12 +9,13 @@ import re
 from dataclasses import dataclass, field
 
 from cgphw.campaign.experiment import Experiment, is_sweep
-from cgphw.campaign.schema import NOT_IDENTITY, STAGES, TABLES
+from cgphw.campaign.schema import IDENTITY_SINCE, NOT_IDENTITY, STAGES, TABLES
 from cgphw.errors import UserError
 
 SWEEP_ORDER = {"task": ("selector", "layer", "filters"),
-               "search": ("grid", "levels_back", "lambda", "mutation_max", "function_set", "value_bank",
-                          "threshold", "seed", "generations", "time_budget", "patience"),
+               "search": ("grid", "levels_back", "lambda", "mutation", "mutation_max", "adaptive", "start",
+                          "function_set", "value_bank", "threshold", "seed", "generations", "time_budget",
+                          "patience"),
                "export": ("pipeline",)}
 _GRID = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
@@ -41,7 +42,8 @@ class RunSpec:
     extra: dict = field(default_factory=dict)  # not part of the identity (checkpoint interval)
 
     def identity(self) -> dict:
-        return {"experiment": self.experiment, "task": self.task, "search": self.search, "export": self.export,
+        search = {k: v for k, v in self.search.items() if IDENTITY_SINCE["search"].get(k, ...) != v}
+        return {"experiment": self.experiment, "task": self.task, "search": search, "export": self.export,
                 "synth": self.synth, "verify": self.verify, "model": self.model.get("sha256"),
                 "data": self.data, "stages": list(self.stages)}
 
@@ -61,6 +63,11 @@ class RunSpec:
         return text + (" zero" if t.get("zero_targets") else "")
 
     @property
+    def workers(self) -> int:
+        """Search threads for this run (not part of its identity: the result is the same)."""
+        return int(self.extra.get("workers", 1))
+
+    @property
     def grid(self) -> str:
         return f"{self.search['rows']}x{self.search['cols']}"
 
@@ -71,12 +78,13 @@ class RunSpec:
         return f"{slug}_{self.grid}_t{s['threshold']:g}_s{s['seed']}_{self.digest[:8]}"
 
     def to_json(self) -> dict:
-        return {**self.identity(), "model": self.model, "extra": self.extra, "digest": self.digest,
-                "run_id": self.run_id, "task_label": self.task_label}
+        return {**self.identity(), "search": self.search, "model": self.model, "extra": self.extra,
+                "digest": self.digest, "run_id": self.run_id, "task_label": self.task_label}
 
     @classmethod
     def from_json(cls, doc: dict) -> "RunSpec":
-        return cls(doc["experiment"], doc["task"], doc["search"], doc["export"], doc["synth"], doc["verify"],
+        search = {**IDENTITY_SINCE["search"], **doc["search"]}  # a spec written before these settings
+        return cls(doc["experiment"], doc["task"], search, doc["export"], doc["synth"], doc["verify"],
                    doc["model"], doc["data"], tuple(doc["stages"]), doc.get("extra", {}))
 
 

@@ -46,7 +46,12 @@ TABLES: dict[str, dict[str, Key]] = {
         "grid": Key("str", sweep=True, help="grid rows x columns, e.g. '5x5'"),
         "levels_back": Key("int", sweep=True, low=1, help="columns a node may read back (default: columns)"),
         "lambda": Key("int", 4, sweep=True, low=1),
-        "mutation_max": Key("float", 0.15, sweep=True, low=0.0),
+        "mutation": Key("str", "single", sweep=True, choices=("single", "active", "uniform"),
+                        help="single: one active gene per child; active/uniform: 1..k genes, k from mutation_max"),
+        "mutation_max": Key("float", 0.15, sweep=True, low=0.0, help="k = ceil(F * genes) for active/uniform"),
+        "adaptive": Key("bool", False, sweep=True, help="k follows the 1/5th success rule (active/uniform only)"),
+        "start": Key("str", "auto", sweep=True, choices=("auto", "random", "constructive"),
+                     help="first parent; auto: constructive for value-bank and no-input tasks"),
         "function_set": Key("str", "seed27", sweep=True),
         "value_bank": Key("bool", False, sweep=True),
         "threshold": Key("float", 0.0, sweep=True, low=0.0, help="per-weight RMS error t (SE <= t^2 N)"),
@@ -55,6 +60,8 @@ TABLES: dict[str, dict[str, Key]] = {
         "time_budget": Key("float", sweep=True, low=0.0),
         "patience": Key("int", sweep=True, low=1),
         "checkpoint_every": Key("float", 10.0, low=0.0, help="seconds between checkpoints"),
+        "workers": Key("int", 1, low=1, help="search threads per run (the result does not depend on it); a local "
+                                             "cluster then starts one worker process per that many cores"),
     },
     "export": {
         "pipeline": Key("int", 0, sweep=True, low=0, help="register bank every K logic levels (0: none)"),
@@ -86,4 +93,7 @@ TOP_KEYS = {
     "stages": Key("strs", STAGES, choices=STAGES),
 }
 # Settings that never change a run's result: left out of its identity (hash).
-NOT_IDENTITY = {("search", "checkpoint_every")}
+NOT_IDENTITY = {("search", "checkpoint_every"), ("search", "workers")}
+# Settings added after campaigns began, at the value every earlier campaign run used: left out
+# of the identity at that value, so a campaign started before keeps its finished runs.
+IDENTITY_SINCE = {"search": {"mutation": "single", "adaptive": False, "start": "auto"}}

@@ -1,8 +1,13 @@
 """The campaign's one door to the other stages (network, search, export, synthesis,
 verification, insertion). Everything else in ``cgphw/campaign`` sees only the plain values
 these functions return, so a change in another stage's API is a change here only.
-Functions come from their defining modules: on the package, ``cgphw.verify`` turns into the
-subpackage once that is imported.
+The stages are called through the package's API (``cgphw.evolve``, ``cgphw.verify``, ...), as
+a user's script would; only what the API does not offer comes from the defining modules.
+
+A search runs on the experiment's ``search.workers`` threads (default 1): Dask runs one
+campaign run per worker process already, and the local cluster gives each process that many
+cores (runner.py), so threads never compete for the same cores (and the result never
+depends on the thread count).
 """
 from __future__ import annotations
 
@@ -10,8 +15,9 @@ import functools
 import os
 from pathlib import Path
 
+import cgphw
 from cgphw.errors import UserError
-from cgphw.files import read_json, sha256_file
+from cgphw.files import read_json, sha256_file, write_json_atomic
 from cgphw.task import Task, load_task  # noqa: F401  (re-exported for the flow)
 
 
@@ -58,13 +64,82 @@ def check_data(source: str, split: str) -> None:
 
 
 def insert(evolve_dir: Path, model_path: str, sha256: str | None, source: str, split: str,
-           limit: int | None) -> dict:
+           limit: int | None, before: dict | None = None) -> dict:
     """Accuracy of the int8 network before and after the run's circuit outputs replace its
-    task's targets (cgphw.insert), as plain data."""
-    from cgphw.insertion import insert as put
+    task's targets (cgphw.insert), as plain data. ``before``: the unchanged network's
+    accuracy on these images (``baseline``), then not measured again."""
+    from cgphw.nn.accuracy import Accuracy
 
-    done = put(evolve_dir, model=load_model(model_path, sha256), data=source, split=split, limit=limit)
+    done = cgphw.insert(evolve_dir, model=load_model(model_path, sha256), data=source, split=split, limit=limit,
+                        before=None if before is None else Accuracy(**before))
     return {"before": done.before.as_dict(), "after": done.after.as_dict(), "codes_changed": done.codes_changed}
+
+
+BASELINE_FORMAT = "cgphw-campaign-baseline/1"
+_ACCURACY_TYPES = {"top1": float, "top5": float, "loss": float, "images": int, "source": str}
+
+
+def baseline(folder: Path, model_path: str, sha256: str, source: str, split: str, limit: int | None) -> dict:
+    """The unchanged network's accuracy on the campaign's images, measured once per model
+    and images (their content's hash, so that edited data is measured again) and kept in
+    ``folder`` (the campaign's baselines/); a lock makes a second run that needs it at the
+    same time wait for the first one's measurement."""
+    import fcntl
+    import hashlib
+    import json
+
+    from cgphw.nn.accuracy import measure
+    from cgphw.nn.data import load_split
+
+    images = load_split(source, split).head(limit)
+    key = {"model_sha256": sha256, "data": source, "split": split, "limit": limit, "data_sha256": data_digest(images)}
+    name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    with open(folder / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        found = _read_baseline(path, key)
+        if found is not None:
+            return found
+        accuracy = measure(load_model(model_path, sha256), images).as_dict()
+        write_json_atomic(path, {"format": BASELINE_FORMAT, **key, "accuracy": accuracy})
+        return accuracy
+
+
+def data_digest(images) -> str:
+    """SHA-256 of a split's labels and pixels; for an image folder (decoded lazily) of its
+    files' names, sizes and modification times instead, which costs no decoding."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256(np.ascontiguousarray(images.labels).tobytes())
+    pixels = images.images
+    if isinstance(pixels, np.ndarray):
+        h.update(np.ascontiguousarray(pixels).tobytes())
+    else:
+        for f in pixels.files:
+            st = Path(f).stat()
+            h.update(f"{f}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _read_baseline(path: Path, key: dict) -> dict | None:
+    """The stored accuracy if the file is a baseline of exactly this model and these images."""
+    if not path.is_file():
+        return None
+    try:
+        doc = read_json(path)
+    except UserError:
+        return None  # damaged (e.g. edited): measured again and replaced
+    if not isinstance(doc, dict) or doc.get("format") != BASELINE_FORMAT \
+            or any(doc.get(k) != v for k, v in key.items()):
+        return None
+    found = doc.get("accuracy")
+    if not isinstance(found, dict) or set(found) != set(_ACCURACY_TYPES) \
+            or any(type(found[k]) is not t for k, t in _ACCURACY_TYPES.items()):
+        return None
+    return found
 
 
 def can_insert(task: Task) -> bool:
@@ -76,23 +151,26 @@ def can_insert(task: Task) -> bool:
 def search_state(evolve_dir: Path) -> dict | None:
     """None: no search there yet (or one killed before it wrote its first checkpoint, which
     starts again). Else {"config", "finished", "generation"} of the run ``load_run`` checked."""
-    from cgphw.cgp.rundir import CHECKPOINT, CONFIG, load_run
+    from cgphw.cgp.rundir import CHECKPOINT, CONFIG
 
     if not (evolve_dir / CONFIG).is_file() or not (evolve_dir / CHECKPOINT).is_file():
         return None
-    run = load_run(evolve_dir)
+    run = cgphw.load_run(evolve_dir)
     return {"config": run.config, "finished": run.finished, "generation": run.checkpoint.generation}
 
 
-def search_settings_match(config, search: dict) -> bool:
+def search_settings_match(config, search: dict, task: Task) -> bool:
     """Does a run's RunConfig hold the campaign run's search settings?"""
     from cgphw import gates as G
+    from cgphw.cgp.operators import resolve_start
 
     want = {"rows": search["rows"], "cols": search["cols"], "levels_back": search["levels_back"],
             "lam": search["lambda"], "mutation_max": search["mutation_max"], "threshold": search["threshold"],
             "value_bank": search["value_bank"], "seed": search["seed"],
             "generations": search.get("generations"), "time_budget": search.get("time_budget"),
-            "patience": search.get("patience"), "function_set": tuple(G.function_set(search["function_set"]))}
+            "patience": search.get("patience"), "function_set": tuple(G.function_set(search["function_set"])),
+            "mutation": search["mutation"], "adaptive": search["adaptive"],
+            "start": resolve_start(search["start"], search["value_bank"], task.n_inputs)}
     return all(getattr(config, k) == v for k, v in want.items())
 
 
@@ -100,6 +178,7 @@ def check_search(task: Task, search: dict) -> None:
     """UserError now, before any run starts, for settings the search would refuse later."""
     from cgphw.cgp.engine import MAX_LAMBDA
     from cgphw.cgp.genome import grid_for
+    from cgphw.cgp.operators import check_operators, resolve_start
 
     outputs = len(set(task.targets.ravel().tolist())) if search["value_bank"] else task.n_outputs
     grid_for(task.n_inputs, outputs, search["rows"], search["cols"], search["levels_back"], search["function_set"])
@@ -107,31 +186,48 @@ def check_search(task: Task, search: dict) -> None:
         raise UserError(f"search.lambda must be from 1 to {MAX_LAMBDA:,}, got {search['lambda']}")
     if not 0 < search["mutation_max"] <= 1:
         raise UserError(f"search.mutation_max must be in (0, 1], got {search['mutation_max']}")
+    check_operators(search["mutation"], search["adaptive"],
+                    resolve_start(search["start"], search["value_bank"], task.n_inputs), "search: ")
 
 
-def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float) -> None:
-    from cgphw.cgp.search import evolve as run
+def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float, workers: int = 1) -> None:
+    cgphw.evolve(task, rows=search["rows"], cols=search["cols"], levels_back=search["levels_back"],
+                 lam=search["lambda"], mutation=search["mutation"], mutation_max=search["mutation_max"],
+                 adaptive=search["adaptive"], start=search["start"], threshold=search["threshold"],
+                 value_bank=search["value_bank"], function_set=search["function_set"], seed=search["seed"],
+                 generations=search.get("generations"), time_budget=search.get("time_budget"),
+                 patience=search.get("patience"), out=evolve_dir, checkpoint_every=checkpoint_every, force=True,
+                 workers=workers)
 
-    run(task, rows=search["rows"], cols=search["cols"], levels_back=search["levels_back"], lam=search["lambda"],
-        mutation_max=search["mutation_max"], threshold=search["threshold"], value_bank=search["value_bank"],
-        function_set=search["function_set"], seed=search["seed"], generations=search.get("generations"),
-        time_budget=search.get("time_budget"), patience=search.get("patience"), out=evolve_dir,
-        checkpoint_every=checkpoint_every, force=True, workers=1)  # Dask runs one search per core
+
+def compile_search() -> float | None:
+    """Compile the search loop in this process, or load it from numba's cache (a search of
+    one generation on a one-weight task); the seconds spent compiling, None when it was
+    ready. Every later search in this process, or any process sharing the cache, starts at
+    once."""
+    import time
+
+    import numpy as np
+
+    from cgphw.cgp.jit import kernels_ready
+
+    if kernels_ready():
+        return None
+    t0 = time.monotonic()
+    cgphw.evolve(Task(np.zeros((1, 1), np.int8), np.ones((1, 1), np.int8)), rows=1, cols=1, generations=1,
+                 workers=1)
+    return time.monotonic() - t0
 
 
-def resume(evolve_dir: Path) -> None:
-    from cgphw.cgp.search import resume as run
-
-    run(evolve_dir, workers=1)
+def resume(evolve_dir: Path, workers: int = 1) -> None:
+    cgphw.resume(evolve_dir, workers=workers)
 
 
 def search_result(evolve_dir: Path) -> dict:
     """The finished search (``load_run``): metrics, genome hash, stop reason, value-bank size."""
-    from cgphw.cgp.rundir import load_run
-
-    run = load_run(evolve_dir)
+    run = cgphw.load_run(evolve_dir)
     grid = run.genome.grid
-    return {"metrics": run.metrics.to_json(), "genome_hash": run.genome.digest(),
+    return {"metrics": run.metrics.to_json(), "genome_hash": run.genome.digest(), "start": run.config.start,
             "stop_reason": run.checkpoint.stop_reason, "n_values": (run.value_bank or {}).get("n_values"),
             "n_inputs": grid.n_inputs, "n_outputs": grid.n_outputs}
 
@@ -140,9 +236,8 @@ def circuit_graph(evolve_dir: Path) -> dict:
     """The best circuit's active part as plain data for drawing: inputs, nodes
     (index, column, row, gate name, operand pins) and output pins."""
     from cgphw import gates as G
-    from cgphw.cgp.rundir import load_run
 
-    genome = load_run(evolve_dir).genome
+    genome = cgphw.load_run(evolve_dir).genome
     grid, n_in = genome.grid, genome.grid.n_inputs
     nodes = []
     for k in genome.active_nodes():
@@ -162,29 +257,23 @@ def stats_file(evolve_dir: Path) -> Path:
 
 # --- hardware ----------------------------------------------------------------------------
 def export(evolve_dir: Path, rtl_root: Path, name: str, pipeline: int, force: bool) -> Path:
-    from cgphw.hw.export import export as run
-
-    return run(evolve_dir, out_dir=rtl_root, name=name, pipeline=pipeline or None, force=force).directory
+    return cgphw.export(evolve_dir, out_dir=rtl_root, name=name, pipeline=pipeline or None, force=force).directory
 
 
 def export_state(rtl_dir: Path) -> dict | None:
     """The export's facts the flow checks, from ``load_manifest`` (None when there is no
     export there, or one that does not hold up: it is then exported again)."""
-    from cgphw.hw.manifest import load_manifest
-
     if not rtl_dir.is_dir():
         return None
     try:
-        m = load_manifest(rtl_dir)
+        m = cgphw.load_manifest(rtl_dir)
     except UserError:  # MismatchError too: a damaged export is replaced
         return None
     return {"genome_hash": m.genome_hash, "pipeline": m.pipeline or 0, "name": m.name, "latency": m.latency}
 
 
 def synth(rtl_dir: Path, prove: bool, evaluations: int) -> dict:
-    from cgphw.hw.synth_report import synth as run
-
-    return run(rtl_dir, prove=prove, evaluations=evaluations).doc
+    return cgphw.synth(rtl_dir, prove=prove, evaluations=evaluations).doc
 
 
 def synth_state(rtl_dir: Path, name: str) -> dict | None:
@@ -199,9 +288,8 @@ def synth_state(rtl_dir: Path, name: str) -> dict | None:
 
 
 def verify(rtl_dir: Path, simulator: str, vectors: int, seed: int) -> dict:
-    from cgphw.verify.verdict import verify as run
-
-    return run(rtl_dir, sim=None if simulator == "auto" else simulator, n_random=vectors, seed=seed).to_json()
+    return cgphw.verify(rtl_dir, sim=None if simulator == "auto" else simulator, n_random=vectors,
+                        seed=seed).to_json()
 
 
 # --- files -------------------------------------------------------------------------------

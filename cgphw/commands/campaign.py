@@ -10,6 +10,9 @@ import click
 
 from cgphw.errors import UserError
 
+# the figures `cgphw results` can show (results.FIGURES; listed here to keep start-up light)
+FIGURE_NAMES = ("error", "energy", "gates", "synth_cells", "synth_pj_per_weight", "top1_after", "delta_top1",
+                "wall_seconds")
 CLUSTER_HELP = ("local (default: this machine, one worker per core), pbs, slurm (dask-jobqueue), "
                 "or the address of a running Dask scheduler (tcp://host:8786)")
 
@@ -24,12 +27,14 @@ def register(group) -> None:
 @click.argument("experiment", required=False)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Campaign folder [default: campaigns/NAME-PROFILE]; run again to continue it.")
-@click.option("--profile", default="full", show_default=True, help="quick (a minute or two) or full (the study).")
+@click.option("--profile", default="full", show_default=True, help="quick (a minute or two), full (the study), or another the file names "
+                   "(study: the study's thresholds in about 10 minutes on 2 cores, where given).")
 @click.option("--set", "overrides", multiple=True, metavar="TABLE.KEY=VALUE",
               help="Change a setting of the experiment (TOML value; a list is a sweep), e.g. search.seed=[1,2,3].")
 @click.option("--cluster", default=None, help=CLUSTER_HELP)
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="local: worker processes [default: all cores]; pbs/slurm: jobs [default: 1].")
+              help="local: worker processes [default: all cores, or cores / search.workers]; "
+                   "pbs/slurm: jobs [default: 1].")
 @click.option("--queue", default=None, help="pbs/slurm: queue (partition).")
 @click.option("--account", default=None, help="pbs/slurm: account (project) to charge.")
 @click.option("--walltime", default=None, help="pbs/slurm: wall time per job, e.g. 04:00:00.")
@@ -62,7 +67,7 @@ def run_cmd(experiment, out, profile, overrides, cluster, workers, queue, accoun
         kind=cluster, workers=workers, queue=queue, account=account, walltime=walltime, memory=memory,
         cores=cores, processes=processes, job_extra=job_extra)
     if job_script:
-        click.echo(render(settings))
+        click.echo(render(settings, threads_per_run=exp.threads_per_run))
         return
     from cgphw.campaign.report import write_report
     from cgphw.campaign.results import default_group_by, format_summary, load_results, summarize
@@ -104,12 +109,14 @@ def _list(found: dict) -> None:
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--group-by", default=None,
               help="Comma-separated columns to group by [default: the settings that differ between runs].")
+@click.option("--figures", default=None,
+              help="Comma-separated figures to show, of: " + ", ".join(FIGURE_NAMES) + " [default: all].")
 @click.option("--runs", "per_run", is_flag=True, help="Print every run's row instead of the summary.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary (or rows) as JSON.")
-def results_cmd(folder, group_by, per_run, as_json):
+def results_cmd(folder, group_by, figures, per_run, as_json):
     """Summarise a campaign's results (FOLDER from `cgphw run`): per setting, runs that
     reached their threshold and were verified, and min–max (median) of error, energy,
-    gates, cells, accuracy and wall time."""
+    gates, cells, accuracy and wall time (per run)."""
     from cgphw.campaign.results import default_group_by, format_summary, load_results, summarize
 
     frame = load_results(folder)
@@ -120,7 +127,8 @@ def results_cmd(folder, group_by, per_run, as_json):
         click.echo(shown.to_json(orient="records") if as_json else shown.to_string(index=False))
         return
     keys = [k.strip() for k in group_by.split(",") if k.strip()] if group_by else default_group_by(frame)
-    summary = summarize(frame, keys)
+    shown = [f.strip() for f in figures.split(",") if f.strip()] if figures else None
+    summary = summarize(frame, keys, shown)
     click.echo(summary.to_json(orient="records") if as_json else format_summary(summary, keys))
 
 

@@ -73,6 +73,9 @@ def test_a_campaign_runs_every_stage_and_writes_table_and_report(campaign, capsy
         inserted = json.loads((out / "runs" / row["run"] / "insert.json").read_text())
         assert (sum(inserted["codes_changed"].values()) == 0) == (row["error"] == 0)
         assert inserted["after"]["top1"] == row["top1_after"] and inserted["after"]["images"] == 200
+    # the unchanged network was measured once for the campaign, not once per run
+    (baseline,) = (out / "baselines").glob("*.json")
+    assert set(table["top1_before"]) == {json.loads(baseline.read_text())["accuracy"]["top1"]}
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 4 and "<script" not in html and "http" not in html
     assert all(r in html for r in table["run"])
@@ -88,6 +91,21 @@ def test_results_summarise_per_setting(campaign, capsys):
     assert {r["task"] for r in rows} == {"kernel 0", "kernel 1"} and all(r["runs"] == 1 for r in rows)
     code, _, err = cli(capsys, "results", str(out), "--group-by", "colour")
     assert code == 2 and err.startswith("error: cannot group by 'colour'")
+    # --figures: exactly the figures asked for (the README's side-by-side rows)
+    text = run_cli(capsys, "results", str(out), "--group-by", "threshold", "--figures",
+                   "gates,top1_after,wall_seconds").out
+    assert re.split(r"\s{2,}", text.splitlines()[0].strip()) == \
+        ["threshold", "runs", "reached", "verified", "gates", "top-1 %", "wall s"]
+    assert re.match(r"0\s+2\s+\d/2\s+\d/2\s", text.splitlines()[1])  # counts, not 2.0 (a row of numbers only)
+    code, _, err = cli(capsys, "results", str(out), "--figures", "speed")
+    assert code == 2 and err.startswith("error: no figure 'speed'")
+
+
+def test_the_figure_names_in_the_help_are_the_summary_s():
+    from cgphw.campaign.results import FIGURES
+    from cgphw.commands.campaign import FIGURE_NAMES
+
+    assert FIGURE_NAMES == tuple(FIGURES)
 
 
 def test_a_finished_campaign_does_no_work_and_other_folders_are_refused(campaign, capsys, tmp_path):

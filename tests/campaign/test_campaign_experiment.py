@@ -3,7 +3,8 @@ sweeps, and every shipped experiment."""
 import pytest
 
 from cgphw.campaign.experiment import load_experiment, shipped
-from cgphw.campaign.runspec import expand
+from cgphw.campaign.runspec import RunSpec, expand
+from cgphw.campaign.schema import STAGES, TABLES
 from cgphw.errors import UserError
 
 MODEL = {"path": "lenet5", "sha256": "0" * 64}
@@ -29,6 +30,10 @@ def runs(path, profile="full", overrides=()):
 def test_every_study_experiment_is_shipped_and_valid():
     found = shipped()
     assert set(STUDY) <= set(found)
+    for name in ("single-filter", "single-channel", "layer-bypass", "no-input"):  # the README's side-by-side rows
+        study = expand(load_experiment(name, "study"), MODEL, DATA)
+        assert len({s.search["seed"] for s in study}) >= 3 and study[0].stages == STAGES
+        assert all(s.search["mutation"] == "single" and s.search["start"] == "auto" for s in study)
     for name in found:
         quick = load_experiment(name, "quick")
         assert "quick" in quick.profiles and quick.name == name
@@ -77,6 +82,10 @@ def test_per_task_search_settings_and_layer_all(tmp_path):
     (BASE + "[profiles.quick.search]\nseeds = [1]\n", "profiles.quick: unknown key search.seeds"),
     (BASE.replace('selector = "core-ring:conv1"', 'filters = [0]'), "task.selector is required"),
     (BASE + "[data]\nsplit = 'train'\n", "data.split must be one of test, validation"),
+    (BASE + 'mutation = "twice"\n', "search.mutation must be one of single, active, uniform"),
+    (BASE + 'start = ["auto", "greedy"]\n', "search.start must be one of auto, random, constructive"),
+    (BASE + 'adaptive = "yes"\n', "search.adaptive must be true or false"),
+    (BASE + 'workers = 0\n', "search.workers must be"),
     ("colour = 1\n" + BASE, "unknown key 'colour'"),
     (BASE.replace("[task]", "[task]\nfilters = [[0], []]\nlabel = '{kernel}'"), "task.label"),
 ])
@@ -111,3 +120,37 @@ def test_paths_resolve_beside_the_file_and_from_the_environment(tmp_path, monkey
         environment_path("$CGPHW_TEST_WEIGHTS", "model.torchvision")
     monkeypatch.setenv("CGPHW_TEST_WEIGHTS", str(tmp_path / "w.pth"))
     assert environment_path("$CGPHW_TEST_WEIGHTS", "model.torchvision") == str(tmp_path / "w.pth")
+
+
+def test_search_operators_are_settings_and_sweeps():
+    from cgphw.cgp.operators import MUTATIONS, STARTS
+
+    assert TABLES["search"]["mutation"].choices == MUTATIONS and TABLES["search"]["start"].choices == ("auto", *STARTS)
+
+
+def test_operator_sweeps_and_the_identity_of_earlier_runs(tmp_path):
+    specs = runs(write(tmp_path, BASE + 'mutation = ["single", "uniform"]\nadaptive = [false, true]\n'))
+    assert [(s.search["mutation"], s.search["adaptive"]) for s in specs] == \
+        [("single", False), ("single", True), ("uniform", False), ("uniform", True)]
+    assert len({s.digest for s in specs}) == 4
+    # a run at the operators every campaign used before they were settings keeps its hash,
+    # so a campaign started then continues; its spec.json (without them) reads back the same
+    default = specs[0]
+    doc = default.to_json()
+    doc["search"] = {k: v for k, v in doc["search"].items() if k not in ("mutation", "adaptive", "start")}
+    assert RunSpec.from_json(doc) == default and "mutation" not in default.identity()["search"]
+    assert RunSpec.from_json(specs[3].to_json()).search["mutation"] == "uniform"
+
+
+def test_search_threads_per_run_size_the_local_cluster_but_not_the_run(tmp_path, monkeypatch):
+    from cgphw.campaign import cluster
+
+    one, = runs(write(tmp_path, BASE))
+    four, = runs(write(tmp_path, BASE + "workers = 4\n"))
+    assert (one.workers, four.workers) == (1, 4) and one.digest == four.digest  # same run, more threads
+    assert RunSpec.from_json(four.to_json()).workers == 4
+    assert load_experiment(write(tmp_path, BASE + "workers = 4\n")).threads_per_run == 4
+    monkeypatch.setattr(cluster.os, "cpu_count", lambda: 8)
+    settings = cluster.ClusterSettings()
+    assert [cluster.local_workers(settings, k) for k in (1, 4, 16)] == [8, 2, 1]
+    assert cluster.local_workers(cluster.ClusterSettings(workers=3), 4) == 3  # as set
