@@ -27,7 +27,8 @@ def register(group) -> None:
 @click.argument("experiment", required=False)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Campaign folder [default: campaigns/NAME-PROFILE]; run again to continue it.")
-@click.option("--profile", default="full", show_default=True, help="quick (a minute or two), full (the study), or another the file names "
+@click.option("--profile", default="full", show_default=True,
+              help="quick (a minute or two), full (the study), or another the file names "
                    "(study: the study's thresholds in about 10 minutes on 2 cores, where given).")
 @click.option("--set", "overrides", multiple=True, metavar="TABLE.KEY=VALUE",
               help="Change a setting of the experiment (TOML value; a list is a sweep), e.g. search.seed=[1,2,3].")

@@ -38,7 +38,8 @@ def progress_printer():
         last.update(generations=info["generations"], seconds=info["seconds"])
         rate = dg / dt if dt > 0 else 0.0
         click.echo(f"gen {info['generations']:>11,}  phase {info['phase']}  error {info['error_se']:<10g} "
-                   f"energy {info['energy_pj']:.4f} pJ  gates {info['gates']:>5} (active nodes {info.get('active_nodes', '?')})"
+                   f"energy {info['energy_pj']:.4f} pJ  gates {info['gates']:>5}"
+                   f" (active nodes {info.get('active_nodes', '?')})"
                    f"  {rate:,.0f} gen/s"
                    f"  workers {info.get('workers', 1)}"
                    + (f"  front {info['front']}" if info.get("front") is not None else ""), err=True)

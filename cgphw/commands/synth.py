@@ -69,7 +69,8 @@ def smaller_sentence(cmp_: dict) -> str:
     by = {}
     for figure, label in (("cells", "cells"), ("area", "area"), ("energy_pj_per_weight", "energy per weight")):
         by.setdefault(cmp_["smaller"][figure], []).append(label)
-    parts = [f"they are equal in {', '.join(labels)}" if who == "equal" else f"the {who} is smaller in {', '.join(labels)}"
+    parts = [f"they are equal in {', '.join(labels)}" if who == "equal"
+             else f"the {who} is smaller in {', '.join(labels)}"
              for who, labels in by.items()]
     return f"smaller: {what} vs its ROM: " + "; ".join(parts)
 

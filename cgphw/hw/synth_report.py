@@ -305,7 +305,9 @@ def address_words(m: Manifest) -> int | None:
     """The word count of an address circuit (``cgphw task make --selector address:LAYER``: its
     inputs are a weight's address, not stored weights), else None."""
     task = m.task
-    info = task.meta.get("address") if task is not None else None
+    if task is None:
+        return None
+    info = task.meta.get("address")
     words = info.get("words") if isinstance(info, dict) else None
     fits = (isinstance(words, int) and not isinstance(words, bool) and task.n_inputs > 0 and task.n_outputs == 1
             and words == task.n_items and 0 < words <= 256 ** task.n_inputs)  # else an edited meta: no address

@@ -1,7 +1,6 @@
 """Honest figures: a zero-input circuit says it folds to constants; the study's gate count
 (every active node, constants included) stands beside cgphw's own."""
 import numpy as np
-import pytest
 
 from cgphw.cgp.genome import Genome, grid_for
 from cgphw.cgp.metrics import circuit_metrics

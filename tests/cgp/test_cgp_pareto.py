@@ -53,7 +53,7 @@ def test_archive_holds_only_non_dominated_points_that_reevaluate(tmp_path):
     (tmp_path / "run" / "pareto.json").write_text(json.dumps(doc))
     changed = load_run(tmp_path / "run")
     with pytest.raises(MismatchError, match="point 0 of"):
-        changed.pareto
+        _ = changed.pareto
     doc["points"][0]["genome_hash"] = doc["points"][1]["genome_hash"]
     (tmp_path / "run" / "pareto.json").write_text(json.dumps(doc))
     with pytest.raises(MismatchError, match="hash"):
@@ -110,7 +110,7 @@ def test_thread_count_never_changes_the_archive():
     one, team = engines
     assert one.archive_counters() == team.archive_counters() and one.archive_counters()["entered"] > 16
     assert one.member_keys() == team.member_keys()
-    assert all(np.array_equal(a[0], b[0]) for a, b in zip(one.members(), team.members()))
+    assert all(np.array_equal(a[0], b[0]) for a, b in zip(one.members(), team.members(), strict=True))
     assert np.array_equal(one.G, team.G)
 
 
