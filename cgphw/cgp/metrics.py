@@ -109,6 +109,17 @@ def circuit_metrics(genome: Genome, costs: CostTable, task: Task | None = None, 
     return m if task is None else m.replace(**task_figures(genome, task, threshold, n_targets))
 
 
+def search_metrics(figures: dict, active_nodes: int, n_targets: int, threshold: float, constants_only: bool,
+                   **counts) -> Metrics:
+    """Metrics of a circuit as the search figured it (``engine.metrics_from``: energy, area,
+    delay, gates, error_se, threshold_reached), with its active nodes and the run's counts."""
+    se = figures["error_se"]
+    return Metrics(energy_pj=figures["energy_pj"], area=figures["area"], delay_ns=figures["delay_ns"],
+                   gates=figures["gates"], active_nodes=active_nodes, error_se=se, n_targets=n_targets,
+                   rms_error=math.sqrt(se / max(1, n_targets)), threshold=threshold,
+                   threshold_reached=figures["threshold_reached"], constants_only=constants_only, **counts)
+
+
 def task_figures(genome: Genome, task: Task, threshold: float | None = None, n_targets: int | None = None) -> dict:
     """error_se, n_targets, rms_error, threshold, threshold_reached of the genome on the task,
     in the search's own fixed-point error units (problem.weighted_se), so equal means equal."""

@@ -9,14 +9,13 @@ archive's own order (its rules break ties by it), so a resume continues the same
 """
 from __future__ import annotations
 
-import math
 
 import numpy as np
 
 from cgphw.cgp.engine import Engine
 from cgphw.cgp.front import FrontPointRecord, FrontRecord, sort_key
 from cgphw.cgp.genome import Genome, genes_digest
-from cgphw.cgp.metrics import Metrics
+from cgphw.cgp.metrics import Metrics, search_metrics
 from cgphw.errors import MismatchError, UserError
 
 
@@ -79,11 +78,7 @@ class FrontWriter:
         compact = engine.problem.to_genome(G)
         genome = self.bank.expand(compact) if self.bank else compact
         m, active = engine.member_figures(G)
-        n = engine.problem.n_targets
-        metrics = Metrics(energy_pj=m["energy_pj"], area=m["area"], delay_ns=m["delay_ns"], gates=m["gates"],
-                          active_nodes=active, error_se=m["error_se"], n_targets=n,
-                          rms_error=math.sqrt(m["error_se"] / max(1, n)), threshold=self.threshold,
-                          threshold_reached=m["threshold_reached"])
+        metrics = search_metrics(m, active, engine.problem.n_targets, self.threshold, genome.grid.n_inputs == 0)
         return genome.to_json(), genome.digest(), metrics
 
     def record(self, run_id: str, objective: str) -> FrontRecord:

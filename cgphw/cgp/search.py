@@ -30,7 +30,7 @@ from cgphw.cgp import es
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for
 from cgphw.cgp.jit import announce_compile
-from cgphw.cgp.metrics import Metrics
+from cgphw.cgp.metrics import Metrics, search_metrics
 from cgphw.cgp.operators import PARETO_SIZE, check_objective, check_operators, first_parent, resolve_start
 from cgphw.cgp.parallel import TeamSize, resolve_workers
 from cgphw.cgp.parents import FrontWriter, Rotation, archive_state, restore_archive, restore_cursor
@@ -298,9 +298,9 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
                     writer.stats_row(r["generation"], seconds(), r, "improvement")
             if now - last_tick >= PROGRESS_SECONDS:
                 last_tick = now
-                shown = _best_figures(engine)[0] if rotation else engine.metrics()
+                shown, active = _best_figures(engine)[:2] if rotation else (engine.metrics(), engine.active_count())
                 info = {**engine.counters(), **shown, "seconds": seconds(), "phase": _phase(engine),
-                        "workers": size, "rate": float(engine.rate[0]), "active_nodes": engine.active_count(),
+                        "workers": size, "rate": float(engine.rate[0]), "active_nodes": active,
                         "front": len(engine.member_keys()) if config.pareto_size else None}
                 if writer:
                     writer.stats_row(engine.generation, seconds(), info, "progress", flush=True)
@@ -374,15 +374,12 @@ def _final(engine: Engine, bank: ValueBank | None, config: RunConfig, seconds: f
     else:
         m, active, compact = engine.metrics(), engine.active_count(), engine.genome()
     genome = bank.expand(compact) if bank else compact
-    counters, n = engine.counters(), engine.problem.n_targets
-    metrics = Metrics(energy_pj=m["energy_pj"], area=m["area"], delay_ns=m["delay_ns"], gates=m["gates"],
-                      active_nodes=active, error_se=m["error_se"], n_targets=n,
-                      rms_error=math.sqrt(m["error_se"] / max(1, n)), threshold=config.threshold,
-                      threshold_reached=m["threshold_reached"], generations=counters["generations"],
-                      evaluations=counters["evaluations"], evaluated=counters["evaluated"],
-                      node_evals=counters["node_evals"], seconds=round(seconds, 3),
-                      startup_seconds=round(startup, 3), workers=team.most if team else None,
-                      constants_only=genome.grid.n_inputs == 0)
+    counters = engine.counters()
+    metrics = search_metrics(m, active, engine.problem.n_targets, config.threshold, genome.grid.n_inputs == 0,
+                             generations=counters["generations"], evaluations=counters["evaluations"],
+                             evaluated=counters["evaluated"], node_evals=counters["node_evals"],
+                             seconds=round(seconds, 3), startup_seconds=round(startup, 3),
+                             workers=team.most if team else None)
     return genome, metrics, (bank.describe(compact) if bank else None)
 
 
