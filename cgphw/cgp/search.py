@@ -99,11 +99,11 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
     check_operators(mutation, adaptive, start)
     check_objective(objective, pareto_size, rotate_every)
     team = TeamSize(*resolve_workers(workers))
-    announce_compile(progress)
     config = _new_config(task, table, source, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
                          function_set, seed, generations, time_budget, patience, checkpoint_every, mutation,
                          adaptive, start, objective, pareto_size, rotate_every)
-    bank, engine = _setup(task, table, config, team.most)
+    bank, engine = _setup(task, table, config, team.most)  # checks the grid: a bad one is no reason to compile
+    announce_compile(progress)
     grid = engine.problem.grid
     engine.restore(first_parent(start, bank.compact if bank else task, grid, table, seed), int(seed_stream(seed)[0]))
     engine.offer_parent()
@@ -174,8 +174,8 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
                              time_budget=t if time_budget is not None else config.time_budget)
             writer.write_config(config)
         check_operators(config.mutation, config.adaptive, config.start, f"{run.directory}/config.json: ")
-        announce_compile(progress)
         bank, engine = _setup(run.task, run.costs, config, team.most)
+        announce_compile(progress)
         state = run.checkpoint.state
         parent = run.checkpoint.genome
         where = f"{run.directory}/checkpoint.json"
