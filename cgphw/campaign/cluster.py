@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -60,10 +61,13 @@ def check(settings: ClusterSettings) -> None:
 
 
 def _jobqueue():
+    interrupt = signal.getsignal(signal.SIGINT)
     try:
         import dask_jobqueue
     except ImportError:
         raise UserError("PBS and SLURM clusters need dask-jobqueue: pip install 'cgphw[cluster]'") from None
+    finally:  # its runner module sets SIGINT to sys.exit() on import: Ctrl-C must still save and say so
+        signal.signal(signal.SIGINT, interrupt)
     return dask_jobqueue
 
 

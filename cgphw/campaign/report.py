@@ -46,12 +46,15 @@ def render(frame, info: dict, folder: Path) -> str:
     group_by = default_group_by(frame)
     parts += ["<h2>Summary</h2>", _summary_table(summarize(frame, group_by), group_by),
               "<p class=note>min–max (median) over the runs of each setting.</p>"]
+    archives = _archives(frame, folder)
     sections = [
         ("Convergence", figures.convergence(_curves(frame, folder)),
          "Error (squared error summed over the weights) and energy of the best circuit so far, against search "
          "time and generations; one line per run. The error falls first; once under the threshold the energy falls."),
-        ("Error against energy", figures.front(frame),
-         "Every run's circuit (ringed: threshold reached); dashed: the circuits no other run beats in both."),
+        ("Error against energy", figures.front(frame, archives),
+         "Every run's circuit (ringed: threshold reached); dashed: the circuits no other run beats in both; "
+         f"grey: the Pareto front each run kept (its archive, {len(archives)} run(s)), every point checked "
+         "against its genome."),
         ("Accuracy and energy per layer", figures.per_layer(frame),
          "Change of top-1 accuracy when the circuit's weights replace the layer's, and the circuit's energy "
          "(median over seeds)."),
@@ -114,6 +117,23 @@ def _curves(frame, folder: Path) -> list[tuple[str, dict]]:
         if len(stats):
             curves.append((str(r["run"]), {k: stats[k].to_numpy() for k in ("time", "generation", "error", "energy")}))
     return curves
+
+
+def _archives(frame, folder: Path) -> dict[str, list[tuple[float, float]]]:
+    """Each run's own Pareto front as (per-weight RMS error, energy pJ), from its checked
+    pareto.json; runs without an archive, or whose files no longer check, are left out."""
+    from cgphw.cgp.rundir import load_run
+
+    out = {}
+    for _, r in frame.iterrows():
+        try:
+            front = load_run(folder / r["evolve_dir"]).pareto
+        except UserError:  # (MismatchError too: a changed or damaged run is not drawn)
+            continue
+        points = [(p.metrics.rms_error, p.metrics.energy_pj) for p in front if p.metrics.rms_error is not None]
+        if points:
+            out[str(r["run"])] = points
+    return out
 
 
 def _best_run(frame):

@@ -116,6 +116,8 @@ class Engine:
         self.ring = np.zeros((es.RING, 2 + 2 * cap), np.int64)  # accepted children, for the replicas to replay
         self.slotk = np.zeros(2, np.int64)
         self.slotbase = np.zeros(2, np.uint64)
+        self.order = np.zeros((2, self.lam), np.int64)  # each slot's children, longest first (es.py)
+        self.size = np.zeros(self.lam, np.int64)  # (thread 0's scratch for that order)
         self.rec = np.zeros((RECORDS, 6), np.float64)
         self.st = np.zeros(es.N_STATE, np.int64)
         self.rng = np.zeros(1, np.uint64)
@@ -260,7 +262,7 @@ class Engine:
         prob = (p.arity, p.lut, p.e_q, p.a_q, p.dly, p.isgate, p.T, p.WQ, p.col_nin, p.col_lo, p.col_hi, p.forced,
                 p.const_f, p.const_pos, p.mpos)
         par = (self.V, self.D, self.OT, self.pdelay, self.st, self.rng, self.rate, self.rec, self.ring, self.slotk,
-               self.slotbase)
+               self.slotbase, self.order, self.size)
         rep = (self.Gr, self.RCr, self.actr, self.accr, self.stackr, self.markr, self.mlr, self.ostr, self.chgr,
                self.gpickr)
         ch = (self.S, self.DS, self.chl, self.nchl, self.ochl, self.oterm, self.nochl, self.mp, self.mold, self.mnew,

@@ -23,6 +23,14 @@ the next generation afresh, so speculative results are used only when they are e
 what the next generation would compute. Speculation is switched off while most recent
 generations accepted a child (it would mostly be thrown away).
 
+A team hands a generation's children out longest first: the number of genes a child
+mutates is its first draw, known before it runs, and a child's cost grows with it, so the
+slot's ``order`` lists the children by that count, largest first (greedy longest-first
+scheduling: the last child taken is a short one, and the threads reach the generation's
+end together). Speculative takes come from the other end, shortest first, so that a
+speculation thrown away (the parent changed) keeps thread 0 waiting as briefly as possible.
+Which thread runs which child never changes its result.
+
 So neither the number of threads nor where chunks start and end changes the run, bit for
 bit. The threads are plain Python threads running this nogil function; they meet through
 atomic counters in ``sync`` (atomics.py), spinning briefly and then yielding the CPU.
@@ -47,7 +55,7 @@ import numpy as np
 from cgphw.cgp.atomics import atomic_add, atomic_cas, atomic_load, atomic_store, cpu_yield
 from cgphw.cgp import archive as arch
 from cgphw.cgp.kernels import AREA, ENERGY, ERR, GATES, compare, full_depth, outputs_delay
-from cgphw.cgp.offspring import apply_genes, offspring, splitmix
+from cgphw.cgp.offspring import apply_genes, offspring, rand_below, splitmix
 
 GEN, STALL, OFFSPRING, EVALUATED, DVALID, NODE_EVALS, NREC = range(7)
 N_STATE = 7
@@ -59,7 +67,8 @@ LEXICOGRAPHIC, PARETO = 0, 1  # cfg[OBJECTIVE]; cfg[ARCHIVE]: the Pareto archive
 # the team's meeting points in ``sync`` (int64), one cache line apart; thread w's replayed
 # commit count at MYPV + 8 w
 FIN, STOP, PV, CODE, TAKE, DONE, BUSY, MYPV = 0, 8, 16, 24, 32, 48, 64, 80  # TAKE/DONE/BUSY: + 8 * slot
-TAG = 1 << 20  # TAKE[slot] = (generation + 1) * TAG + next child
+TAG = 1 << 20  # TAKE[slot] = (generation + 1) * TAG + BACK * (taken from the back) + taken from the front
+BACK = 1 << 10  # (lam <= 1000 < BACK)
 RING = 8  # commits kept for replay (a helper lags at most two)
 SPINS = 2000  # busy checks before a waiting thread starts yielding the CPU
 RATE_UP = math.exp(0.25)
@@ -114,8 +123,9 @@ def replay(upto, mine, replica, cfg, prob, ring):
 
 
 @nb.njit(cache=True, inline="always")
-def take(nw, sync, h, lam, local):
-    """A child of generation h from its slot, or -1; ``local`` is the counter of a lone thread."""
+def take(nw, sync, h, lam, local, order, back):
+    """A child of generation h from its slot (longest first, or shortest first from the
+    ``back``), or -1; ``local`` is the counter of a lone thread."""
     s = h % 2
     if nw == 1:
         v = local[s]
@@ -123,14 +133,31 @@ def take(nw, sync, h, lam, local):
             return -1
         local[s] = v + 1
         return v % TAG
-    atomic_add(sync, BUSY + 8 * s, 1)  # before the take: thread 0 waits for busy slots to drain
+    if back:  # before the take: thread 0 waits for the speculative children in flight (finalize)
+        atomic_add(sync, BUSY + 8 * s, 1)
     while True:
         v = atomic_load(sync, TAKE + 8 * s)
-        if v // TAG != h + 1 or v % TAG >= lam:
-            atomic_add(sync, BUSY + 8 * s, -1)
+        front, behind = v % BACK, v % TAG // BACK
+        if v // TAG != h + 1 or front + behind >= lam:
+            if back:
+                atomic_add(sync, BUSY + 8 * s, -1)
             return -1
-        if atomic_cas(sync, TAKE + 8 * s, v, v + 1):
-            return v % TAG
+        if atomic_cas(sync, TAKE + 8 * s, v, v + (BACK if back else 1)):
+            return order[s, lam - 1 - behind] if back else order[s, front]
+
+
+@nb.njit(cache=True, inline="always")
+def longest_first(s, k, base, lam, order, size):
+    """order[s] = the children 0..lam-1 by the number of genes each will mutate (its first
+    draw, as draw_mutations makes it), most first, ties in child order."""
+    for c in range(lam):
+        _, m = rand_below(splitmix(base + np.uint64(c + 1) * GOLDEN), k)
+        size[c] = m
+        i = c
+        while i > 0 and size[order[s, i - 1]] < m:  # insertion sort: lam is small
+            order[s, i] = order[s, i - 1]
+            i -= 1
+        order[s, i] = c
 
 
 @nb.njit(cache=True, inline="always")
@@ -146,7 +173,7 @@ def run_task(h, c, replica, shared, cfg, prob, par, ch):
 
 
 @nb.njit(cache=True, inline="always")
-def open_slot(nw, sync, local, h, k, base, slotk, slotbase, lam, closed):
+def open_slot(nw, sync, local, h, k, base, slotk, slotbase, lam, closed, order, size):
     """Hand out the children of generation h (or none, ``closed``) from its slot."""
     s = h % 2
     slotk[s] = k
@@ -156,6 +183,8 @@ def open_slot(nw, sync, local, h, k, base, slotk, slotbase, lam, closed):
         local[s] = value
         local[2 + s] = 0
     else:
+        if not closed:
+            longest_first(s, k, base, lam, order, size)
         atomic_store(sync, DONE + 8 * s, 0)
         atomic_store(sync, TAKE + 8 * s, value)  # last: publishes the settings above
 
@@ -181,7 +210,7 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
     archive, select, commit, record, and open generation h + 1 (and, speculatively, h + 2).
     Returns a DONE_* code or -1."""
     arity, e_q, a_q, dly, isgate = prob[0], prob[2], prob[3], prob[4], prob[5]
-    V, D, OT, pdelay, st, rng, rate, rec, ring, slotk, slotbase = par
+    V, D, OT, pdelay, st, rng, rate, rec, ring, slotk, slotbase, order, size = par
     Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
     S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng = ch
     lam, thr, n_in, n_nodes = cfg[LAM], cfg[THR], cfg[N_IN], cfg[N_NODES]
@@ -237,10 +266,10 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
         for t in range(n):
             ring[i, 2 + t] = mp[b, t]
             ring[i, 2 + n + t] = mnew[b, t]
+        atomic_store(sync, PV, pv + 1)  # the helpers replay it while replica 0 takes it
         apply_genes(mp, b, 0, mnew, b, 0, n, False, False, Gr[0], RCr[0], actr[0], acc, stackr[0], markr[0], mlr[0],
                     ostr[0], n_in, 3 * n_nodes, arity, e_q, a_q, isgate)
         acc[ERR] = cm[b, 0]
-        atomic_store(sync, PV, pv + 1)
     st[OFFSPRING] += lam
     st[GEN] += 1
     rng[0] += np.uint64(lam) * GOLDEN  # the stream now starts at generation h + 1's children
@@ -268,9 +297,9 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
     was_open = spec[0]
     spec[0] = nw > 1 and spec[1] < 0.5
     if accept or not was_open:  # h + 1 opens afresh; otherwise its speculative slot is valid as it is
-        open_slot(nw, sync, local, h + 1, current_k(cfg, rate[0]), rng[0], slotk, slotbase, lam, False)
+        open_slot(nw, sync, local, h + 1, current_k(cfg, rate[0]), rng[0], slotk, slotbase, lam, False, order, size)
     open_slot(nw, sync, local, h + 2, current_k(cfg, next_rate(cfg, rate[0], False)),
-              rng[0] + np.uint64(lam) * GOLDEN, slotk, slotbase, lam, not spec[0])
+              rng[0] + np.uint64(lam) * GOLDEN, slotk, slotbase, lam, not spec[0], order, size)
     if nw > 1:
         atomic_store(sync, FIN, h + 1)
     return -1
@@ -282,7 +311,8 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync, arc):
     generations until cfg[GEN_END] or a stop rule and returns a DONE_* code; the others
     take children until thread 0 sets STOP. ``sync`` must be all zeros at the start and the
     replicas equal to replica 0."""
-    st, rng, rate, ring, slotk, slotbase = par[4], par[5], par[6], par[8], par[9], par[10]
+    st, rng, rate, ring = par[4], par[5], par[6], par[8]
+    slotk, slotbase, order, size = par[9], par[10], par[11], par[12]
     Gr, RCr, actr, accr, stackr, markr, mlr, ostr, chgr, gpickr = rep
     replica = (Gr[w], RCr[w], actr[w], accr[w], stackr[w], markr[w], mlr[w], ostr[w], chgr[w], gpickr[w])
     shared = (par[0], par[1], par[2])  # V, D, OT
@@ -299,9 +329,9 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync, arc):
         if rep[3][0, ERR] <= cfg[THR]:
             ensure_depth(rep[0][0], rep[1][0], cfg[N_IN], cfg[N_NODES], prob[0], prob[4], par[1], par[3], st)
         spec[0] = nw > 1
-        open_slot(nw, sync, local, 0, current_k(cfg, rate[0]), rng[0], slotk, slotbase, lam, False)
+        open_slot(nw, sync, local, 0, current_k(cfg, rate[0]), rng[0], slotk, slotbase, lam, False, order, size)
         open_slot(nw, sync, local, 1, current_k(cfg, next_rate(cfg, rate[0], False)),
-                  rng[0] + np.uint64(lam) * GOLDEN, slotk, slotbase, lam, not spec[0])
+                  rng[0] + np.uint64(lam) * GOLDEN, slotk, slotbase, lam, not spec[0], order, size)
     spins = 0
     while True:
         if w > 0:  # keep up with the commits, working or not (thread 0 may wait for it)
@@ -325,10 +355,10 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync, arc):
                 return DONE_GENERATIONS
             h = atomic_load(sync, FIN)
         g = h
-        c = take(nw, sync, g, lam, local)
-        if c < 0 and nw > 1:
+        c = take(nw, sync, g, lam, local, order, False)
+        if c < 0 and nw > 1:  # speculate
             g = h + 1
-            c = take(nw, sync, g, lam, local)
+            c = take(nw, sync, g, lam, local, order, True)
         if c < 0:
             spins = pause(spins)
             continue
@@ -343,4 +373,5 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync, arc):
             local[2 + g % 2] += 1
         else:
             atomic_add(sync, DONE + 8 * (g % 2), 1)
-            atomic_add(sync, BUSY + 8 * (g % 2), -1)
+            if g != h:  # (a front take of the current generation cannot be in flight when a slot closes)
+                atomic_add(sync, BUSY + 8 * (g % 2), -1)

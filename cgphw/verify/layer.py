@@ -25,7 +25,6 @@ from cgphw.verify.layer_setup import LayerSetup, exported_layer, external_memory
 from cgphw.verify.layer_stimulus import LayerRun, LayerStimulus
 
 DEFAULT_IMAGES = 100
-KEEP_MARKER = ".cgphw-kept"  # marks a --keep directory cgphw may write over
 
 
 @dataclass
@@ -159,7 +158,7 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
                            engine={**setup.geometry.to_json(), "mult_bits": setup.requant.mult_bits,
                                    "cycles_per_image": stim.meta["cycles_per_image"], "top": setup.top}, fault=fault)
     with tempfile.TemporaryDirectory(prefix="cgphw-layer-") as tmp:
-        work = keep_directory(workdir) if workdir is not None else Path(tmp)
+        work = runner.keep_directory(workdir) if workdir is not None else Path(tmp)
         run = _simulate(setup, fault, stim, sim, None if fault else exported, work, verdict)
     _judge(setup, stim, run, verdict)
     _top1(setup, chosen, run, verdict)
@@ -268,23 +267,6 @@ def _replaceable_stimulus(out: Path) -> None:
                             "its own: move it away or choose another path") from None
 
 
-def keep_directory(workdir: str | Path) -> Path:
-    """``--keep``'s directory, made ready: new, empty, or kept by cgphw before (its marker), since
-    the simulators overwrite their files and remove their build folders there."""
-    work = Path(workdir)
-    if work.exists() and not work.is_dir():
-        raise UserError(f"--keep {work} exists and is not a directory")
-    if work.is_dir() and any(work.iterdir()) and not (work / KEEP_MARKER).is_file():
-        raise UserError(f"--keep {work} is not empty and was not kept by cgphw before; choose a new or "
-                        "empty directory")
-    try:
-        work.mkdir(parents=True, exist_ok=True)
-        (work / KEEP_MARKER).write_text("files cgphw kept (Verilog, stimulus, builds, logs); it replaces them\n")
-    except OSError as exc:
-        raise UserError(f"cannot use --keep {work} ({exc.strerror or exc})") from None
-    return work
-
-
 def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_IMAGES, model: str | None = None,
                          data: str = "mnist5k", split: str = "test", config: EngineConfig | None = None,
                          source: str | None = None) -> dict:
@@ -334,7 +316,7 @@ def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source:
     else:
         runner.simulator_environment(sim)
         with tempfile.TemporaryDirectory(prefix="cgphw-engine-") as tmp:
-            work = keep_directory(workdir) if workdir is not None else Path(tmp)
+            work = runner.keep_directory(workdir) if workdir is not None else Path(tmp)
             verilog = work / "layer_engine.v"
             verilog.write_text(emit.to_verilog(engine, "layer_engine"))
             run = simulate_cocotb(sim, verilog, "layer_engine", stim.save(work / "stimulus.npz"), work)

@@ -149,3 +149,23 @@ def run_cocotb(sim: str, sources: list[Path], top: str, test_module: str, workdi
         tests, failed = 0, 0
     doc = json.loads(report.read_text()) if report.is_file() else None
     return CocotbRun(tests, failed, doc, test_log)
+
+
+KEEP_MARKER = ".cgphw-kept"  # marks a --keep directory cgphw may write over
+
+
+def keep_directory(workdir: str | Path) -> Path:
+    """``--keep``'s directory, made ready: new, empty, or kept by cgphw before (its marker), since
+    the simulators overwrite their files and remove their build folders there."""
+    work = Path(workdir)
+    if work.exists() and not work.is_dir():
+        raise UserError(f"--keep {work} exists and is not a directory")
+    if work.is_dir() and any(work.iterdir()) and not (work / KEEP_MARKER).is_file():
+        raise UserError(f"--keep {work} is not empty and was not kept by cgphw before; choose a new or "
+                        "empty directory")
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        (work / KEEP_MARKER).write_text("files cgphw kept (Verilog, stimulus, builds, logs); it replaces them\n")
+    except OSError as exc:
+        raise UserError(f"cannot use --keep {work} ({exc.strerror or exc})") from None
+    return work

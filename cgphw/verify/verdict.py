@@ -169,8 +169,7 @@ def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS,
     if not path.exists():
         raise UserError(f"{path} does not exist")
     with tempfile.TemporaryDirectory(prefix="cgphw-verify-") as tmp:
-        work = Path(workdir) if workdir is not None else Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+        work = runner.keep_directory(workdir) if workdir is not None else Path(tmp)
         step(progress, "preparing the design")  # a run is exported first
         design = load_design(resolve_manifest(path, work, pipeline))
         step(progress, "building the stimulus")

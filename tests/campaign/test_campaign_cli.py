@@ -130,3 +130,32 @@ def test_bad_settings_stop_before_any_run_and_leave_a_usable_folder(tmp_path, ca
     assert code == 2 and "no results.parquet yet" in err  # the folder is the campaign's, ready to run again
     code, _, err = cli(capsys, "run", str(path), "--out", str(out), "--set", "search.grid=1x1000000000")
     assert code == 2 and "nodes" in err
+
+
+def test_the_report_draws_each_runs_own_checked_pareto_front(campaign, tmp_path):
+    import shutil
+
+    from cgphw.campaign import report
+    from cgphw.campaign.results import load_results
+    from cgphw.cgp.rundir import load_run
+
+    _, out, _ = campaign  # (the campaign the first test ran)
+    frame = load_results(out)
+    fronts = report._archives(frame, out)
+    assert set(fronts) == set(frame["run"])
+    for _, row in frame.iterrows():
+        stored = json.loads((out / row["evolve_dir"] / "pareto.json").read_text())["points"]
+        kept = load_run(out / row["evolve_dir"]).pareto
+        assert len(fronts[row["run"]]) == len(stored) == len(kept) >= 1
+        assert sorted(fronts[row["run"]]) == sorted((p.metrics.rms_error, p.metrics.energy_pj) for p in kept)
+        assert min(fronts[row["run"]])[0] == row["rms_error"]  # the front reaches the winner's error
+    assert f"its archive, {len(frame)} run(s)" in (out / "report.html").read_text()
+    # a front whose stored figures no longer match its genomes is not drawn
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    first = frame.iloc[0]
+    path = copy / first["evolve_dir"] / "pareto.json"
+    doc = json.loads(path.read_text())
+    doc["points"][0]["metrics"]["energy_pj"] += 1.0
+    path.write_text(json.dumps(doc))
+    assert set(report._archives(frame, copy)) == set(frame["run"]) - {first["run"]}

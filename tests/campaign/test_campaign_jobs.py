@@ -43,3 +43,15 @@ def test_a_batch_cluster_needs_walltime_and_memory():
         job_script(ClusterSettings(kind="pbs"))
     with pytest.raises(UserError, match="only pbs and slurm"):
         job_script(ClusterSettings(kind="local"))
+
+
+def test_loading_dask_jobqueue_leaves_ctrl_c_to_cgphw():
+    """dask_jobqueue sets SIGINT to sys.exit() when imported; a PBS/SLURM campaign must keep
+    Python's handler (KeyboardInterrupt: save, say "interrupted", exit 130)."""
+    import subprocess
+    import sys
+
+    code = ("import signal; from cgphw.campaign.cluster import _jobqueue; before = signal.getsignal(signal.SIGINT); "
+            "_jobqueue(); assert signal.getsignal(signal.SIGINT) is before is signal.default_int_handler")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -165,3 +165,19 @@ def test_verify_refuses_bad_flags_and_paths(rtl_comb, tmp_path, capsys, args, fr
     args = [a.replace("FILE", str(tmp_path / "afile")) for a in args]
     code, _, err = cgphw(capsys, "verify", str(rtl_comb), "--sim", "amaranth", *args)
     assert code == 2 and fragment in err and "Traceback" not in err, err
+
+
+def test_verify_keeps_its_files_only_where_cgphw_may_write(rtl_comb, tmp_path, capsys):
+    """--keep into a folder of the user's is refused (exit 2, nothing touched); a new folder
+    is used, and used again the next time (cgphw's marker is in it)."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine")
+    code, _, err = cgphw(capsys, "verify", str(rtl_comb), "--sim", "amaranth", "--vectors", "5", "--keep", str(mine))
+    assert code == 2 and err.startswith("error: --keep") and err.count("\n") == 1
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"] and (mine / "notes.txt").read_text() == "mine"
+    for _ in range(2):
+        code, out, _ = cgphw(capsys, "verify", str(rtl_comb), "--sim", "amaranth", "--vectors", "5", "--keep",
+                             str(tmp_path / "kept"))
+        assert code == 0, out
+    assert (tmp_path / "kept" / ".cgphw-kept").is_file()
