@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "rtl_out" / "lenet5_conv1_core_ring"
+from layer_fixtures import EXAMPLE
 
 
 @pytest.fixture

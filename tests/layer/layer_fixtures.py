@@ -1,9 +1,15 @@
-"""Random int8 layers (plain values) for checking the engine against torch."""
+"""Random int8 layers (plain values) for checking the engine against torch, and where the
+committed conv1 example lies (a module of its own: two conftest.py cannot both be imported)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 
 from cgphw.quantlayer import QuantLayer
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "rtl_out" / "lenet5_conv1_core_ring"
 
 
 def random_layer(seed: int, kind: str = "conv", c_in: int = 2, c_out: int = 4, size: int = 8, kernel: int = 3,

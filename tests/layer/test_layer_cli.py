@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import EXAMPLE, REPO
+from layer_fixtures import EXAMPLE, REPO
 
 from cgphw.cli import main
 from cgphw.verify.runner import missing_reason
