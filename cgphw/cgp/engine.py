@@ -240,6 +240,10 @@ class Engine:
         AO, AX, AF, AG, AL, AN = self.arc[:6]
         return [(int(AO[s, 0]), int(AO[s, 1]), float(AX[s]), int(AO[s, 2])) for s in AL[:AN[archive.COUNT]]]
 
+    def member_found(self, i: int) -> int:
+        """The generation in which the i-th member (in order of entry) was found."""
+        return int(self.arc[2][self.arc[4][i], 0])
+
     def member_genes(self, i: int) -> np.ndarray:
         """The internal genes of the i-th member (in order of entry), a copy."""
         return self.arc[3][self.arc[4][i]].copy()

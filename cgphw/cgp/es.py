@@ -147,11 +147,18 @@ def take(nw, sync, h, lam, local, order, back):
 
 
 @nb.njit(cache=True, inline="always")
+def child_stream(base, c):
+    """The first state of child c's own splitmix64 stream, for a generation whose children's
+    seeds start at ``base`` (output h * lam + c of the run's stream)."""
+    return splitmix(base + np.uint64(c + 1) * GOLDEN)
+
+
+@nb.njit(cache=True, inline="always")
 def longest_first(s, k, base, lam, order, size):
     """order[s] = the children 0..lam-1 by the number of genes each will mutate (its first
     draw, as draw_mutations makes it), most first, ties in child order."""
     for c in range(lam):
-        _, m = rand_below(splitmix(base + np.uint64(c + 1) * GOLDEN), k)
+        _, m = rand_below(child_stream(base, c), k)
         size[c] = m
         i = c
         while i > 0 and size[order[s, i - 1]] < m:  # insertion sort: lam is small
@@ -166,7 +173,7 @@ def run_task(h, c, replica, shared, cfg, prob, par, ch):
     pdelay, slotk, slotbase = par[3], par[9], par[10]
     s = h % 2
     row = s * cfg[LAM] + c
-    ch[15][row] = splitmix(slotbase[s] + np.uint64(c + 1) * GOLDEN)  # output h * lam + c of the run's stream
+    ch[15][row] = child_stream(slotbase[s], c)
     acc = replica[3]
     offspring(row, slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[ARCHIVE] > 0, cfg[THR], acc[ENERGY], pdelay[0],
               cfg[N_IN], cfg[N_NODES], cfg[ROWS], replica, shared, prob, ch)

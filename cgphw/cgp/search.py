@@ -355,7 +355,7 @@ def _best_improved(engine: Engine, last):
     if key == last:
         return [], last
     m, _ = engine.member_figures(engine.member_genes(i))
-    return [{**m, "generation": engine.members()[i][1]}], key
+    return [{**m, "generation": engine.member_found(i)}], key
 
 
 def _result(engine, bank, config, run_dir, seconds, stop, startup, team) -> RunResult:
