@@ -37,8 +37,9 @@ N_AN = 3  # (operators.PARETO_MIN: K >= 16, so the kept extremes, at most 9, lea
 
 
 @nb.njit(cache=True, inline="always")
-def offer_generation(r0, lam, gen, thr, G, pdelay, acc, mp, mnew, nm, cm, cd, cact, arc):
-    """Offer the evaluated children of rows r0 .. r0 + lam - 1 (parent: replica 0's genes G)."""
+def offer_generation(r0, lam, gen, thr, G, pdelay, acc, mp, mnew, nm, cm, cd, cact, srow, arc):
+    """Offer the evaluated children of rows r0 .. r0 + lam - 1 (parent: replica 0's genes G;
+    row r's mutations are in row srow[r] of mp/mnew)."""
     AO, AX, AF, AG, AL, AN, CW = arc
     pe, pn, pg, pd = acc[ERR], acc[ENERGY], acc[GATES], pdelay[0]
     for r in range(r0, r0 + lam):
@@ -55,13 +56,14 @@ def offer_generation(r0, lam, gen, thr, G, pdelay, acc, mp, mnew, nm, cm, cd, ca
                 beaten = True
                 break
         if not beaten:
-            insert(e, n, g, d, gen, G, mp, mnew, r, nm[r], arc, AG.shape[0] - 1, thr)
+            insert(e, n, g, d, gen, G, mp, mnew, srow[r], nm[r], arc, AG.shape[0] - 1, thr)
 
 
 @nb.njit(cache=True)
 def insert(e, n, g, d, gen, G, mp, mnew, r, n_mut, arc, K, thr):
-    """Enter a circuit no member dominates or equals: the parent's genes G with row r's first
-    n_mut mutations. Members it dominates leave; over K members, ``thin`` drops one."""
+    """Enter a circuit no member dominates or equals: the parent's genes G with the first
+    n_mut mutations of mp/mnew row r. Members it dominates leave; over K members, ``thin``
+    drops one."""
     AO, AX, AF, AG, AL, AN, CW = arc
     k = 0
     for i in range(AN[COUNT]):

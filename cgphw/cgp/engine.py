@@ -20,6 +20,7 @@ from cgphw.cgp.problem import COST_SCALE, Problem
 
 RECORDS = 4096
 MAX_LAMBDA = 1000
+SCRATCH_BYTES = 256 << 20  # scratch rows of all threads (one block of them is always made)
 
 
 def seed_stream(seed: int) -> np.ndarray:
@@ -89,12 +90,18 @@ class Engine:
         self.n_replicas = max(1, min(int(workers), self.lam))
         n_pins, items, n_out = grid.n_inputs + grid.n_nodes, problem.T.shape[1], grid.n_outputs
         L, R, n = 2 * self.lam, self.n_replicas, grid.n_nodes  # child rows: two generations (es.py)
-        self.S = np.zeros((L, n_pins, items), np.uint8)
-        self.DS = np.zeros((L, n_pins), np.float64)
-        self.chl = np.zeros((L, n_pins), np.int64)
-        self.ochl = np.zeros((L, n_out), np.int64)
-        self.oterm = np.zeros((L, n_out), np.int64)
-        self.mp, self.mold, self.mnew = (np.zeros((L, cap), np.int32) for _ in range(3))
+        # each child's changed values and mutations: in a block of L scratch rows per thread,
+        # so that a row's cache lines stay with one CPU (measured: the value bank's team runs
+        # ~4 % faster), unless the blocks would take more than SCRATCH_BYTES
+        row_bytes = n_pins * (items + 16) + 16 * n_out + 12 * cap
+        B = R if R * L * row_bytes <= SCRATCH_BYTES else 1
+        self.cfg[es.BLOCKS] = B
+        self.S = np.zeros((B * L, n_pins, items), np.uint8)
+        self.DS = np.zeros((B * L, n_pins), np.float64)
+        self.chl = np.zeros((B * L, n_pins), np.int64)
+        self.ochl = np.zeros((B * L, n_out), np.int64)
+        self.oterm = np.zeros((B * L, n_out), np.int64)
+        self.mp, self.mold, self.mnew = (np.zeros((B * L, cap), np.int32) for _ in range(3))
         # each child's figures, written by whichever thread runs it: rows lines apart
         self.nchl, self.nochl, self.nm = (apart(L, 1, np.int64)[:, 0] for _ in range(3))
         self.cm = apart(L, 4, np.int64)
@@ -102,6 +109,7 @@ class Engine:
         self.cact = apart(L, 1, np.bool_)[:, 0]
         self.cev = apart(L, 2, np.int64)
         self.crng = apart(L, 1, np.uint64)[:, 0]
+        self.srow = apart(L, 1, np.int64)[:, 0]  # the scratch row that holds the child's values
         # one replica of the parent's structure per worker
         self.Gr = np.zeros((R, grid.n_genes), np.int32)
         self.RCr = np.zeros((R, n), np.int32)
@@ -270,7 +278,7 @@ class Engine:
         rep = (self.Gr, self.RCr, self.actr, self.accr, self.stackr, self.markr, self.mlr, self.ostr, self.chgr,
                self.gpickr)
         ch = (self.S, self.DS, self.chl, self.nchl, self.ochl, self.oterm, self.nochl, self.mp, self.mold, self.mnew,
-              self.nm, self.cm, self.cd, self.cact, self.cev, self.crng)
+              self.nm, self.cm, self.cd, self.cact, self.cev, self.crng, self.srow)
         nw = max(1, min(int(workers), self.n_replicas))
         if nw > 1 and not self._replicas_current:  # one-thread chunks advanced replica 0 alone
             for a in rep:

@@ -18,10 +18,13 @@ the stop rules, and open the next generation. Tasks are handed out from two slot
 Speculation: while the current generation's last children are still running, idle
 threads already take children of the next generation, evaluated as if the parent stays
 (most generations keep it). When thread 0 then accepts a child instead, it closes the
-next slot, waits until the speculative children in flight are done, commits, and opens
-the next generation afresh, so speculative results are used only when they are exactly
-what the next generation would compute. Speculation is switched off while most recent
-generations accepted a child (it would mostly be thrown away).
+next slot, hands the commit to the other replicas and takes it into replica 0, waits
+until the speculative children still in flight are done (they read V, D, OT), writes the
+new values and opens the next generation afresh, so speculative results are used only
+when they are exactly what the next generation would compute. A thread that finishes a
+child at least as good as the parent marks its generation SURE to accept one: no more
+speculation starts on the next (it would be thrown away, and thread 0 would wait for it).
+Speculation is switched off while most recent generations accepted a child.
 
 A team hands a generation's children out longest first: the number of genes a child
 mutates is its first draw, known before it runs, and a child's cost grows with it, so the
@@ -61,12 +64,13 @@ GEN, STALL, OFFSPRING, EVALUATED, DVALID, NODE_EVALS, NREC = range(7)
 N_STATE = 7
 DONE_GENERATIONS, DONE_PATIENCE, DONE_PERFECT, DONE_RECORDS = 0, 2, 3, 4
 # settings ``cfg`` (int64): the problem's sizes and the run's rules
-N_IN, N_NODES, ROWS, LAM, THR, PATIENCE, GEN_END, MODE, ADAPTIVE, KCAP, ARCHIVE, OBJECTIVE = range(12)
-N_CFG = 12
+N_IN, N_NODES, ROWS, LAM, THR, PATIENCE, GEN_END, MODE, ADAPTIVE, KCAP, ARCHIVE, OBJECTIVE, BLOCKS = range(13)
+N_CFG = 13
 LEXICOGRAPHIC, PARETO = 0, 1  # cfg[OBJECTIVE]; cfg[ARCHIVE]: the Pareto archive's capacity (0: none, archive.py)
+# cfg[BLOCKS]: blocks of 2 lambda scratch rows (engine.py): one per thread, or one shared when that is too big
 # the team's meeting points in ``sync`` (int64), one cache line apart; thread w's replayed
 # commit count at MYPV + 8 w
-FIN, STOP, PV, CODE, TAKE, DONE, BUSY, MYPV = 0, 8, 16, 24, 32, 48, 64, 80  # TAKE/DONE/BUSY: + 8 * slot
+FIN, STOP, PV, CODE, TAKE, DONE, BUSY, SURE, MYPV = 0, 8, 16, 24, 32, 48, 64, 80, 96  # TAKE..SURE: + 8 * slot
 TAG = 1 << 20  # TAKE[slot] = (generation + 1) * TAG + BACK * (taken from the back) + taken from the front
 BACK = 1 << 10  # (lam <= 1000 < BACK)
 RING = 8  # commits kept for replay (a helper lags at most two)
@@ -133,8 +137,10 @@ def take(nw, sync, h, lam, local, order, back):
             return -1
         local[s] = v + 1
         return v % TAG
-    if back:  # before the take: thread 0 waits for the speculative children in flight (finalize)
-        atomic_add(sync, BUSY + 8 * s, 1)
+    if back:
+        if atomic_load(sync, SURE + 8 * (1 - s)) == h:  # generation h - 1 will accept a child
+            return -1
+        atomic_add(sync, BUSY + 8 * s, 1)  # before the take: thread 0 waits for speculation in flight
     while True:
         v = atomic_load(sync, TAKE + 8 * s)
         front, behind = v % BACK, v % TAG // BACK
@@ -168,15 +174,30 @@ def longest_first(s, k, base, lam, order, size):
 
 
 @nb.njit(cache=True, inline="always")
-def run_task(h, c, replica, shared, cfg, prob, par, ch):
-    """Evaluate child c of generation h (slot h % 2) on this thread's replica."""
+def run_task(w, h, c, replica, shared, cfg, prob, par, ch):
+    """Evaluate child c of generation h (slot h % 2) on thread w's replica, in thread w's
+    block of scratch rows (rows written by one thread only stay in that CPU's cache)."""
     pdelay, slotk, slotbase = par[3], par[9], par[10]
     s = h % 2
     row = s * cfg[LAM] + c
+    sr = (w % cfg[BLOCKS]) * 2 * cfg[LAM] + row
     ch[15][row] = child_stream(slotbase[s], c)
+    ch[16][row] = sr
     acc = replica[3]
-    offspring(row, slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[ARCHIVE] > 0, cfg[THR], acc[ENERGY], pdelay[0],
+    offspring(row, sr, slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[ARCHIVE] > 0, cfg[THR], acc[ENERGY], pdelay[0],
               cfg[N_IN], cfg[N_NODES], cfg[ROWS], replica, shared, prob, ch)
+
+
+@nb.njit(cache=True, inline="always")
+def will_accept(row, cfg, par, ch, acc):
+    """Will thread 0 accept a child when it sees row's? (If one child is at least as good as
+    the parent, the best one is: a hint only, to stop speculating on the next generation.)"""
+    cm, cd = ch[11], ch[12]
+    phase2 = acc[ERR] <= cfg[THR]
+    if phase2 and cfg[OBJECTIVE] == PARETO:
+        return False
+    return compare(cm[row, 0], cm[row, 1], cd[row], cm[row, 3], acc[ERR], acc[ENERGY], par[3][0], acc[GATES],
+                   phase2, cfg[THR]) <= 0
 
 
 @nb.njit(cache=True, inline="always")
@@ -193,6 +214,7 @@ def open_slot(nw, sync, local, h, k, base, slotk, slotbase, lam, closed, order, 
         if not closed:
             longest_first(s, k, base, lam, order, size)
         atomic_store(sync, DONE + 8 * s, 0)
+        atomic_store(sync, SURE + 8 * s, 0)
         atomic_store(sync, TAKE + 8 * s, value)  # last: publishes the settings above
 
 
@@ -219,7 +241,7 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
     arity, e_q, a_q, dly, isgate = prob[0], prob[2], prob[3], prob[4], prob[5]
     V, D, OT, pdelay, st, rng, rate, rec, ring, slotk, slotbase, order, size = par
     Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
-    S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng = ch
+    S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng, srow = ch
     lam, thr, n_in, n_nodes = cfg[LAM], cfg[THR], cfg[N_IN], cfg[N_NODES]
     acc = accr[0]
     phase2 = acc[ERR] <= thr
@@ -229,7 +251,8 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
         st[EVALUATED] += cev[r, 0]
         st[NODE_EVALS] += cev[r, 1]
     if kept:
-        arch.offer_generation(r0, lam, st[GEN] + 1, thr, Gr[0], pdelay, acc, mp, mnew, nm, cm, cd, cact, arc)
+        arch.offer_generation(r0, lam, st[GEN] + 1, thr, Gr[0], pdelay, acc, mp, mnew, nm, cm, cd, cact, srow,
+                             arc)
     if cfg[OBJECTIVE] == PARETO and phase2:
         b, verdict = arch.pareto_choice(r0, lam, thr, pdelay, acc, cm, cd)
     else:
@@ -242,25 +265,9 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
     accept = verdict <= 0  # better or equal: equal children replace the parent (neutral drift)
     if accept:
         nxt = (h + 1) % 2
-        if nw > 1 and spec[0]:  # stop speculating on h + 1 and let what is in flight finish
+        draining = nw > 1 and spec[0]
+        if draining:  # no more speculation on h + 1; what is in flight still reads V, D, OT
             atomic_store(sync, TAKE + 8 * nxt, (h + 2) * TAG + lam)
-            spins = 0
-            while atomic_load(sync, BUSY + 8 * nxt) != 0:
-                spins = pause(spins)
-        if cact[b]:
-            items = V.shape[1]
-            for i in range(nchl[b]):
-                P = chl[b, i]
-                for ii in range(items):
-                    V[P, ii] = S[b, P, ii]
-                if phase2 or kept:
-                    D[P] = DS[b, P]
-            for i in range(nochl[b]):
-                OT[ochl[b, i]] = oterm[b, i]
-            if phase2 or kept:  # (kept: every child's delay is known)
-                pdelay[0] = cd[b]
-            else:
-                st[DVALID] = 0
         pv = atomic_load(sync, PV)
         for w in range(1, nw):  # a helper more than RING - 1 commits behind would lose one
             spins = 0
@@ -268,15 +275,34 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
                 spins = pause(spins)
         i = pv % RING
         n = nm[b]
+        x = srow[b]
         ring[i, 0] = n
         ring[i, 1] = cm[b, 0]
         for t in range(n):
-            ring[i, 2 + t] = mp[b, t]
-            ring[i, 2 + n + t] = mnew[b, t]
+            ring[i, 2 + t] = mp[x, t]
+            ring[i, 2 + n + t] = mnew[x, t]
         atomic_store(sync, PV, pv + 1)  # the helpers replay it while replica 0 takes it
-        apply_genes(mp, b, 0, mnew, b, 0, n, False, False, Gr[0], RCr[0], actr[0], acc, stackr[0], markr[0], mlr[0],
+        apply_genes(mp, x, 0, mnew, x, 0, n, False, False, Gr[0], RCr[0], actr[0], acc, stackr[0], markr[0], mlr[0],
                     ostr[0], n_in, 3 * n_nodes, arity, e_q, a_q, isgate)
         acc[ERR] = cm[b, 0]
+        if draining:  # (replica 0 took the genes meanwhile: the speculation mostly ended already)
+            spins = 0
+            while atomic_load(sync, BUSY + 8 * nxt) != 0:
+                spins = pause(spins)
+        if cact[b]:
+            items = V.shape[1]
+            for i in range(nchl[b]):
+                P = chl[x, i]
+                for ii in range(items):
+                    V[P, ii] = S[x, P, ii]
+                if phase2 or kept:
+                    D[P] = DS[x, P]
+            for i in range(nochl[b]):
+                OT[ochl[x, i]] = oterm[x, i]
+            if phase2 or kept:  # (kept: every child's delay is known)
+                pdelay[0] = cd[b]
+            else:
+                st[DVALID] = 0
     st[OFFSPRING] += lam
     st[GEN] += 1
     rng[0] += np.uint64(lam) * GOLDEN  # the stream now starts at generation h + 1's children
@@ -375,10 +401,12 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync, arc):
             if mine < pv:
                 mine = replay(pv, mine, replica, cfg, prob, ring)
                 atomic_store(sync, MYPV + 8 * w, mine)
-        run_task(g, c, replica, shared, cfg, prob, par, ch)
+        run_task(w, g, c, replica, shared, cfg, prob, par, ch)
         if nw == 1:
             local[2 + g % 2] += 1
         else:
+            if will_accept((g % 2) * lam + c, cfg, par, ch, replica[3]):
+                atomic_store(sync, SURE + 8 * (g % 2), g + 1)
             atomic_add(sync, DONE + 8 * (g % 2), 1)
             if g != h:  # (a front take of the current generation cannot be in flight when a slot closes)
                 atomic_add(sync, BUSY + 8 * (g % 2), -1)

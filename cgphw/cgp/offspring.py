@@ -4,9 +4,10 @@ place, evaluate what changed, and undo them again (es.py runs the generations).
 A *replica* is one copy of the parent's structural state: genes G, refcounts RC, the
 active bitset, counters acc, marks and scratch lists. Worker w of a parallel generation
 owns replica w; the parent's pin values V, depths D and per-output error terms OT are
-shared and only read here. An offspring writes its changed values to its own scratch
-row (S[c], DS[c]) and its results to row c of the per-child arrays, so any worker may
-evaluate any child and the result is the same.
+shared and only read here. Child c writes its figures to row c of the per-child arrays
+and its mutations and changed values to a scratch row ``sr`` of the thread that runs it
+(mp[sr], S[sr], ...; srow[c] = sr), so any worker may evaluate any child and the result
+is the same.
 
 Every helper is ``inline="always"``: numba reference-counts arrays handed to a called
 function, which costs more than the work done per gene or per node here.
@@ -62,9 +63,9 @@ def gene_is_active(pos, G, RC, arity, ob):
 
 
 @nb.njit(cache=True, inline="always")
-def draw_mutations(c, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col_lo, col_hi, forced, const_f,
+def draw_mutations(c, sr, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col_lo, col_hi, forced, const_f,
                    const_pos, mpos, mp, mold, mnew):
-    """Fill row c of mp/mold/mnew with this child's mutations; returns their count. (The
+    """Fill row sr of mp/mold/mnew with child c's mutations; returns their count. (The
     stream's state stays in a register: crng's rows share cache lines between threads.)"""
     n_f = arity.shape[0]
     n_const = const_f.shape[0]
@@ -107,9 +108,9 @@ def draw_mutations(c, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col
             if r >= ci:
                 r += 1
             val = r if r < nin else lo + r - nin
-        mp[c, t] = pos
-        mold[c, t] = old
-        mnew[c, t] = val
+        mp[sr, t] = pos
+        mold[sr, t] = old
+        mnew[sr, t] = val
         t += 1
         if mode == UNIFORM or gene_is_active(pos, G, RC, arity, ob):
             hits += 1
@@ -214,24 +215,25 @@ def apply_genes(P, prow, poff, Q, qrow, qoff, cnt, reverse, marking, G, RC, actb
 
 
 @nb.njit(cache=True, inline="always")
-def offspring(c, k, mode, phase2, delays, thr, p_energy, p_delay, n_in, n_nodes, rows, replica, shared, prob, ch):
-    """Create, evaluate and undo child c on this replica; its results go to row c. Depths
-    (DS) are kept in phase 2, where the delay may decide, and with ``delays`` (a Pareto
-    archive: every child's exact delay, in both phases).
+def offspring(c, sr, k, mode, phase2, delays, thr, p_energy, p_delay, n_in, n_nodes, rows, replica, shared, prob, ch):
+    """Create, evaluate and undo child c on this replica; its figures go to row c, its
+    mutations and values to scratch row sr. Depths (DS) are kept in phase 2, where the
+    delay may decide, and with ``delays`` (a Pareto archive: every child's exact delay, in
+    both phases).
     (Arguments travel in tuples: a call with more than 30 arguments is compiled as a
     *args call, which numba cannot inline.)"""
     G, RC, actbits, acc, stack, mark, ml, ost, chg, gpick = replica
     V, D, OT = shared
     arity, lut, e_q, a_q, dly, isgate, T, WQ, col_nin, col_lo, col_hi, forced, const_f, const_pos, mpos = prob
-    S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng = ch
+    S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng, srow = ch
     ob = 3 * n_nodes
     n_out, items = T.shape
     depths = phase2 or delays
-    cnt = draw_mutations(c, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col_lo, col_hi, forced,
+    cnt = draw_mutations(c, sr, k, mode, crng, G, RC, gpick, arity, ob, rows, col_nin, col_lo, col_hi, forced,
                          const_f, const_pos, mpos, mp, mold, mnew)
     nm[c] = cnt
     acc[MIND] = n_nodes
-    active = apply_genes(mp, c, 0, mnew, c, 0, cnt, False, True, G, RC, actbits, acc, stack, mark, ml, ost,
+    active = apply_genes(mp, sr, 0, mnew, sr, 0, cnt, False, True, G, RC, actbits, acc, stack, mark, ml, ost,
                          n_in, ob, arity, e_q, a_q, isgate)
     cact[c] = active
     cd[c] = np.inf  # delay: computed where it can decide (phase 2, in threshold, not costlier), or ``delays``
@@ -264,29 +266,29 @@ def offspring(c, k, mode, phase2, delays, thr, p_energy, p_delay, n_in, n_nodes,
                 if depths:
                     d = 0.0
                     if ar >= 1:
-                        d = DS[c, p0] if c0 else D[p0]
+                        d = DS[sr, p0] if c0 else D[p0]
                     if ar == 2:
-                        d1 = DS[c, p1] if c1 else D[p1]
+                        d1 = DS[sr, p1] if c1 else D[p1]
                         if d1 > d:
                             d = d1
                     d += dly[f]
-                    DS[c, P] = d
+                    DS[sr, P] = d
                     if d != D[P]:
                         changed = True
                 for i in range(items):
                     a = np.uint8(0)
                     bb = np.uint8(0)
                     if ar >= 1:
-                        a = S[c, p0, i] if c0 else V[p0, i]
+                        a = S[sr, p0, i] if c0 else V[p0, i]
                     if ar == 2:
-                        bb = S[c, p1, i] if c1 else V[p1, i]
+                        bb = S[sr, p1, i] if c1 else V[p1, i]
                     v = gate_value(lut, f, a, bb)
-                    S[c, P, i] = v
+                    S[sr, P, i] = v
                     if v != V[P, i]:
                         changed = True
                 if changed:
                     chg[P] = 1
-                    chl[c, n_chg] = P
+                    chl[sr, n_chg] = P
                     n_chg += 1
         err = acc[ERR]
         n_o = 0
@@ -295,18 +297,18 @@ def offspring(c, k, mode, phase2, delays, thr, p_energy, p_delay, n_in, n_nodes,
             p = G[ob + j]
             cp = chg[p] != 0
             if delays:
-                d = DS[c, p] if cp else D[p]
+                d = DS[sr, p] if cp else D[p]
                 if d > delay:
                     delay = d
             if cp or ost[j] != 0:
                 term = np.int64(0)
                 for i in range(items):
-                    x = S[c, p, i] if cp else V[p, i]
+                    x = S[sr, p, i] if cp else V[p, i]
                     dd = np.int64(x ^ 128) - np.int64(T[j, i] ^ 128)
                     term += WQ[j, i] * dd * dd
                 err += term - OT[j]
-                ochl[c, n_o] = j
-                oterm[c, n_o] = term
+                ochl[sr, n_o] = j
+                oterm[sr, n_o] = term
                 n_o += 1
         cm[c, 0], cm[c, 1], cm[c, 2], cm[c, 3] = err, acc[ENERGY], acc[AREA], acc[GATES]
         if delays:
@@ -314,13 +316,13 @@ def offspring(c, k, mode, phase2, delays, thr, p_energy, p_delay, n_in, n_nodes,
         elif phase2 and err <= thr and acc[ENERGY] <= p_energy:
             for j in range(n_out):
                 p = G[ob + j]
-                d = DS[c, p] if chg[p] != 0 else D[p]
+                d = DS[sr, p] if chg[p] != 0 else D[p]
                 if d > delay:
                     delay = d
             cd[c] = delay
         nchl[c], nochl[c] = n_chg, n_o
         for i in range(n_chg):
-            chg[chl[c, i]] = 0
+            chg[chl[sr, i]] = 0
         cev[c, 0] = 1
         cev[c, 1] = n_eval
     else:  # only inactive genes changed: the same circuit, not evaluated again
@@ -329,10 +331,10 @@ def offspring(c, k, mode, phase2, delays, thr, p_energy, p_delay, n_in, n_nodes,
     for i in range(acc[NMARK]):
         mark[ml[i]] = 0
     acc[NMARK] = 0
-    apply_genes(mp, c, 0, mold, c, 0, cnt, True, False, G, RC, actbits, acc, stack, mark, ml, ost,
+    apply_genes(mp, sr, 0, mold, sr, 0, cnt, True, False, G, RC, actbits, acc, stack, mark, ml, ost,
                 n_in, ob, arity, e_q, a_q, isgate)
     for t in range(cnt):
-        pos = mp[c, t]
+        pos = mp[sr, t]
         gpick[pos] = 0
         if pos >= ob:
             ost[pos - ob] = 0

@@ -83,6 +83,24 @@ def test_adaptive_rate_moves_within_its_bounds():
     assert len(set(seen)) > 3  # ... successes grow it again
 
 
+def test_threads_sharing_one_block_of_scratch_rows_run_the_same(monkeypatch):
+    """Too big for a block of scratch rows per thread, a team shares one: still the same run."""
+    import cgphw.cgp.engine as engine_module
+    from cgphw.cgp import es
+
+    task = layer_like_task(seed=11)
+    own = engines_for(task, 6, 12, 5, "uniform", False, 3.0, [1, 3])
+    monkeypatch.setattr(engine_module, "SCRATCH_BYTES", 0)
+    (shared,) = engines_for(task, 6, 12, 5, "uniform", False, 3.0, [3])
+    assert own[1].cfg[es.BLOCKS] == 3 and shared.cfg[es.BLOCKS] == 1 and shared.mp.shape[0] == 2 * 5
+    for gen_end in range(2000, 8001, 2000):
+        for e, team in zip(own + [shared], [1, 3, 3], strict=True):
+            e.run(gen_end, workers=team)
+    assert own[0].counters()["evaluated"] > 0
+    for e in own[1:] + [shared]:
+        assert np.array_equal(e.G, own[0].G) and np.array_equal(e.st, own[0].st)
+
+
 def test_single_mutation_changes_exactly_one_active_gene():
     from cgphw.cgp.offspring import gene_is_active
 
@@ -94,7 +112,7 @@ def test_single_mutation_changes_exactly_one_active_gene():
         G, RC = e.G.copy(), e.RC.copy()  # the parent the next generation's children are drawn from
         e.run(gen_end + 1)  # the children's mutations stay in mp / nm
         for c in range(e.lam):
-            changed = [int(p) for p in e.mp[c, :e.nm[c]]]
+            changed = [int(p) for p in e.mp[e.srow[c], :e.nm[c]]]
             active = [bool(gene_is_active(p, G, RC, e.problem.arity, ob)) for p in changed]
             assert len(set(changed)) == len(changed)
             assert sum(active) == 1 and active[-1]  # inactive genes on the way, then one active gene
