@@ -189,6 +189,12 @@ def run_task(w, h, c, replica, shared, cfg, prob, par, ch):
 
 
 @nb.njit(cache=True, inline="always")
+def versus_parent(r, cm, cd, acc, p_delay, phase2, thr):
+    """compare() of child row r with the parent (counters acc, delay p_delay)."""
+    return compare(cm[r, 0], cm[r, 1], cd[r], cm[r, 3], acc[ERR], acc[ENERGY], p_delay, acc[GATES], phase2, thr)
+
+
+@nb.njit(cache=True, inline="always")
 def will_accept(row, cfg, par, ch, acc):
     """Will thread 0 accept a child when it sees row's? (If one child is at least as good as
     the parent, the best one is: a hint only, to stop speculating on the next generation.)"""
@@ -196,8 +202,7 @@ def will_accept(row, cfg, par, ch, acc):
     phase2 = acc[ERR] <= cfg[THR]
     if phase2 and cfg[OBJECTIVE] == PARETO:
         return False
-    return compare(cm[row, 0], cm[row, 1], cd[row], cm[row, 3], acc[ERR], acc[ENERGY], par[3][0], acc[GATES],
-                   phase2, cfg[THR]) <= 0
+    return versus_parent(row, cm, cd, acc, par[3][0], phase2, cfg[THR]) <= 0
 
 
 @nb.njit(cache=True, inline="always")
@@ -260,8 +265,7 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
         for r in range(r0 + 1, r0 + lam):
             if compare(cm[r, 0], cm[r, 1], cd[r], cm[r, 3], cm[b, 0], cm[b, 1], cd[b], cm[b, 3], phase2, thr) < 0:
                 b = r
-        verdict = compare(cm[b, 0], cm[b, 1], cd[b], cm[b, 3], acc[ERR], acc[ENERGY], pdelay[0], acc[GATES],
-                          phase2, thr)
+        verdict = versus_parent(b, cm, cd, acc, pdelay[0], phase2, thr)
     accept = verdict <= 0  # better or equal: equal children replace the parent (neutral drift)
     if accept:
         nxt = (h + 1) % 2
