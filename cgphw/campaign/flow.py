@@ -11,6 +11,13 @@ synthesis report), verify.json, insert.json, record.json (the results row), log.
 lies in the campaign folder's runs/; the campaign folder's baselines/ keeps the unchanged
 network's accuracy, measured by the first run that inserts and read by the others
 (``stages.baseline``).
+
+record.json alone is never trusted (its digest is only the spec's): ``finished_row`` derives
+the row again from the run's files, each read by its checking loader (``load_run`` evaluates
+best.json again, ``load_manifest`` checks the export), and counts the run as finished only
+when no stage would have work and the row equals the record. Otherwise the run's stages run
+again: an edited row is replaced by the true one, a changed best.json is exported and
+verified again, and files that contradict each other fail the run (MismatchError, exit 1).
 """
 from __future__ import annotations
 
@@ -79,6 +86,35 @@ def read_record(run_dir: Path, digest: str) -> dict | None:
     return doc["row"]
 
 
+class _WouldRun(Exception):
+    """A stage has work to do: the run is not finished (raised only while checking)."""
+
+
+class CheckLog(RunLog):
+    """The log of a check: writes nothing, and any stage that would do work stops the check."""
+
+    def __init__(self, run_dir: Path):
+        self.path = run_dir / "log.jsonl"
+
+    def event(self, stage: str, event: str, **info) -> None:
+        if event == "start":
+            raise _WouldRun(stage)
+
+
+def finished_row(spec: RunSpec, run_dir: Path, baselines: Path) -> dict | None:
+    """The row of a finished run, derived again from its checked files; None when the run
+    must run (again): no record.json, a stage with work left, files a loader refuses, or a
+    record that is not the row its files give."""
+    record = read_record(run_dir, spec.digest)
+    if record is None:
+        return None
+    try:
+        row = _stages(spec, run_dir, CheckLog(run_dir), baselines)
+    except (_WouldRun, UserError):  # MismatchError too: the run then fails with it, in its own log
+        return None
+    return row if json.loads(json.dumps(row)) == record else None
+
+
 def claim_run_dir(run_dir: Path, spec: RunSpec) -> None:
     """Make the run folder ours: spec.json names the run; a folder holding another run, or
     files cgphw did not write, is refused (nothing of a user's is ever overwritten)."""
@@ -98,9 +134,6 @@ def execute_run(spec_doc: dict, run_dir: str, baselines: str | None = None) -> d
     baselines/, measured for this run alone)."""
     spec, run_dir = RunSpec.from_json(spec_doc), Path(run_dir)
     baselines = Path(baselines) if baselines is not None else run_dir / "baselines"
-    done = read_record(run_dir, spec.digest)
-    if done is not None:
-        return done
     claim_run_dir(run_dir, spec)
     log = RunLog(run_dir)
     log.event("run", "start")
@@ -169,6 +202,7 @@ def _task(spec: RunSpec, run_dir: Path, log: RunLog):
         if task.meta.get("campaign_run") == spec.digest:
             log.event("task", "skip")
             return task
+    log.event("task", "start")
     model = stages.load_model(spec.model["path"], spec.model.get("sha256")) if needs_model(spec.task) else None
     if model is not None and spec.model.get("sha256"):
         found = stages.file_digest(stages.model_file(spec.model["path"]))

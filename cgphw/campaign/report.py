@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from cgphw.campaign import figures, stages
-from cgphw.campaign.results import campaign_info, default_group_by, load_results, missing, summarize, summary_cells
+from cgphw.campaign.results import default_group_by, load_results, missing, read_campaign, summarize, summary_cells
 from cgphw.errors import UserError
 from cgphw.files import write_text_atomic
 
@@ -29,7 +29,7 @@ img{max-width:100%;border:1px solid #eee}.fail{color:#b00;font-weight:bold}"""
 def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
     folder = Path(folder)
     frame = load_results(folder)
-    info = campaign_info(folder)
+    info = read_campaign(folder)
     out = Path(out) if out is not None else folder / "report.html"
     write_text_atomic(out, render(frame, info, folder))
     return out

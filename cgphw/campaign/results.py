@@ -8,9 +8,10 @@ import os
 import tempfile
 from pathlib import Path
 
-from cgphw.campaign.flow import read_record
 from cgphw.errors import UserError
 from cgphw.files import read_json
+
+FORMAT = "cgphw-campaign/1"  # campaign.json; read by read_campaign alone (run and report)
 
 # Settings a summary groups by when they differ between runs (any column may be named).
 SETTINGS = ("experiment", "task", "grid", "lambda", "mutation", "mutation_max", "adaptive", "start", "function_set",
@@ -28,11 +29,10 @@ FIGURES = {
 }
 
 
-def write_results(out: Path, specs) -> Path:
-    """Gather every finished run's record into results.parquet and results.csv (atomically)."""
+def write_results(out: Path, rows: list[dict]) -> Path:
+    """The finished runs' rows as results.parquet and results.csv (atomically)."""
     import pandas as pd
 
-    rows = [row for spec in specs if (row := read_record(out / "runs" / spec.run_id, spec.digest)) is not None]
     frame = pd.DataFrame(rows)
     parquet = out / "results.parquet"
     _atomic(parquet, lambda p: frame.to_parquet(p, index=False))
@@ -60,6 +60,7 @@ def load_results(out: str | os.PathLike):
     path = out / "results.parquet"
     if not (out / "campaign.json").is_file():
         raise UserError(f"{out} is not a campaign folder (no campaign.json); run `cgphw run` first")
+    read_campaign(out)  # a format this cgphw does not run is not read either
     if not path.is_file():
         raise UserError(f"{out} has no results.parquet yet: no run has finished (run `cgphw run` again)")
     try:
@@ -68,10 +69,13 @@ def load_results(out: str | os.PathLike):
         raise UserError(f"{path} is not a readable results table ({type(exc).__name__})") from None
 
 
-def campaign_info(out: str | os.PathLike) -> dict:
-    doc = read_json(Path(out) / "campaign.json")
-    if not isinstance(doc, dict):
-        raise UserError(f"{out}/campaign.json is not a campaign file")
+def read_campaign(out: str | os.PathLike) -> dict:
+    """campaign.json of a campaign folder, of this cgphw's format (UserError otherwise)."""
+    path = Path(out) / "campaign.json"
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else None
+        raise UserError(f"{path} is not a cgphw campaign file of format {FORMAT!r} (found {found!r})")
     return doc
 
 

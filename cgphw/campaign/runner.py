@@ -4,7 +4,9 @@ The campaign folder (``--out``) holds campaign.json (what was run: the experimen
 profile and overrides, the runs), experiment.toml (a copy of the file), runs/RUN/ (one
 folder per run, see flow.py), baselines/ (the unchanged network's accuracy, measured once),
 results.parquet and results.csv. Running a campaign again
-submits only the runs without a valid record.json: a finished campaign does no work.
+submits only the runs that are not finished (``flow.finished_row``: a record.json its run's
+checked files give again): a finished campaign does no stage work. One ``cgphw run`` at a
+time writes a campaign folder (``dirs.DirLock`` on .cgphw.lock).
 """
 from __future__ import annotations
 
@@ -18,15 +20,15 @@ from cgphw.campaign import stages
 from cgphw.campaign.cluster import ClusterSettings, open_client
 from cgphw.campaign.experiment import Experiment, environment_path, load_experiment
 from cgphw.campaign.runspec import RunSpec, expand
-from cgphw.campaign.flow import execute_run, read_log, read_record
+from cgphw.campaign.flow import execute_run, finished_row, read_log
 from cgphw.campaign.models import prepare_model
 from cgphw.campaign.progress import Display, Status, latest_search
-from cgphw.campaign.results import load_results, write_results
+from cgphw.campaign.results import FORMAT, load_results, read_campaign, write_results
 from cgphw.campaign.tasks import build_task, needs_model
+from cgphw.dirs import LOCK, DirLock
 from cgphw.errors import UserError
-from cgphw.files import read_json, write_json_atomic
+from cgphw.files import write_json_atomic
 
-FORMAT = "cgphw-campaign/1"
 POLL_SECONDS = 0.5
 
 
@@ -62,7 +64,7 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
     t0 = time.monotonic()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, profile, overrides)
     out = Path(out) if out is not None else default_out(exp)
-    _claim_out(out, exp)
+    lock = _claim_out(out, exp)
     display = Display(show_progress)
     try:
         about = {"format": FORMAT, "experiment": exp.name, "file": str(exp.path), "profile": exp.profile,
@@ -74,7 +76,9 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
         specs = _plan(exp, out, display)
         write_json_atomic(out / "campaign.json", {**about, "runs": [s.run_id for s in specs],
                                                   "specs": {s.run_id: s.to_json() for s in specs}})
-        pending = [s for s in specs if read_record(out / "runs" / s.run_id, s.digest) is None]
+        rows = {s.run_id: row for s in specs
+                if (row := finished_row(s, out / "runs" / s.run_id, out / "baselines")) is not None}
+        pending = [s for s in specs if s.run_id not in rows]
         status = Status(total=len(specs), done=len(specs) - len(pending))
         display.note(f"campaign {exp.name} ({exp.profile}): {len(specs)} runs, {status.done} already finished, "
                      f"folder {out}")
@@ -82,31 +86,32 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
         if pending:
             settings = cluster or ClusterSettings.from_table(exp.table("cluster"))
             if client is not None:
-                failed = _execute(client, pending, out, status, display)
+                failed = _execute(client, pending, out, status, display, rows)
             else:
                 with open_client(settings, out, max(s.workers for s in pending)) as own:
-                    failed = _execute(own, pending, out, status, display)
-        results = write_results(out, specs)
+                    failed = _execute(own, pending, out, status, display, rows)
+        results = write_results(out, [rows[s.run_id] for s in specs if s.run_id in rows])
     finally:
         display.close()
+        lock.release()
     return CampaignResult(out, exp.name, exp.profile, len(specs), len(pending) - len(failed),
                           len(specs) - len(pending), failed, results, time.monotonic() - t0)
 
 
-def _claim_out(out: Path, exp: Experiment) -> None:
-    """The campaign folder is new, or a campaign of the same experiment (nothing else is touched)."""
+def _claim_out(out: Path, exp: Experiment) -> DirLock:
+    """The campaign folder is new, or a campaign of the same experiment (nothing else is
+    touched); returns its lock, held: a second ``cgphw run`` on it is refused."""
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder")
-    doc = read_json(out / "campaign.json") if (out / "campaign.json").is_file() else None
-    if doc is not None:
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise UserError(f"{out}/campaign.json is not a cgphw campaign file")
+    if (out / "campaign.json").is_file():
+        doc = read_campaign(out)
         if doc.get("experiment") != exp.name:
             raise UserError(f"{out} holds the campaign of experiment {doc.get('experiment')!r}, not {exp.name!r}; "
                             "choose another --out")
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(p.name != LOCK for p in out.iterdir()):
         raise UserError(f"{out} exists and is not a campaign folder; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    return DirLock(out).acquire()
 
 
 def _copy_experiment(out: Path, exp: Experiment) -> None:
@@ -150,7 +155,10 @@ def _plan(exp: Experiment, out: Path, display: Display) -> list[RunSpec]:
     return specs
 
 
-def _execute(client, pending: list[RunSpec], out: Path, status: Status, display: Display) -> dict[str, str]:
+def _execute(client, pending: list[RunSpec], out: Path, status: Status, display: Display,
+             rows: dict[str, dict]) -> dict[str, str]:
+    """Run ``pending`` on the cluster; each finished run's row goes into ``rows``; returns the
+    failed runs' errors."""
     from distributed import as_completed
 
     _compile_once(client, display)
@@ -168,7 +176,7 @@ def _execute(client, pending: list[RunSpec], out: Path, status: Status, display:
         for future in batch:
             _, spec = remaining.pop(future.key)
             if future.status == "finished":
-                row = future.result()
+                row = rows[spec.run_id] = future.result()
                 status.done += 1
                 status.finished_now.append(float(row.get("wall_seconds") or 0.0))
                 _best(status, row)

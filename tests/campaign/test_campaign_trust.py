@@ -1,0 +1,109 @@
+"""What a campaign wrote before is checked, not trusted: a finished run's record.json is
+derived again from its run's files, one `cgphw run` at a time writes a campaign folder, and
+`report` reads campaign.json's format as `run` does."""
+import json
+
+import pandas as pd
+import pytest
+
+from cgphw.cli import main
+from cgphw.dirs import DirLock
+from cgphw.files import write_json_atomic
+
+from campaign_fixtures import experiment_file
+
+KERNEL = "values:-42,-36,64,19,67,127,60,54,16->26,-61,-64,-60,22,-25,102,-5,32,32,-62,-9,-12,-32,-96,-76"
+VERIFIED = f"""stages = ["evolve", "export", "verify"]
+[task]
+selector = "{KERNEL}"
+[search]
+grid = "5x5"
+threshold = 0
+seed = 1
+generations = 3_000
+[verify]
+vectors = 20
+"""
+
+
+def cli(capsys, *args):
+    with pytest.raises(SystemExit) as code:
+        main(list(args))
+    out = capsys.readouterr()
+    return code.value.code, out.out, out.err
+
+
+def run_cli(capsys, *args):
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    return capsys.readouterr()
+
+
+@pytest.fixture()
+def finished(tmp_path, dask_client, capsys):
+    """A finished one-run campaign (search, export, verification): its folder, the command
+    that runs it, its run folder."""
+    path = experiment_file(tmp_path / "trust.toml", VERIFIED, name="trust")
+    out = tmp_path / "out"
+    command = ("run", str(path), "--out", str(out), "--cluster", dask_client.scheduler.address, "--quiet",
+               "--no-report")
+    run_cli(capsys, *command)
+    (run_dir,) = (out / "runs").iterdir()
+    assert pd.read_parquet(out / "results.parquet")["verified"].tolist() == ["pass"]
+    return out, command, run_dir
+
+
+@pytest.mark.slow
+def test_a_forged_record_is_replaced_by_the_row_its_files_give(finished, capsys):
+    out, command, run_dir = finished
+    honest = json.loads((run_dir / "record.json").read_text())
+    forged = dict(honest, row=dict(honest["row"], gates=3, energy=0.001, top1_after=1.0))
+    write_json_atomic(run_dir / "record.json", forged)
+    printed = run_cli(capsys, *command)
+    assert "1 runs: 1 ran now, 0 were already finished" in printed.out
+    table = pd.read_parquet(out / "results.parquet")
+    assert table["gates"].tolist() == [honest["row"]["gates"]] and table["gates"].tolist() != [3]
+    assert json.loads((run_dir / "record.json").read_text()) == honest
+    # and a record that holds up is reused: nothing runs
+    assert "0 ran now, 1 were already finished" in run_cli(capsys, *command).out
+
+
+@pytest.mark.slow
+def test_a_changed_best_json_does_not_keep_verified_pass(finished, capsys):
+    out, command, run_dir = finished
+    best = run_dir / "evolve" / "best.json"
+    doc = json.loads(best.read_text())
+    doc["metrics"]["gates"] = 1
+    write_json_atomic(best, doc)
+    code, _, err = cli(capsys, *command)
+    assert code == 1 and err.startswith("error: 1 run(s) failed") and "best.json" in err
+    assert err.count("\n") == 1
+    assert len(pd.read_parquet(out / "results.parquet")) == 0  # no row says "verified pass"
+    assert json.loads(best.read_text()) == doc  # the evidence stays
+
+
+def test_a_second_run_on_a_locked_campaign_folder_is_refused(tmp_path, capsys):
+    path = experiment_file(tmp_path / "trust.toml", VERIFIED, name="trust")
+    out = tmp_path / "out"
+    out.mkdir()
+    lock = DirLock(out).acquire()  # another `cgphw run` holds the folder
+    try:
+        code, _, err = cli(capsys, "run", str(path), "--out", str(out), "--quiet")
+    finally:
+        lock.release()
+    assert code == 2 and err.startswith(f"error: another cgphw process is writing {out}") and err.count("\n") == 1
+    assert [p.name for p in out.iterdir()] == [".cgphw.lock"]
+
+
+@pytest.mark.slow
+def test_report_and_results_refuse_a_campaign_format_run_refuses(finished, capsys, tmp_path):
+    out, command, _ = finished
+    about = json.loads((out / "campaign.json").read_text())
+    write_json_atomic(out / "campaign.json", dict(about, format="cgphw-campaign/2"))
+    message = f"error: {out / 'campaign.json'} is not a cgphw campaign file of format 'cgphw-campaign/1'"
+    for args in (command, ("report", str(out)), ("results", str(out))):
+        code, _, err = cli(capsys, *args)
+        assert code == 2 and err.startswith(message), args
+    assert not (out / "report.html").exists()
