@@ -23,6 +23,7 @@ from cgphw.nn.layers import extract
 from cgphw.nn.layers import insert as insert_codes
 from cgphw.nn.model import Int8Model, load_model
 from cgphw.nn.tasks import place
+from cgphw.npz import read_npz
 from cgphw.progress import ProgressCallback, step
 from cgphw.task import Task
 
@@ -147,11 +148,7 @@ def _run_replacements(run_dir: Path, net: Int8Model) -> tuple[dict[str, np.ndarr
 def _weights_file(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise UserError(f"{path} is neither a run directory nor a weights .npz file")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            weights = {k: archive[k] for k in archive.files}
-    except Exception as exc:
-        raise UserError(f"{path} is not a readable .npz of layer weights ({type(exc).__name__})") from None
+    weights = read_npz(path, "iu", "layer weights file")
     if not weights:
         raise UserError(f"{path} holds no layer weights")
     return weights

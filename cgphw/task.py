@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +18,11 @@ import numpy as np
 
 from cgphw.errors import UserError
 from cgphw.files import atomic_file, parse_json
+from cgphw.npz import MAX_VALUES, read_npz  # noqa: F401  (MAX_VALUES: the cap other readers share)
 
-ARRAYS = ("inputs", "targets", "weights", "mask", "meta")
-# Limits on a task read from disk, checked from the .npy headers before anything is allocated:
-# far above the study's largest task (2,550 targets), far below what exhausts a machine.
-MAX_VALUES = 1 << 24  # elements per array (items x outputs, items x inputs): 16,777,216
-MAX_META_CHARS = 1 << 26
+# The arrays a task file may hold and their dtype kinds (read_npz checks them, and their
+# sizes, from the .npy headers before anything is allocated; validate then checks exactly).
+ARRAYS = {"inputs": "i", "targets": "i", "weights": "iuf", "mask": "b", "meta": "U"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -99,19 +97,12 @@ def validate(inputs, targets, weights=None, mask=None) -> None:
 
 
 def load_task(path: str | os.PathLike) -> Task:
-    """Read a task file. Its arrays' sizes are checked against MAX_VALUES / MAX_META_CHARS
-    from their headers before they are read; arrays other than the task's are not read."""
+    """Read a task file. Its arrays' dtypes and sizes are checked from their headers before
+    they are read (``npz.read_npz``); arrays other than the task's are not read."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"task file {path} does not exist")
-    try:
-        shapes = _check_sizes(path, npz_headers(path))
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in ARRAYS if k in shapes}
-    except UserError:
-        raise
-    except Exception as exc:  # zip/npy errors come in many types
-        raise UserError(f"task file {path} is not a readable .npz archive ({exc})") from None
+    arrays = read_npz(path, ARRAYS, "task file")
     missing = {"inputs", "targets"} - set(arrays)
     if missing:
         raise UserError(f"task file {path} lacks {', '.join(sorted(missing))}: it needs int8 inputs and targets")
@@ -126,41 +117,6 @@ def load_task(path: str | os.PathLike) -> Task:
         return Task(arrays["inputs"], arrays["targets"], arrays.get("weights"), arrays.get("mask"), meta)
     except UserError as exc:
         raise UserError(f"task file {path}: {exc}") from None
-
-
-def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """Name -> (shape, dtype) of each array in an .npz, read from the .npy headers only."""
-    out = {}
-    with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
-            if not info.filename.endswith(".npy"):
-                continue
-            with archive.open(info) as fh:
-                version = np.lib.format.read_magic(fh)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
-                else:
-                    raise ValueError(f"unsupported .npy format version {version}")
-            out[info.filename[: -len(".npy")]] = (tuple(shape), dtype)
-    return out
-
-
-def _check_sizes(path: Path, headers: dict) -> dict:
-    for name in ARRAYS:
-        if name not in headers:
-            continue
-        shape, dtype = headers[name]
-        if name == "meta":
-            chars = dtype.itemsize // 4 if dtype.kind == "U" else 0
-            if chars > MAX_META_CHARS:
-                raise UserError(f"task file {path} has a meta entry of {chars:,} characters; "
-                                f"at most {MAX_META_CHARS:,} are supported")
-        elif int(np.prod(shape, dtype=object)) > MAX_VALUES:
-            raise UserError(f"task file {path} holds {name} of shape {' x '.join(f'{n:,}' for n in shape)}; "
-                            f"at most {MAX_VALUES:,} values per array are supported")
-    return headers
 
 
 def location_runs(pairs) -> list[list]:

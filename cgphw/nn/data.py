@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from cgphw.errors import UserError
+from cgphw.npz import read_npz
 
 BUILTIN = "mnist5k"
 SPLIT_SEED = 20240601  # fixed: the shipped model's test split must never move
@@ -106,9 +107,9 @@ def mnist5k_path() -> Path:
 def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
     path = mnist5k_path()
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            raw_images, raw_labels = archive["images"], archive["labels"]
-    except (OSError, KeyError, ValueError) as exc:
+        arrays = read_npz(path, {"images": "u", "labels": "u"}, "the built-in MNIST images file")
+        raw_images, raw_labels = arrays["images"], arrays["labels"]
+    except (UserError, KeyError) as exc:
         raise UserError(f"the built-in MNIST images {path} cannot be read ({type(exc).__name__}): "
                         f"reinstall cgphw") from None
     digest = hashlib.sha256(raw_images.tobytes() + raw_labels.tobytes()).hexdigest()

@@ -17,11 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from cgphw.errors import UserError
-from cgphw.files import atomic_file
+from cgphw.files import atomic_file, parse_json
+from cgphw.npz import read_npz
 
 FORMAT = "cgphw-layer-stimulus/1"
 RUN_FORMAT = "cgphw-layer-run/1"
 RESET_CYCLES = 2
+# a layer's words for many images exceed a task's cap; bytes still bound what is read
+MAX_ARRAY_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,20 +62,25 @@ class LayerStimulus:
 
 def load_stimulus(path: str | os.PathLike) -> LayerStimulus:
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as doc:
-            meta = json.loads(str(doc["meta"]))
-            words, expected = doc["words"], doc["expected"]
-            memory = doc["memory"] if "memory" in doc else None
-    except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-        raise UserError(f"{path} is not a readable layer stimulus file ({exc.__class__.__name__})") from None
-    if meta.get("format") != FORMAT:
+    if not path.is_file():
+        raise UserError(f"layer stimulus file {path} does not exist")
+    doc = read_npz(path, {"meta": "U", "words": "u", "expected": "u", "memory": "i"}, "layer stimulus file",
+                   MAX_ARRAY_BYTES, MAX_ARRAY_BYTES)
+    if {"meta", "words", "expected"} - set(doc) or doc["meta"].shape != ():
+        raise UserError(f"{path} is not a layer stimulus file (it needs meta, words and expected)")
+    meta = parse_json(str(doc["meta"]), f"the meta entry of {path}")
+    words, expected, memory = doc["words"], doc["expected"], doc.get("memory")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{path} is not a {FORMAT} file")
     if words.dtype != np.uint8 or words.ndim != 2 or expected.dtype != np.uint8 or expected.ndim != 2:
         raise UserError(f"{path}: words and expected results must be 2-D uint8 arrays")
-    top, max_cycles = meta.pop("top"), int(meta.pop("max_cycles"))
+    if memory is not None and (memory.dtype != np.int8 or memory.ndim != 2):
+        raise UserError(f"{path}: the weight memory must be a 2-D int8 array")
+    top, max_cycles = meta.pop("top", None), meta.pop("max_cycles", None)
+    if not isinstance(top, str) or type(max_cycles) is not int or max_cycles < 1:
+        raise UserError(f"{path}: its meta needs the top module's name and max_cycles >= 1")
     meta.pop("format")
-    return LayerStimulus(str(top), words, expected, memory, max_cycles, meta)
+    return LayerStimulus(top, words, expected, memory, max_cycles, meta)
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,10 +100,13 @@ class LayerRun:
 
 
 def load_run(path: str | os.PathLike) -> LayerRun:
-    with np.load(Path(path), allow_pickle=False) as doc:
-        meta = json.loads(str(doc["meta"]))
-        outputs, unknown = doc["outputs"], doc["unknown"]
-    if meta.get("format") != RUN_FORMAT:
+    doc = read_npz(path, {"meta": "U", "outputs": "u", "unknown": "b"}, "layer run file", MAX_ARRAY_BYTES,
+                   MAX_ARRAY_BYTES)
+    if {"meta", "outputs", "unknown"} - set(doc) or doc["meta"].shape != ():
+        raise UserError(f"{path} is not a {RUN_FORMAT} file (it needs meta, outputs and unknown)")
+    meta = parse_json(str(doc["meta"]), f"the meta entry of {path}")
+    outputs, unknown = doc["outputs"], doc["unknown"]
+    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
         raise UserError(f"{path} is not a {RUN_FORMAT} file")
     return LayerRun(outputs, unknown, int(meta["cycles"]), bool(meta["complete"]), str(meta["simulator"]))
 
