@@ -148,7 +148,7 @@ def _run_replacements(run_dir: Path, net: Int8Model) -> tuple[dict[str, np.ndarr
 def _weights_file(path: Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise UserError(f"{path} is neither a run directory nor a weights .npz file")
-    weights = read_npz(path, "iu", "layer weights file")
+    weights = read_npz(path, "iuf", "layer weights file")  # insert_codes says which dtype a layer needs
     if not weights:
         raise UserError(f"{path} holds no layer weights")
     return weights
