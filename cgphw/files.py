@@ -12,7 +12,7 @@ import tempfile
 from itertools import accumulate
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 from cgphw.errors import UserError
 
@@ -32,6 +32,33 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", **open_args) -> Iterat
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_replaceable(path: str | os.PathLike, force: bool | None = False,
+                      ours: Callable[[Path], bool] | None = None, what: str = "file") -> Path:
+    """Call before writing the file ``path``: something already there is replaced only when
+    ``force`` (the command's --force; None: the command has none) or ``ours(path)`` says it is
+    a ``what`` cgphw wrote; a folder never is. UserError otherwise, before anything is written."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give the name of a file to write")
+    if (path.exists() or path.is_symlink()) and not force and not (ours is not None and ours(path)):
+        found = f" and is not a {what} cgphw wrote" if ours is not None else ""
+        how = "pass --force to replace it" if force is not None else "move it away"
+        raise UserError(f"{path} exists{found}: {how}, or choose another path")
+    return path
+
+
+def accepted_by(loader: Callable) -> Callable[[Path], bool]:
+    """``ours`` for ``check_replaceable``: the file is one ``loader`` (which raises UserError
+    for anything else) reads as its kind."""
+    def ours(path: Path) -> bool:
+        try:
+            loader(path)
+        except UserError:
+            return False
+        return True
+    return ours
 
 
 def write_json_atomic(path: str | os.PathLike, doc, indent: int | None = 1) -> Path:

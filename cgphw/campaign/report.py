@@ -12,7 +12,7 @@ from pathlib import Path
 from cgphw.campaign import figures, stages
 from cgphw.campaign.results import default_group_by, load_results, missing, read_campaign, summarize, summary_cells
 from cgphw.errors import UserError
-from cgphw.files import write_text_atomic
+from cgphw.files import check_replaceable, write_text_atomic
 
 RUN_COLUMNS = (("run", "run"), ("task", "task"), ("grid", "grid"), ("threshold", "t"), ("seed", "seed"),
                ("reached", "reached"), ("error", "error (SE)"), ("gates", "gates"), ("energy", "energy pJ"),
@@ -26,13 +26,29 @@ text-align:right}th{background:#f3f3f3}td.l,th.l{text-align:left}.note{color:#55
 img{max-width:100%;border:1px solid #eee}.fail{color:#b00;font-weight:bold}"""
 
 
-def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+GENERATOR = "<meta name='generator' content='cgphw campaign report'>"  # how a report of cgphw's is known
+
+
+def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None, force: bool = False) -> Path:
+    """Write the campaign's report to ``out`` (default: report.html in the campaign folder,
+    which is cgphw's). A file already at ``out`` is replaced only when it is a report cgphw
+    wrote, or with ``force``."""
     folder = Path(folder)
+    if out is not None:
+        check_replaceable(out, force, is_report, "campaign report")
+    out = Path(out) if out is not None else folder / "report.html"
     frame = load_results(folder)
     info = read_campaign(folder)
-    out = Path(out) if out is not None else folder / "report.html"
     write_text_atomic(out, render(frame, info, folder))
     return out
+
+
+def is_report(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return GENERATOR.encode() in fh.read(400)
+    except OSError:
+        return False
 
 
 def render(frame, info: dict, folder: Path) -> str:
@@ -87,7 +103,7 @@ def render(frame, info: dict, folder: Path) -> str:
     parts += ["<h2>Runs</h2>", _runs_table(frame),
               f"<p class=note>Written by cgphw on {time.strftime('%Y-%m-%d %H:%M')}; the table is "
               f"<code>results.parquet</code> / <code>results.csv</code> beside this page.</p>"]
-    return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>cgphw campaign "
+    return ("<!DOCTYPE html><html><head><meta charset='utf-8'>" + GENERATOR + "<title>cgphw campaign "
             f"{_e(info.get('experiment', ''))}</title><style>{STYLE}</style></head><body>"
             + "\n".join(parts) + "</body></html>\n")
 

@@ -137,10 +137,11 @@ def results_cmd(folder, group_by, figures, per_run, as_json):
 @click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file to write [default: FOLDER/report.html].")
-def report_cmd(folder, out):
+@click.option("--force", is_flag=True, help="Replace a file at --out that is not a report cgphw wrote.")
+def report_cmd(folder, out, force):
     """Write one self-contained HTML page on a campaign: convergence, the error–energy front,
     accuracy and energy per layer, sensitivity, the best circuit as a gate graph, and
     synthesis against a ROM and an SRAM read."""
     from cgphw.campaign.report import write_report
 
-    click.echo(f"wrote {write_report(folder, out)}")
+    click.echo(f"wrote {write_report(folder, out, force)}")

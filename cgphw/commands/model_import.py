@@ -19,20 +19,15 @@ def register(group) -> None:
               help="Image folder (DIR/<class>/<image>) to calibrate float weights on.")
 @click.option("--images", type=click.IntRange(min=1), default=256, show_default=True,
               help="Calibration images (the folder's first N, in its fixed mixed order).")
-@click.option("--force", is_flag=True, help="Replace an existing model file.")
+@click.option("--force", is_flag=True, help="Replace an existing model file (and its NAME.json).")
 def import_cmd(state_dict, out, calibration, images, force):
     """Import torchvision's ImageNet MobileNetV2: float weights (mobilenet_v2-b0353104.pth),
     quantised here as the study did (QNNPACK, per-tensor int8, calibrated on --calibration
     images), or torchvision's int8 QNNPACK weights (mobilenet_v2_qnnpack_37f702c5.pth) as they are."""
-    from pathlib import Path
-
-    from cgphw.errors import UserError
     from cgphw.nn.import_mobilenet import import_mobilenet_v2
+    from cgphw.nn.model import check_model_out
 
-    if not out.endswith(".pt"):
-        raise UserError(f"the model file name must end in .pt, got {out}")
-    if Path(out).exists() and not force:
-        raise UserError(f"{out} exists: pass --force to replace it")
+    check_model_out(out, force)
     model = import_mobilenet_v2(state_dict, out, calibration, images, progress=lambda m: click.echo(m, err=True))
     click.echo(f"wrote {out}: MobileNetV2 width {model.args['width']}, {model.args['num_classes']} classes, "
                f"{model.meta['quantization']}")

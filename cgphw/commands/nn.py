@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from cgphw.errors import UserError
-from cgphw.files import sha256_file, write_json_atomic
+from cgphw.files import check_replaceable, sha256_file, write_json_atomic
 from cgphw.progress import step, terminal_progress
 
 DATA_HELP = "'mnist5k' (built in) or a directory holding the MNIST IDX files"
@@ -56,14 +56,10 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
                 force, as_json):
     from cgphw.nn import data as data_mod
     from cgphw.nn.accuracy import measure
-    from cgphw.nn.model import save_model
+    from cgphw.nn.model import META_FORMAT, check_model_out, save_model
     from cgphw.nn.train import TrainConfig, train
 
-    out = Path(out)
-    if out.suffix != ".pt":
-        raise UserError(f"the model file name must end in .pt, got {out}")
-    if out.exists() and not force:
-        raise UserError(f"{out} exists: pass --force to replace it")
+    out = check_model_out(out, force)
     existing = next(p for p in (out.parent.absolute(), *out.parent.absolute().parents) if p.exists())
     if not existing.is_dir():  # found out before training, not after it
         raise UserError(f"cannot write the model file {out}: {existing} is not a directory")
@@ -91,7 +87,7 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
     import torch
 
     model.meta = {
-        "format": "cgphw-model-meta/1", "arch": arch, "args": args, "data": data_mod.describe(data),
+        "format": META_FORMAT, "arch": arch, "args": args, "data": data_mod.describe(data),
         "train_images": len(train_split), "validation_images": len(val_split), "test_images": len(test_split),
         "seed": seed, "config": cfg.as_dict(), "init": str(init) if init else None,
         "command": "cgphw " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None,
@@ -163,9 +159,10 @@ def model_sensitivity(model_path, data, split, limit, layers, ks, mode, seed, as
     _emit({"baseline": base.as_dict(), "mode": mode, "seed": seed, "rows": rows}, as_json, "\n".join(text))
 
 
-def task_make(model_path, selector, layer, filters, out, as_json):
+def task_make(model_path, selector, layer, filters, out, force, as_json):
     from cgphw.task import Task
 
+    check_replaceable(out, force)
     filter_list = _ints(filters, "--filters")
     with terminal_progress() as progress:
         model = _load(model_path, progress)
@@ -199,6 +196,7 @@ def register(group) -> None:
     data_opt = click.option("--data", default="mnist5k", show_default=True, help=DATA_HELP)
     model_opt = click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, help=MODEL_HELP)
     json_opt = click.option("--json", "as_json", is_flag=True, help="print JSON")
+    force_task_opt = click.option("--force", is_flag=True, help="replace an existing file at --out")
     split_opt = click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test",
                              show_default=True, help="which images (an IDX directory's test split is t10k)")
     limit_opt = click.option("--limit", type=click.IntRange(min=1), default=None, help="use only the first N images")
@@ -217,7 +215,7 @@ def register(group) -> None:
     @click.option("--init", type=click.Path(dir_okay=False), default=None,
                   help="torchvision-format MobileNetV2 float state dict to start from")
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="model file to write (.pt)")
-    @click.option("--force", is_flag=True, help="replace an existing model file")
+    @click.option("--force", is_flag=True, help="replace an existing model file (and its NAME.json)")
     @json_opt
     def _train(**kw):
         """Train an int8 network (float training, then quantization-aware fine-tuning)."""
@@ -265,6 +263,7 @@ def register(group) -> None:
     @click.option("--layer", default=None, help="layer for selectors that take one")
     @click.option("--filters", default=None, help="comma-separated filter indices (core-ring, ring-core)")
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="task file to write (.npz)")
+    @force_task_opt
     @json_opt
     def _task_make(**kw):
         """Write a CGP task file from the model's int8 weights."""
@@ -272,11 +271,12 @@ def register(group) -> None:
 
     @task.command("example")
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="task file to write (.npz)")
-    def _task_example(out):
+    @force_task_opt
+    def _task_example(out, force):
         """Write the built-in example task: the study's LeNet-5 conv1 filter 0, 3x3 core -> 16-weight ring."""
         from cgphw.task import example_task
 
-        click.echo(f"wrote {example_task().save(out)}")
+        click.echo(f"wrote {example_task().save(check_replaceable(out, force))}")
 
     @group.command("insert")
     @click.argument("source", type=click.Path())

@@ -57,9 +57,12 @@ def _write_stimulus(path, n_random, seed, pipeline, out, as_json) -> None:
     import tempfile
     from pathlib import Path
 
+    from cgphw.files import accepted_by, check_replaceable
     from cgphw.verify.design import load_design, resolve_manifest
+    from cgphw.verify.stimulus import load_stimulus
     from cgphw.verify.verdict import design_stimulus
 
+    check_replaceable(out, None, accepted_by(load_stimulus), "stimulus file")  # replaces only its own
     with tempfile.TemporaryDirectory(prefix="cgphw-stim-") as tmp:
         design = load_design(resolve_manifest(Path(path), Path(tmp), pipeline))
         stim = design_stimulus(design, n_random, seed)

@@ -62,7 +62,7 @@ class Source:
 @dataclass(frozen=True)
 class ExportResult:
     """What ``export`` wrote: the directory, its manifest (as ``load_manifest`` reads it back)
-    and the files it holds now (the export's own and any kept user files)."""
+    and the files it wrote there (not a user's own files kept beside them)."""
     directory: Path
     manifest: Manifest
     files: tuple[str, ...]
@@ -282,14 +282,15 @@ def export(path: str | os.PathLike, out_dir: str | os.PathLike = "rtl_out", name
     name = check_name(name) if name is not None else source.default_name
     files, manifest = build_files(source, name, pipeline)
     target = Path(out_dir) / name
-    write_export(target, files, f"{name}.json", manifest)
-    return ExportResult(target, load_manifest(target / f"{name}.json"),
-                        tuple(sorted(p.name for p in target.iterdir() if not p.name.startswith("."))))
+    written = write_export(target, files, f"{name}.json", manifest)
+    return ExportResult(target, load_manifest(target / f"{name}.json"), written)
 
 
-def write_export(target: Path, files: dict, manifest_name: str, manifest: dict) -> None:
-    """Write the export into ``target`` (see the module text); UserError if ``target`` is
-    not new, empty or an earlier export, or holds a file of cgphw's names that it did not write."""
+def write_export(target: Path, files: dict, manifest_name: str, manifest: dict) -> tuple[str, ...]:
+    """Write the export into ``target`` (see the module text) and return the names of the
+    files written (a user's own files kept there are not among them); UserError if
+    ``target`` is not new, empty or an earlier export, or holds a file of cgphw's names that
+    it did not write."""
     names = [*files, manifest_name]
     try:
         claim = dirs.claim(target, "export", names, replace=True)
@@ -312,6 +313,7 @@ def write_export(target: Path, files: dict, manifest_name: str, manifest: dict) 
             os.replace(staging / filename, target / filename)
         dirs.remove_owned(target, before - set(names))  # e.g. the old synthesis report, an old ROM
         dirs.write_marker(target, dirs.Marker("export", tuple(names)))
+        return tuple(sorted(names))
     except BaseException as exc:
         if claim.previous is None and not any((target / n).exists() for n in names):
             claim.abandon()

@@ -21,7 +21,7 @@ from cgphw.errors import UserError
 from cgphw.files import sha256_file, write_json_atomic
 from cgphw.nn import quant
 from cgphw.nn.mobilenet import BLOCKS, IMAGENET_MEAN, IMAGENET_STD, MobileNetV2, divisible, load_float_state
-from cgphw.nn.model import Int8Model, per_tensor_skeleton, save_model
+from cgphw.nn.model import META_FORMAT, Int8Model, per_tensor_skeleton, save_model
 
 WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # those torchvision and the MobileNetV2 paper use
 CALIBRATION_BATCH = 32
@@ -107,7 +107,7 @@ def import_mobilenet_v2(source: str | os.PathLike, target: str | os.PathLike, ca
         module = per_tensor_skeleton("mobilenetv2", args, state, calibrate)
         how = (f"float weights, conv+bn+ReLU folded, post-training quantised (QNNPACK, per-tensor symmetric int8 "
                f"weights, uint8 activations) calibrated on {len(pictures)} images of {calibration}")
-    meta = {"format": "cgphw-model-meta/1", "arch": "mobilenetv2", "args": args, "engine": quant.PER_TENSOR_ENGINE,
+    meta = {"format": META_FORMAT, "arch": "mobilenetv2", "args": args, "engine": quant.PER_TENSOR_ENGINE,
             "import": {"source": str(source), "source_sha256": sha256_file(source),
                        "kind": "int8" if quantized else "float", "calibration": None if quantized else calibration,
                        "calibration_images": None if quantized else images},

@@ -23,12 +23,13 @@ import torch
 from torch import nn
 
 from cgphw.errors import UserError
-from cgphw.files import atomic_file
+from cgphw.files import accepted_by, atomic_file, check_replaceable, read_json
 from cgphw.nn import quant
 from cgphw.nn.lenet import LeNet5
 from cgphw.nn.mobilenet import MobileNetV2
 
 FORMAT = "cgphw-model/1"
+META_FORMAT = "cgphw-model-meta/1"  # NAME.json beside a model file NAME.pt
 SHIPPED_MODEL = "data/models/lenet5_mnist5k.pt"  # inside the package
 SHIPPED_NAME = f"cgphw:{SHIPPED_MODEL}"  # how files and reports name it, on any machine
 
@@ -105,6 +106,25 @@ def per_tensor_skeleton(arch: str, args: dict | None = None, float_state: dict |
             calibrate(net)
     with quant.quiet():
         return quant.convert(net, quant.PER_TENSOR_ENGINE)
+
+
+def check_model_out(out: str | os.PathLike, force: bool) -> Path:
+    """Before a model file is made at ``out``: a .pt name, and neither it nor its metadata
+    beside it (NAME.json) replaced without ``force``, except metadata cgphw wrote for a model."""
+    out = Path(out)
+    if out.suffix != ".pt":
+        raise UserError(f"the model file name must end in .pt, got {out}")
+    check_replaceable(out, force)
+    check_replaceable(out.with_suffix(".json"), force, accepted_by(read_model_meta), "model metadata file")
+    return out
+
+
+def read_model_meta(path: str | os.PathLike) -> dict:
+    """A model's metadata file (NAME.json beside NAME.pt, for people and campaigns)."""
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != META_FORMAT:
+        raise UserError(f"{path} is not a cgphw model metadata file ({META_FORMAT})")
+    return doc
 
 
 def save_model(model: Int8Model, path: str | os.PathLike) -> Path:

@@ -90,6 +90,6 @@ def export_layer(path, layer: str = "conv1", out_dir: str | os.PathLike = "rtl_o
     files.update({n: content for n, content in made.values()})
     files[f"{top}.json"] = json.dumps(doc, indent=1, allow_nan=False) + "\n"
     target = Path(out_dir) / name
-    write_export(target, files, f"{name}.json", manifest)
+    written = write_export(target, files, f"{name}.json", manifest)
     return LayerExport(target, load_manifest(target / f"{name}.json"), load_layer_manifest(target / f"{top}.json"),
-                       tuple(sorted(p.name for p in target.iterdir() if not p.name.startswith("."))))
+                       written)

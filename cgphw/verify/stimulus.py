@@ -101,7 +101,7 @@ def load_stimulus(path: str | os.PathLike) -> Stimulus:
                         tuple((str(a), int(b), int(c)) for a, b, c in doc["groups"]),
                         np.array(doc["cycles"], np.int32).reshape(-1, 3),
                         np.array(doc["expect"], np.int32).reshape(-1, 2))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UserError(f"stimulus file {path} is not readable ({exc})") from None
 
 

@@ -107,3 +107,17 @@ def test_report_and_results_refuse_a_campaign_format_run_refuses(finished, capsy
         code, _, err = cli(capsys, *args)
         assert code == 2 and err.startswith(message), args
     assert not (out / "report.html").exists()
+
+
+@pytest.mark.slow
+def test_report_out_replaces_only_its_own_report(finished, capsys, tmp_path):
+    out, command, _ = finished
+    mine = tmp_path / "page.html"
+    mine.write_text("<p>my page</p>")
+    code, _, err = cli(capsys, "report", str(out), "--out", str(mine))
+    assert code == 2 and err == (f"error: {mine} exists and is not a campaign report cgphw wrote: pass --force to "
+                                 "replace it, or choose another path\n")
+    assert mine.read_text() == "<p>my page</p>"
+    run_cli(capsys, "report", str(out), "--out", str(mine), "--force")
+    assert "<img" in mine.read_text()
+    run_cli(capsys, "report", str(out), "--out", str(mine))  # its own report: replaced
