@@ -6,6 +6,7 @@ Every error a user can cause is a ``UserError``: printed as one sentence, exit c
 """
 from __future__ import annotations
 
+import errno
 import sys
 
 import click
@@ -49,8 +50,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except OSError as exc:  # a path the user gave that cannot be read or written
-        if exc.filename is None:
+    except OSError as exc:  # a path the user gave that cannot be read or written, or a full disk
+        if exc.filename is None and exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
             raise
-        click.echo(f"error: cannot use {exc.filename}: {exc.strerror or exc}", err=True)
+        where = exc.filename if exc.filename is not None else "the output"
+        click.echo(f"error: cannot use {where}: {exc.strerror or exc}", err=True)
         sys.exit(2)

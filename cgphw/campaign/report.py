@@ -39,7 +39,10 @@ def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None
     out = Path(out) if out is not None else folder / "report.html"
     frame = load_results(folder)
     info = read_campaign(folder)
-    write_text_atomic(out, render(frame, info, folder))
+    try:
+        write_text_atomic(out, render(frame, info, folder))
+    except OSError as exc:
+        raise UserError(f"cannot write the report {out} ({exc.strerror or exc})") from None
     return out
 
 

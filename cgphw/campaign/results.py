@@ -47,8 +47,11 @@ def _atomic(path: Path, write) -> None:
         write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # disk full, read-only folder (pyarrow's errors are OSErrors too)
+            raise UserError(f"cannot write {path} ({exc.strerror or exc}); the runs' results are kept: "
+                            "run the command again when it can be written") from None
         raise
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import shlex
 import sys
-from pathlib import Path
 
 import click
 
@@ -108,18 +107,10 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
 
 
 def _torchvision_state(path) -> dict:
-    import torch
+    from cgphw.nn.import_mobilenet import read_state
 
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"float state dict {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise UserError(f"{path} is not a readable torch state dict ({type(exc).__name__})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or "features.0.0.weight" not in state or "classifier.1.weight" not in state:
+    state = read_state(path)  # readable, finite, a MobileNetV2's
+    if "classifier.1.weight" not in state:
         raise UserError(f"{path} is not a torchvision MobileNetV2 float state dict")
     return state
 

@@ -21,7 +21,7 @@ from cgphw.errors import UserError
 from cgphw.files import sha256_file, write_json_atomic
 from cgphw.nn import quant
 from cgphw.nn.mobilenet import BLOCKS, IMAGENET_MEAN, IMAGENET_STD, MobileNetV2, divisible, load_float_state
-from cgphw.nn.model import META_FORMAT, Int8Model, per_tensor_skeleton, save_model
+from cgphw.nn.model import META_FORMAT, Int8Model, per_tensor_skeleton, refuse_non_finite, save_model
 
 WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # those torchvision and the MobileNetV2 paper use
 CALIBRATION_BATCH = 32
@@ -40,6 +40,9 @@ def read_state(path: str | os.PathLike) -> dict:
             state = state[key]
     if not isinstance(state, dict) or "features.0.0.weight" not in state:
         raise UserError(f"{path} is not a torchvision MobileNetV2 state dict (no features.0.0.weight)")
+    # NaN or infinite weights would fail calibration with a torch error, or quantise silently
+    refuse_non_finite({k: v.dequantize() if getattr(v, "is_quantized", False) else v for k, v in state.items()},
+                      f"state dict {path}")
     return state
 
 

@@ -164,12 +164,12 @@ def load_model(path: str | os.PathLike | None = None) -> Int8Model:
             model = Int8Model(doc["arch"], args, None, per_tensor_skeleton(doc["arch"], args), meta,
                               engine=quant.PER_TENSOR_ENGINE)
             model.module.load_state_dict(doc["int8_state"])
-            _refuse_non_finite({k: v.dequantize() if getattr(v, "is_quantized", False) else v
-                                for k, v in doc["int8_state"].items()}, path)
+            refuse_non_finite({k: v.dequantize() if getattr(v, "is_quantized", False) else v
+                               for k, v in doc["int8_state"].items()}, f"model file {path}")
         else:
             net = qat_network(doc["arch"], args)
             net.load_state_dict(doc["qat_state"])
-            _refuse_non_finite(doc["qat_state"], path)
+            refuse_non_finite(doc["qat_state"], f"model file {path}")
             model = Int8Model.from_qat(doc["arch"], args, net, meta)
     except UserError:
         raise
@@ -179,14 +179,15 @@ def load_model(path: str | os.PathLike | None = None) -> Int8Model:
     return model
 
 
-def _refuse_non_finite(state: dict, path: Path) -> None:
-    """UserError naming the first tensor with NaN, or with an infinity where only finite
-    numbers make sense (an observer that never ran legitimately holds +-inf as its range)."""
+def refuse_non_finite(state: dict, what: str) -> None:
+    """UserError naming ``what`` (e.g. "model file PATH") and the first tensor of ``state``
+    with NaN, or with an infinity where only finite numbers make sense (an observer that
+    never ran legitimately holds +-inf as its range)."""
     for key, value in state.items():
         if not torch.is_tensor(value) or not value.is_floating_point():
             continue
         observed_range = key.endswith(("min_val", "max_val"))
         bad = torch.isnan(value) if observed_range else ~torch.isfinite(value)
         if bool(bad.any()):
-            raise UserError(f"model file {path} is damaged: {key} holds {int(bad.sum())} NaN or infinite "
+            raise UserError(f"{what} is damaged: {key} holds {int(bad.sum())} NaN or infinite "
                             f"value(s) of {value.numel()}")

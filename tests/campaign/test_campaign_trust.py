@@ -1,6 +1,7 @@
 """What a campaign wrote before is checked, not trusted: a finished run's record.json is
 derived again from its run's files, one `cgphw run` at a time writes a campaign folder, and
 `report` reads campaign.json's format as `run` does."""
+import errno
 import json
 
 import pandas as pd
@@ -110,7 +111,8 @@ def test_report_and_results_refuse_a_campaign_format_run_refuses(finished, capsy
 
 
 @pytest.mark.slow
-def test_report_out_replaces_only_its_own_report(finished, capsys, tmp_path):
+def test_report_out_replaces_only_its_own_report_and_a_full_disk_is_one_line(finished, capsys, tmp_path,
+                                                                            monkeypatch):
     out, command, _ = finished
     mine = tmp_path / "page.html"
     mine.write_text("<p>my page</p>")
@@ -121,3 +123,19 @@ def test_report_out_replaces_only_its_own_report(finished, capsys, tmp_path):
     run_cli(capsys, "report", str(out), "--out", str(mine), "--force")
     assert "<img" in mine.read_text()
     run_cli(capsys, "report", str(out), "--out", str(mine))  # its own report: replaced
+    # a disk that fills while the results or the report are written: one line, nothing half-written
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+    code, _, err = cli(capsys, *command)
+    assert code == 2 and err.startswith(f"error: cannot write {out / 'results.parquet'} (No space left on device)")
+    assert err.count("\n") == 1 and not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    monkeypatch.undo()
+    import cgphw.files
+
+    monkeypatch.setattr(cgphw.files.os, "fdopen", lambda *a, **kw: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))
+    code, _, err = cli(capsys, "report", str(out), "--out", str(tmp_path / "new.html"))
+    assert code == 2 and err == f"error: cannot write the report {tmp_path / 'new.html'} (No space left on device)\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["page.html", "out", "trust.toml"])

@@ -1,11 +1,16 @@
 """Files the network commands write beside a user's: a file already there is replaced only with
---force (a model's NAME.json also when it is metadata cgphw wrote)."""
+--force (a model's NAME.json also when it is metadata cgphw wrote); a float state dict with NaN
+or infinite weights, and a disk that fills, end in one line with nothing written."""
+import errno
 import json
 
 import pytest
+import torch
 
 from cgphw.cli import main
 from cgphw.task import load_task
+
+from imagenet_fixtures import float_state, make_folder
 
 TASK_COMMANDS = [["task", "make", "--selector", "core-ring"], ["task", "example"]]
 
@@ -29,6 +34,34 @@ def test_a_task_over_an_existing_file_needs_force(capsys, tmp_path, command):
     assert load_task(mine).n_outputs == 16
 
 
+@pytest.mark.parametrize("command", TASK_COMMANDS)
+def test_a_full_disk_while_writing_a_task_is_one_line(capsys, tmp_path, monkeypatch, command):
+    import cgphw.files
+
+    class Full:
+        def __init__(self, fh):
+            self.fh = fh
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.fh.close()
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.fh, name)
+
+    real = cgphw.files.os.fdopen
+    monkeypatch.setattr(cgphw.files.os, "fdopen", lambda *a, **kw: Full(real(*a, **kw)))
+    out = tmp_path / "t.npz"
+    assert fails(capsys, *command, "--out", out).startswith(
+        f"error: cannot write the task file {out} (No space left on device)")
+    assert list(tmp_path.iterdir()) == []  # no temporary file left either
+
+
 def test_a_models_json_beside_it_is_not_replaced_without_force(capsys, tmp_path):
     mine = tmp_path / "m.json"
     mine.write_text('{"my": "notes"}')
@@ -42,3 +75,31 @@ def test_a_models_json_beside_it_is_not_replaced_without_force(capsys, tmp_path)
     (tmp_path / "m.pt").unlink()  # the metadata cgphw wrote for a model is replaced without --force
     main([str(a) for a in train])
     assert (tmp_path / "m.pt").is_file()
+
+
+@pytest.mark.parametrize("key, value", [("features.0.0.weight", float("nan")),
+                                        ("features.0.1.running_var", float("inf")),
+                                        ("classifier.1.bias", float("-inf"))])
+def test_a_float_state_dict_with_non_finite_weights_is_refused(capsys, tmp_path, key, value):
+    folder = make_folder(tmp_path / "val")
+    state = float_state()
+    state[key].view(-1)[0] = value
+    torch.save(state, tmp_path / "bad.pth")
+    expected = f"error: state dict {tmp_path / 'bad.pth'} is damaged: {key} holds 1 NaN or infinite value(s)"
+    assert fails(capsys, "model", "import", tmp_path / "bad.pth", "--out", tmp_path / "m.pt",
+                 "--calibration", folder, "--images", "2").startswith(expected)
+    assert fails(capsys, "model", "train", "--arch", "mobilenetv2", "--init", tmp_path / "bad.pth", "--epochs", "0",
+                 "--qat-epochs", "0", "--limit", "8", "--out", tmp_path / "t.pt").startswith(expected)
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "t.pt").exists()
+    assert not (tmp_path / "m.json").exists() and not (tmp_path / "t.json").exists()
+
+
+def test_a_full_disk_that_names_no_file_is_still_one_line(capsys, tmp_path, monkeypatch):
+    import cgphw.task
+
+    def full(self, path):  # a write deep in a library: the error names no file
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cgphw.task.Task, "save", full)
+    assert fails(capsys, "task", "example", "--out", tmp_path / "t.npz") == \
+        "error: cannot use the output: No space left on device"
