@@ -85,6 +85,33 @@ def test_a_changed_best_json_does_not_keep_verified_pass(finished, capsys):
     assert json.loads(best.read_text()) == doc  # the evidence stays
 
 
+@pytest.mark.slow
+def test_a_best_json_replaced_by_another_valid_circuit_is_exported_and_verified_again(finished, capsys):
+    """A best.json that still holds up on its own (another circuit, its own hash and metrics)
+    no longer matches the record: export and verification run again, for that circuit."""
+    from cgphw.campaign.flow import read_log
+    from cgphw.cgp.genome import Genome
+
+    out, command, run_dir = finished
+    best = run_dir / "evolve" / "best.json"
+    doc = json.loads(best.read_text())
+    genome = Genome.from_json(doc["genome"])
+    inactive = sorted(set(range(len(doc["genome"]["nodes"]))) - {int(k) for k in genome.active_nodes()})
+    assert inactive, "the circuit uses every node"
+    node = doc["genome"]["nodes"][inactive[0]]
+    node[2] = next(g for g in doc["genome"]["function_set"] if g != node[2])  # a gate no output reads
+    doc["genome_hash"] = Genome.from_json(doc["genome"]).digest()
+    write_json_atomic(best, doc)
+    before = len(read_log(run_dir))
+    printed = run_cli(capsys, *command)
+    assert "1 runs: 1 ran now, 0 were already finished" in printed.out
+    again = [(e["stage"], e["event"]) for e in read_log(run_dir)[before:]]
+    assert ("export", "start") in again and ("verify", "start") in again
+    row = pd.read_parquet(out / "results.parquet").iloc[0]
+    verdict = json.loads((run_dir / "verify.json").read_text())
+    assert row["genome_hash"] == doc["genome_hash"] == verdict["genome_hash"] and row["verified"] == "pass"
+
+
 def test_a_second_run_on_a_locked_campaign_folder_is_refused(tmp_path, capsys):
     path = experiment_file(tmp_path / "trust.toml", VERIFIED, name="trust")
     out = tmp_path / "out"
