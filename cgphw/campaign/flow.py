@@ -158,8 +158,7 @@ def _timed(log: RunLog, stage: str, work, *args, **info):
 def _stages(spec: RunSpec, run_dir: Path, log: RunLog, baselines: Path) -> dict:
     task = _task(spec, run_dir, log)
     evolve_dir = run_dir / "evolve"
-    _evolve(spec, task, evolve_dir, log)
-    search = stages.search_result(evolve_dir)
+    search = _evolve(spec, task, evolve_dir, log) or stages.search_result(evolve_dir)
     name = circuit_name(spec)
     rtl_dir = run_dir / "rtl" / name
     reached = bool(search["metrics"]["threshold_reached"])
@@ -216,17 +215,20 @@ def _task(spec: RunSpec, run_dir: Path, log: RunLog):
     return task
 
 
-def _evolve(spec: RunSpec, task, evolve_dir: Path, log: RunLog) -> None:
+def _evolve(spec: RunSpec, task, evolve_dir: Path, log: RunLog) -> dict | None:
+    """Run or finish the search; the finished search's result when it was already there."""
     state = stages.search_state(evolve_dir)
     if state is not None and not stages.search_settings_match(state["config"], spec.search, task):
         raise UserError(f"{evolve_dir} holds a search with other settings than this run's spec.json")
     if state is not None and state["finished"]:
         log.event("evolve", "skip")
-    elif state is not None and state["generation"] is not None:
+        return state["result"]
+    if state is not None and state["generation"] is not None:
         _timed(log, "evolve", stages.resume, evolve_dir, spec.workers, resumed_from=state["generation"])
     else:  # new, or killed before its first checkpoint: start (again) from the seed
         every = float(spec.extra.get("checkpoint_every", 10.0))
         _timed(log, "evolve", stages.evolve, task, spec.search, evolve_dir, every, spec.workers)
+    return None
 
 
 def _verify(spec: RunSpec, run_dir: Path, rtl_dir: Path, genome_hash: str, log: RunLog):

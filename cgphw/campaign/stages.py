@@ -150,13 +150,15 @@ def can_insert(task: Task) -> bool:
 # --- search ------------------------------------------------------------------------------
 def search_state(evolve_dir: Path) -> dict | None:
     """None: no search there yet (or one killed before it wrote its first checkpoint, which
-    starts again). Else {"config", "finished", "generation"} of the run ``load_run`` checked."""
+    starts again). Else {"config", "finished", "generation", "result"} of the run ``load_run``
+    checked ("result": as ``search_result`` gives it, read once for a finished search)."""
     from cgphw.cgp.rundir import CHECKPOINT, CONFIG
 
     if not (evolve_dir / CONFIG).is_file() or not (evolve_dir / CHECKPOINT).is_file():
         return None
     run = cgphw.load_run(evolve_dir)
-    return {"config": run.config, "finished": run.finished, "generation": run.checkpoint.generation}
+    return {"config": run.config, "finished": run.finished, "generation": run.checkpoint.generation,
+            "result": _result(run)}
 
 
 def search_settings_match(config, search: dict, task: Task) -> bool:
@@ -225,7 +227,10 @@ def resume(evolve_dir: Path, workers: int = 1) -> None:
 
 def search_result(evolve_dir: Path) -> dict:
     """The finished search (``load_run``): metrics, genome hash, stop reason, value-bank size."""
-    run = cgphw.load_run(evolve_dir)
+    return _result(cgphw.load_run(evolve_dir))
+
+
+def _result(run) -> dict:
     grid = run.genome.grid
     return {"metrics": run.metrics.to_json(), "genome_hash": run.genome.digest(), "start": run.config.start,
             "stop_reason": run.checkpoint.stop_reason, "n_values": (run.value_bank or {}).get("n_values"),
