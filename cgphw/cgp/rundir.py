@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from cgphw import records
 from cgphw.cgp.front import PARETO, PARETO_CSV, FrontPoint, check_figures, read_front
 from cgphw.cgp.genome import Genome, Grid
 from cgphw.cgp.metrics import Metrics, check_reproduced, circuit_metrics
-from cgphw.cgp.operators import check_objective
+from cgphw.cgp.settings import Limits, SearchSettings, settings_of
 from cgphw.cgp.valuebank import value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import MismatchError, UserError
@@ -91,6 +91,27 @@ class RunConfig:
     objective: str = "lexicographic"
     pareto_size: int = 0
     rotate_every: int = 1000
+
+    @classmethod
+    def of(cls, task: TaskRecord, costs: CostsRecord, settings: SearchSettings, limits: Limits,
+           seed: int) -> "RunConfig":
+        """A new run's config (run id and hashes are filled in when its directory is written)."""
+        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+        return cls(run_id="", task=task, costs=costs, seed=int(seed), **values,
+                   **{f.name: getattr(limits, f.name) for f in fields(limits)})
+
+    @property
+    def settings(self) -> SearchSettings:
+        """The run's SearchSettings (start resolved), checked: a UserError naming config.json."""
+        return self.search_settings()
+
+    def search_settings(self, where: str = f"{CONFIG}: ") -> SearchSettings:
+        return settings_of(SearchSettings, {f.name: getattr(self, f.name) for f in fields(SearchSettings)},
+                           prefix=where)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.generations, self.time_budget, self.patience)
 
     def to_json(self) -> dict:
         return {"format": CONFIG_FORMAT, **records.to_json(self)}
@@ -225,7 +246,7 @@ def load_run(directory: str | os.PathLike) -> Run:
         _check_value_bank(best.value_bank, bank, genome, source)
     elif best.value_bank is not None:
         raise MismatchError(f"{source} holds a value bank but the run does not use one")
-    check_objective(config.objective, config.pareto_size, config.rotate_every, f"{directory / CONFIG}: ")
+    config.search_settings(f"{directory / CONFIG}: ")
     front = () if config.pareto_size == 0 else read_front(
         directory, config.run_id, config.pareto_size, config.objective,
         expected_grid(config, task.n_inputs, task.n_outputs), task, config.threshold)

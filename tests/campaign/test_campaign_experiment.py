@@ -123,7 +123,7 @@ def test_paths_resolve_beside_the_file_and_from_the_environment(tmp_path, monkey
 
 
 def test_search_operators_are_settings_and_sweeps():
-    from cgphw.cgp.operators import MUTATIONS, STARTS
+    from cgphw.cgp.settings import MUTATIONS, STARTS
 
     assert TABLES["search"]["mutation"].choices == MUTATIONS and TABLES["search"]["start"].choices == ("auto", *STARTS)
 
