@@ -18,6 +18,7 @@ from importlib import resources
 from pathlib import Path
 
 from cgphw.campaign.schema import TABLES, TOP_KEYS, Key
+from cgphw.cgp.settings import SettingError
 from cgphw.errors import UserError
 
 PATH_KEYS = {("model", "path"), ("model", "torchvision"), ("model", "calibration"), ("data", "source")}
@@ -213,6 +214,13 @@ def _check_one(value, spec: Key, key: str, where: str):
         bad(f"one of {', '.join(map(str, spec.choices))}")
     if spec.low is not None and kind in ("int", "float") and value < spec.low:
         bad(f"at least {spec.low:g}")
+    if spec.high is not None and kind in ("int", "float") and value > spec.high:
+        bad(f"at most {spec.high:,}")
+    if spec.knob is not None:  # a search setting: its own range, as the CLI checks it
+        try:
+            value = spec.knob.check(value, key)
+        except SettingError as exc:
+            raise exc.named(key, f"{where}: ") from None
     return value
 
 

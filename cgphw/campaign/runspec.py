@@ -9,13 +9,16 @@ import re
 from dataclasses import dataclass, field
 
 from cgphw.campaign.experiment import Experiment, is_sweep
-from cgphw.campaign.schema import IDENTITY_SINCE, NOT_IDENTITY, STAGES, TABLES
+from cgphw.campaign.schema import IDENTITY_SINCE, NOT_IDENTITY, STAGES, TABLES, search_settings
 from cgphw.errors import UserError
 
+# The order sweeps expand in (the first search keys in the order campaigns have always used;
+# settings added since follow in the schema's order).
+_SEARCH_FIRST = ("grid", "levels_back", "lambda", "mutation", "mutation_max", "adaptive", "start", "function_set",
+                 "value_bank", "threshold", "seed", "generations", "time_budget", "patience")
 SWEEP_ORDER = {"task": ("selector", "layer", "filters"),
-               "search": ("grid", "levels_back", "lambda", "mutation", "mutation_max", "adaptive", "start",
-                          "function_set", "value_bank", "threshold", "seed", "generations", "time_budget",
-                          "patience"),
+               "search": _SEARCH_FIRST + tuple(k for k, spec in TABLES["search"].items()
+                                               if spec.sweep and k not in _SEARCH_FIRST),
                "export": ("pipeline",)}
 _GRID = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
@@ -146,6 +149,7 @@ def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict) -> RunSpec:
         raise UserError(f"{exp.path}: a run needs a stopping rule: search.generations, search.time_budget "
                         "or search.patience")
     extra = {k: search.pop(k) for t, k in NOT_IDENTITY if t == "search" and k in search}
+    search_settings(search, extra.get("checkpoint_every"), f"{exp.path}: ")  # every check, before any run starts
     task = {k: v for k, v in parts["task"].items() if v is not None and v is not False}
     return RunSpec(exp.name, task, search, parts["export"], dict(exp.doc["synth"]), dict(exp.doc["verify"]),
                    model, data, tuple(s for s in STAGES if s in exp.stages), extra)

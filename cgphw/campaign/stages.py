@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import cgphw
+from cgphw.campaign.schema import search_settings
 from cgphw.errors import UserError
 from cgphw.files import read_json, sha256_file, write_json_atomic
 from cgphw.task import Task, load_task  # noqa: F401  (re-exported for the flow)
@@ -159,23 +160,9 @@ def search_state(evolve_dir: Path) -> dict | None:
     return {"config": run.config, "finished": run.finished, "generation": run.checkpoint.generation}
 
 
-def search_objects(search: dict, checkpoint_every: float | None = None):
-    """(SearchSettings, Limits, seed) of a run's [search] settings (keys as in experiment
-    files: "lambda", "rows", "cols"); an error names the key (search.KEY)."""
-    from cgphw.cgp.settings import Limits, SearchSettings, check_seed, knobs, settings_of
-
-    def pick(cls, extra=None):
-        values = {s.attr: search[s.name] for s in knobs(cls) if search.get(s.name) is not None}
-        return settings_of(cls, {**values, **(extra or {})}, key=lambda name: f"search.{name}")
-
-    extra = {} if checkpoint_every is None else {"checkpoint_every": checkpoint_every}
-    settings, limits = pick(SearchSettings, extra), pick(Limits)
-    return settings, limits, settings_of(check_seed, {"seed": search["seed"]}, key=lambda name: f"search.{name}")
-
-
 def search_settings_match(config, search: dict, task: Task) -> bool:
     """Does a run's RunConfig hold the campaign run's search settings?"""
-    settings, limits, seed = search_objects(search)
+    settings, limits, seed = search_settings(search)
     return config.settings == settings.resolved(task.n_inputs) and config.limits == limits and config.seed == seed
 
 
@@ -183,13 +170,14 @@ def check_search(task: Task, search: dict) -> None:
     """UserError now, before any run starts, for settings the search would refuse later."""
     from cgphw.cgp.genome import grid_for
 
-    s = search_objects(search)[0]
+    s = search_settings(search)[0]
     outputs = len(set(task.targets.ravel().tolist())) if s.value_bank else task.n_outputs
     grid_for(task.n_inputs, outputs, s.rows, s.cols, s.levels_back, s.function_set)
 
 
-def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float, workers: int = 1) -> None:
-    settings, limits, seed = search_objects(search, checkpoint_every)
+def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float | None = None,
+           workers: int = 1) -> None:
+    settings, limits, seed = search_settings(search, checkpoint_every)
     cgphw.evolve(task, settings, limits, seed=seed, out=evolve_dir, force=True, workers=workers)
 
 

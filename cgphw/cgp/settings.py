@@ -221,8 +221,12 @@ def knobs(cls) -> tuple[Setting, ...]:
 
 
 def settings_of(cls, values: dict, key=lambda name: name, prefix: str = ""):
-    """``cls(**values)``, its SettingError renamed by ``key(name)`` after ``prefix``."""
+    """``cls(**values)``; a SettingError renamed by ``key(name)``, any error after ``prefix``."""
     try:
         return cls(**values)
     except SettingError as exc:
         raise exc.named(key(exc.name), prefix) from None
+    except UserError as exc:  # the grid, the function set
+        if not prefix:
+            raise
+        raise UserError(f"{prefix}{exc}") from None
