@@ -8,7 +8,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from cgphw.campaign.experiment import Experiment, is_sweep
+from cgphw.campaign.experiment import Experiment, check_run_count, is_sweep
 from cgphw.campaign.schema import IDENTITY_SINCE, NOT_IDENTITY, STAGES, TABLES, search_settings
 from cgphw.errors import UserError
 
@@ -105,15 +105,19 @@ def expand(exp: Experiment, model: dict, data: dict, layers_of=None) -> list[Run
     """Every run of the experiment: the product of its sweeps, tasks first, in file order.
     ``layers_of()`` lists the model's conv layers (for ``layer = "all"``)."""
     doc, runs, seen = exp.doc, [], set()
+    every_layer = None
+    if any(t.get("layer") in ("all", ["all"]) for t in doc["task"]):
+        if layers_of is None:
+            raise UserError(f"{exp.path}: task.layer = \"all\" needs a model to list its layers")
+        every_layer = list(layers_of())
+    check_run_count(doc, str(exp.path), None if every_layer is None else len(every_layer))  # before expanding
     for task in doc["task"]:
         task = dict(task)
         search = {**doc["search"], **task.pop("search", {})}
         fixed = {"search": {k: v for k, v in search.items() if k not in SWEEP_ORDER["search"]},
                  "export": {k: v for k, v in doc["export"].items() if k not in SWEEP_ORDER["export"]}}
-        if task.get("layer") == "all" or task.get("layer") == ["all"]:
-            if layers_of is None:
-                raise UserError(f"{exp.path}: task.layer = \"all\" needs a model to list its layers")
-            task["layer"] = list(layers_of())
+        if task.get("layer") in ("all", ["all"]):
+            task["layer"] = every_layer
         choices = [_choices(task, "task", k) for k in SWEEP_ORDER["task"]]
         choices += [_choices(search, "search", k) for k in SWEEP_ORDER["search"]]
         choices += [_choices(doc["export"], "export", k) for k in SWEEP_ORDER["export"]]

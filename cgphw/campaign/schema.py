@@ -16,6 +16,9 @@ from cgphw.verify.verdict import DEFAULT_RANDOM_VECTORS, MAX_VECTORS
 
 FORMAT = "cgphw-experiment/1"
 STAGES = ("evolve", "export", "synth", "verify", "insert")
+NEEDS = {"synth": "export", "verify": "export"}  # a stage's input, besides the search every run makes
+MAX_RUNS = 100_000  # runs one experiment may expand to (its sweeps' product, summed over its tasks)
+MAX_DEPTH = 64  # tables and lists an experiment file may nest (it needs 4)
 SIMULATORS = ("auto", "icarus", "verilator", "amaranth")
 CLUSTER_KINDS = ("local", "pbs", "slurm")
 

@@ -102,7 +102,10 @@ def _number(value, whole: bool):
 
 
 def _show(x) -> str:
-    return f"{x:.0e}" if x >= 1e9 else f"{x:,}" if isinstance(x, int) else f"{x:g}"
+    """1e+18 for a large power of ten, else every digit (a seed's bound is 9,223,372,036,854,775,807)."""
+    if isinstance(x, int) and x >= 10**9 and str(x).rstrip("0") == "1":
+        return f"{x:.0e}"
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
 
 def _knob(default: Any = MISSING, compare: bool = True, **spec) -> Any:

@@ -87,6 +87,30 @@ def test_per_task_search_settings_and_layer_all(tmp_path):
     (BASE + 'adaptive = "yes"\n', "search.adaptive must be true or false"),
     (BASE + 'workers = 0\n', "search.workers must be"),
     ("colour = 1\n" + BASE, "unknown key 'colour'"),
+    # the CLI's caps, at load time (issue 21: they failed on a Dask worker, or were ignored)
+    (BASE.replace("generations = 100", "generations = 1" + "0" * 30), "search.generations must be from 1 to 1e+18"),
+    (BASE.replace("generations = 100", "generations = 1e30"), "search.generations must be a whole number"),
+    (BASE.replace("generations = 100", "time_budget = 0"), "search.time_budget must be positive, got 0"),
+    (BASE + "workers = 1000\n", "search.workers must be from 1 to 256"),
+    (BASE + f"seed = {2**63}\n", "search.seed must be from 0 to 9,223,372,036,854,775,807"),
+    (BASE + "lambda = 1001\n", "search.lambda must be from 1 to 1,000"),
+    (BASE + "mutation_max = 0\n", "search.mutation_max must be in (0, 1]"),
+    (BASE.replace('"5x5"', '"1000x1001"'), "at most 1,000,000 are supported"),
+    (BASE + "[verify]\nvectors = 1_000_000_000\n", "verify.vectors must be at most 1,000,000"),
+    (BASE + "[verify]\nseed = -1\n", "verify.seed must be at least 0"),
+    (BASE + "[synth]\nevaluations = 1_000_000_000_000\n", "synth.evaluations must be at most 1,000,000"),
+    # the knobs a campaign could not set before, checked as the CLI checks them
+    (BASE + 'objective = "pareto"\npareto_size = 0\n', "it needs an archive (search.pareto_size > 0)"),
+    (BASE + "pareto_size = 8\n", "16 to 1000 circuits (search.pareto_size)"),
+    (BASE + "rotate_every = 0\n", "search.rotate_every must be at least 1"),
+    # stages that would be skipped, or run unnamed
+    ('stages = ["evolve", "synth"]\n' + BASE, "stages lists 'synth', which needs 'export'"),
+    ('stages = ["export", "verify"]\n' + BASE, "stages must list 'evolve'"),
+    # sweeps too large to expand, and nesting that would exhaust the parser
+    (BASE + "seed = [" + ", ".join(map(str, range(1000))) + "]\nthreshold = [" + ", ".join(map(str, range(101)))
+     + "]\n", "the sweeps expand to more than 100,000 runs (task: search.threshold 101 x search.seed 1,000)"),
+    ("deep = " + "[" * 10_000 + "]" * 10_000 + "\n" + BASE, "nests tables or lists deeper than 64 levels"),
+    ("deep = " + "[" * 70 + "]" * 70 + "\n" + BASE, "nests tables or lists deeper than 64 levels"),
     (BASE.replace("[task]", "[task]\nfilters = [[0], []]\nlabel = '{kernel}'"), "task.label"),
 ])
 def test_bad_experiment_files_name_the_file_and_the_key(tmp_path, text, message):
