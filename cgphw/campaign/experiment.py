@@ -236,6 +236,11 @@ def is_sweep(value, spec: Key) -> bool:
 
 def _check_one(value, spec: Key, key: str, where: str):
     kind = spec.kind
+    if spec.knob is not None:  # a search setting: checked, and worded, as the CLI checks it
+        try:
+            return spec.knob.check(value, key)
+        except SettingError as exc:
+            raise exc.named(key, f"{where}: ") from None
 
     def bad(expected: str):
         raise UserError(f"{where}: {key} must be {expected}, got {value!r}")
@@ -271,12 +276,7 @@ def _check_one(value, spec: Key, key: str, where: str):
         bad(f"one of {', '.join(map(str, spec.choices))}")
     if spec.low is not None and kind in ("int", "float") and value < spec.low:
         bad(f"at least {spec.low:g}")
-    if spec.knob is not None:  # a search setting: its range checked, and worded, as the CLI's
-        try:
-            value = spec.knob.check(value, key)
-        except SettingError as exc:
-            raise exc.named(key, f"{where}: ") from None
-    elif spec.high is not None and kind in ("int", "float") and value > spec.high:
+    if spec.high is not None and kind in ("int", "float") and value > spec.high:
         bad(f"at most {spec.high:,}")
     return value
 

@@ -14,9 +14,6 @@ from cgphw.cgp.genome import Genome, Grid, random_genome
 from cgphw.costs import CostTable
 from cgphw.task import Task
 
-LEGACY = {"mutation": "uniform", "adaptive": False, "start": "random"}  # runs made before these settings
-
-
 def first_parent(start: str, task: Task, grid: Grid, costs: CostTable, seed: int) -> Genome:
     """The run's first parent, reproducible from ``seed`` (``task``: the compact one of a value bank)."""
     draw = np.random.default_rng(int(seed))

@@ -26,6 +26,7 @@ import functools
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from cgphw import records
 from cgphw.cgp.front import PARETO, PARETO_CSV, FrontPoint, check_figures, read_front
@@ -43,6 +44,10 @@ CHECKPOINT_FORMAT = "cgphw-checkpoint/2"
 RUN_FORMAT = "cgphw-run/2"  # best.json
 CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST = (
     "config.json", "task.npz", "costs.json", "stats.csv", "checkpoint.json", "best.json")
+# What runs written before a setting existed used: a config.json without it reads as this (a
+# fact of the file format; today's defaults are SearchSettings').
+LEGACY: dict[str, Any] = {"mutation": "uniform", "adaptive": False, "start": "random", "objective": "lexicographic",
+                          "pareto_size": 0, "rotate_every": 1000}
 RUN_FILES = (CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST, PARETO, PARETO_CSV)  # a new file a run writes goes here too
 
 
@@ -83,14 +88,14 @@ class RunConfig:
     time_budget: float | None
     patience: int | None
     checkpoint_every: float
-    # search operators (cgp.operators); the defaults are what runs written before them used
-    mutation: str = "uniform"
-    adaptive: bool = False
-    start: str = "random"
-    # the Pareto archive and what the search aims at (cgp.archive, cgp.parents)
-    objective: str = "lexicographic"
-    pareto_size: int = 0
-    rotate_every: int = 1000
+    # search operators, the Pareto archive and what the search aims at: settings added later,
+    # so their defaults are LEGACY's (what the runs written before them used)
+    mutation: str = LEGACY["mutation"]
+    adaptive: bool = LEGACY["adaptive"]
+    start: str = LEGACY["start"]
+    objective: str = LEGACY["objective"]
+    pareto_size: int = LEGACY["pareto_size"]
+    rotate_every: int = LEGACY["rotate_every"]
 
     @classmethod
     def of(cls, task: TaskRecord, costs: CostsRecord, settings: SearchSettings, limits: Limits,

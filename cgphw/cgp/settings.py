@@ -63,17 +63,18 @@ class Knob:
             return value
         number = _number(value, kind == "int")
         if number is None:
-            raise SettingError(name, "{key} must be " + ("a whole number" if kind == "int" else "a finite number")
+            raise SettingError(name, "{key} must be " + ("a whole number" if kind == "int" else "a number")
                                + f", got {value!r}")
         low = self.low if self.low is not None else self.above
+        got = f"{number:g}" if isinstance(number, float) else str(number)
         if (self.low is not None and number < self.low) or (self.above is not None and number <= self.above) \
                 or (self.high is not None and number > self.high):
             if self.high is not None and self.above is not None:
-                raise SettingError(name, "{key} must be in " + f"({_show(low)}, {_show(self.high)}], got {value}")
+                raise SettingError(name, "{key} must be in " + f"({_show(low)}, {_show(self.high)}], got {got}")
             if self.high is not None:
-                raise SettingError(name, "{key} must be from " + f"{_show(low)} to {_show(self.high)}, got {value}")
+                raise SettingError(name, "{key} must be from " + f"{_show(low)} to {_show(self.high)}, got {got}")
             raise SettingError(name, "{key} must be " + ("positive" if self.above == 0 else f"at least {_show(low)}")
-                               + f", got {value}")
+                               + f", got {got}")
         return number
 
 
@@ -96,9 +97,7 @@ def _number(value, whole: bool):
     if isinstance(value, numbers.Integral):
         return int(value) if whole else float(value)
     value = float(value)
-    if not math.isfinite(value):
-        return None
-    return (int(value) if value == int(value) else None) if whole else value
+    return value if not whole and math.isfinite(value) else None
 
 
 def _show(x) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from cgphw.cgp.settings import SEED, SEED_KNOB, Limits, SearchSettings, knobs, settings_of
+from cgphw.cgp.settings import SEED, SEED_KNOB, Limits, SearchSettings, check_seed, knobs, settings_of
 from cgphw.errors import UserError
 from cgphw.files import read_json
 
@@ -139,6 +139,7 @@ def register(group) -> None:
                 if values["rows"] is None or values["cols"] is None:
                     raise UserError("--rows and --cols are required to evolve a new circuit")
                 settings, limits = cli_settings(values)
+                seed = settings_of(check_seed, {"seed": seed}, key=option_name)
                 out = out if out is not None else Path("runs") / f"{task_file.stem}-s{seed}"
                 result = evolve(task_file, settings, limits, seed=seed, out=out, costs=costs, progress=prog,
                                 force=force, workers=workers)

@@ -75,7 +75,7 @@ def test_per_task_search_settings_and_layer_all(tmp_path):
 @pytest.mark.parametrize("text, message", [
     (BASE.replace('grid = "5x5"', 'grid = "5by5"'), 'search.grid must be rows x columns'),
     (BASE + 'sed = 3\n', "unknown key search.sed"),
-    (BASE.replace("generations = 100", "generations = -1"), "search.generations must be at least 1"),
+    (BASE.replace("generations = 100", "generations = -1"), "search.generations must be from 1 to 1e+18, got -1"),
     (BASE.replace("generations = 100", 'threshold = "low"\ngenerations = 1'), "search.threshold must be a number"),
     (BASE.replace("generations = 100", ""), "stopping rule"),
     (BASE + "[verify]\nsimulator = 'modelsim'\n", "verify.simulator must be one of auto, icarus"),
@@ -102,7 +102,7 @@ def test_per_task_search_settings_and_layer_all(tmp_path):
     # the knobs a campaign could not set before, checked as the CLI checks them
     (BASE + 'objective = "pareto"\npareto_size = 0\n', "it needs an archive (search.pareto_size > 0)"),
     (BASE + "pareto_size = 8\n", "16 to 1000 circuits (search.pareto_size)"),
-    (BASE + "rotate_every = 0\n", "search.rotate_every must be at least 1"),
+    (BASE + "rotate_every = 0\n", "search.rotate_every must be from 1 to 1e+09, got 0"),
     # stages that would be skipped, or run unnamed
     ('stages = ["evolve", "synth"]\n' + BASE, "stages lists 'synth', which needs 'export'"),
     ('stages = ["export", "verify"]\n' + BASE, "stages must list 'evolve'"),
