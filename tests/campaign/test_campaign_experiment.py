@@ -169,6 +169,18 @@ def test_operator_sweeps_and_the_identity_of_earlier_runs(tmp_path):
     assert RunSpec.from_json(specs[2].to_json()).search["mutation"] == "uniform"
 
 
+def test_a_campaign_sets_every_search_knob_and_older_runs_keep_their_identity(tmp_path):
+    default, = runs(write(tmp_path, BASE))
+    specs = runs(write(tmp_path, BASE + 'objective = ["lexicographic", "pareto"]\npareto_size = [64, 16]\n'
+                                        'rotate_every = 500\n'))
+    assert [(s.search["objective"], s.search["pareto_size"], s.search["rotate_every"]) for s in specs] == \
+        [("lexicographic", 64, 500), ("lexicographic", 16, 500), ("pareto", 64, 500), ("pareto", 16, 500)]
+    # at their defaults they are left out of the identity: a campaign started before keeps its runs
+    assert "objective" not in default.identity()["search"] and default.search["pareto_size"] == 64
+    same, = runs(write(tmp_path, BASE + 'objective = "lexicographic"\npareto_size = 64\nrotate_every = 1000\n'))
+    assert same.digest == default.digest
+
+
 def test_search_threads_per_run_size_the_local_cluster_but_not_the_run(tmp_path, monkeypatch):
     from cgphw.campaign import cluster
 
