@@ -104,7 +104,7 @@ def label_text(task: dict) -> str:
 def expand(exp: Experiment, model: dict, data: dict, layers_of=None) -> list[RunSpec]:
     """Every run of the experiment: the product of its sweeps, tasks first, in file order.
     ``layers_of()`` lists the model's conv layers (for ``layer = "all"``)."""
-    doc, runs, seen = exp.doc, [], set()
+    doc, runs, seen, checked = exp.doc, [], set(), set()
     every_layer = None
     if any(t.get("layer") in ("all", ["all"]) for t in doc["task"]):
         if layers_of is None:
@@ -126,10 +126,11 @@ def expand(exp: Experiment, model: dict, data: dict, layers_of=None) -> list[Run
                      "search": dict(fixed["search"]), "export": dict(fixed["export"])}
             for (table, key), value in combo:
                 parts[table][key] = value
-            spec = _run_spec(exp, parts, model, data)
+            spec = _run_spec(exp, parts, model, data, checked)
             label_text(spec.task) if spec.task.get("label") else None  # a bad label fails before anything runs
-            if spec.digest not in seen:  # the same run listed twice runs once
-                seen.add(spec.digest)
+            digest = spec.digest
+            if digest not in seen:  # the same run listed twice runs once
+                seen.add(digest)
                 runs.append(spec)
     return runs
 
@@ -141,7 +142,7 @@ def _choices(table: dict, name: str, key: str) -> list:
     return [((name, key), v) for v in values]
 
 
-def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict) -> RunSpec:
+def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict, checked: set) -> RunSpec:
     search = parts["search"]
     rows, cols = parse_grid(search.pop("grid"), f"{exp.path}: search.grid")
     search["rows"], search["cols"] = rows, cols
@@ -153,7 +154,12 @@ def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict) -> RunSpec:
         raise UserError(f"{exp.path}: a run needs a stopping rule: search.generations, search.time_budget "
                         "or search.patience")
     extra = {k: search.pop(k) for t, k in NOT_IDENTITY if t == "search" and k in search}
-    search_settings(search, extra.get("checkpoint_every"), f"{exp.path}: ")  # every check, before any run starts
+    # every check, before any run starts, once per distinct settings (the seeds were checked at load)
+    settings = json.dumps([{k: v for k, v in search.items() if k != "seed"}, extra.get("checkpoint_every")],
+                          sort_keys=True)
+    if settings not in checked:
+        search_settings(search, extra.get("checkpoint_every"), f"{exp.path}: ")
+        checked.add(settings)
     task = {k: v for k, v in parts["task"].items() if v is not None and v is not False}
     return RunSpec(exp.name, task, search, parts["export"], dict(exp.doc["synth"]), dict(exp.doc["verify"]),
                    model, data, tuple(s for s in STAGES if s in exp.stages), extra)
