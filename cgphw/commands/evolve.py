@@ -12,6 +12,7 @@ from cgphw.cgp.settings import SEED, SEED_KNOB, Limits, SearchSettings, check_se
 from cgphw.errors import UserError
 from cgphw.files import read_json
 
+
 def progress_printer():
     """Progress on stderr: start-up, then one line per tick (generation, error, energy, speed)."""
     last = {}
