@@ -132,8 +132,10 @@ def register(group) -> None:
                 if given:  # the run's settings live in its config.json; changing them would not be a resume
                     raise UserError(f"--resume continues a run as it was configured, so it takes only "
                                     f"--generations, --time-budget and --workers, not {', '.join(given)}")
-                result = resume(resume_dir, generations=values["generations"], time_budget=values["time_budget"],
-                                progress=prog, workers=workers)
+                more = {"generations": values["generations"], "time_budget": values["time_budget"]}
+                if any(v is not None for v in more.values()):
+                    settings_of(Limits, more, key=option_name)  # checked here to name the options
+                result = resume(resume_dir, **more, progress=prog, workers=workers)
             else:
                 if task_file is None:
                     raise UserError("give a task file (cgphw evolve TASK.npz --rows R --cols C) or --resume RUNDIR")
