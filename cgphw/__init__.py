@@ -1,7 +1,8 @@
 """cgphw: evolve 8-bit circuits that compute int8 network weights, as verified hardware.
 
 The Python API (each command is a thin layer over one of these):
-  evolve / resume -> RunResult        a CGP search, written to a run directory
+  evolve(task, SearchSettings, Limits, seed=) / resume -> RunResult   a CGP search, written to a
+                                      run directory; SearchSettings / Limits: every knob, checked
   record_run(genome, task, dir)       a run directory holding a given genome (found elsewhere)
   load_run(dir) -> Run                a run directory, every file checked (RunConfig, Metrics, .pareto)
   export(run or genome) -> ExportResult (directory, Manifest)
@@ -30,7 +31,8 @@ import types
 from cgphw.errors import MismatchError, UserError
 
 __all__ = ["Accuracy", "ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunConfig", "RunResult",
-           "SynthReport", "Task", "UserError", "Verdict", "evolve", "export", "load_manifest", "load_run",
+           "SearchSettings", "Limits", "SynthReport", "Task", "UserError", "Verdict", "evolve", "export",
+           "load_manifest", "load_run",
            "load_task", "record_run", "resume", "synth", "verify", "insert", "Insertion",
            "verify_layer", "LayerVerdict", "layer_energy", "LayerEnergy", "export_layer", "LayerExport",
            "run_engine", "QuantLayer",
@@ -41,6 +43,7 @@ __all__ = ["Accuracy", "ExportResult", "Manifest", "Metrics", "MismatchError", "
 _LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task",
          "evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
          "record_run": "cgphw.cgp.search",
+         "SearchSettings": "cgphw.cgp.settings", "Limits": "cgphw.cgp.settings",
          "load_run": "cgphw.cgp.rundir", "Run": "cgphw.cgp.rundir", "RunConfig": "cgphw.cgp.rundir",
          "Metrics": "cgphw.cgp.metrics",
          "export": "cgphw.hw.export", "ExportResult": "cgphw.hw.export",

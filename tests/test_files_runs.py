@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgphw import MismatchError, UserError, evolve, load_run, resume
+from cgphw import Limits, MismatchError, SearchSettings, UserError, evolve, load_run, resume
 from cgphw.cli import main
 from cgphw.task import Task, example_task
 
@@ -42,7 +42,7 @@ def one_error(code_err, code: int, fragment: str) -> str:
 
 
 def small_run(path, generations=50, **kw):
-    return evolve(example_task(), rows=3, cols=3, seed=2, generations=generations, out=path, **kw)
+    return evolve(example_task(), SearchSettings(3, 3), Limits(generations), seed=2, out=path, **kw)
 
 
 def evolve_args(task, out, *extra):
@@ -244,7 +244,7 @@ def test_an_edited_config_is_one_line(tmp_path, capsys, key):
 
 @functools.lru_cache(maxsize=1)
 def _uninterrupted():
-    return evolve(example_task(), rows=5, cols=5, seed=4, generations=300_000)
+    return evolve(example_task(), SearchSettings(rows=5, cols=5), Limits(generations=300_000), seed=4)
 
 
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
@@ -309,7 +309,7 @@ def test_sigint_during_start_up_is_one_line_and_leaves_nothing(tmp_path, capsys,
     def interrupted(*a, **kw):
         raise KeyboardInterrupt
 
-    for where in ((search, "_setup"), (task_mod.Task, "save")):  # compiling; writing the run's first files
+    for where in ((search, "setup_engine"), (task_mod.Task, "save")):  # compiling; writing the run's first files
         with monkeypatch.context() as m:
             m.setattr(*where, interrupted)
             code, _, err = run_cli(capsys, *evolve_args(tmp_path / "t.npz", run))
@@ -381,4 +381,4 @@ def test_real_sigint_during_start_up(tmp_path, moment):
     if (run / "checkpoint.json").exists():
         resume(run, generations=load_run(run).checkpoint.generation + 10)
     elif run.exists():
-        assert evolve(example_task(), rows=3, cols=3, generations=5, out=run, force=True).generations == 5
+        assert evolve(example_task(), SearchSettings(3, 3), Limits(5), out=run, force=True).generations == 5

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from cgphw.campaign.schema import TABLES, TOP_KEYS, Key
+from cgphw.campaign.schema import MAX_DEPTH, MAX_RUNS, NEEDS, TABLES, TOP_KEYS, Key
+from cgphw.cgp.settings import SettingError
 from cgphw.errors import UserError
 
 PATH_KEYS = {("model", "path"), ("model", "torchvision"), ("model", "calibration"), ("data", "source")}
@@ -77,7 +78,7 @@ def load_experiment(ref: str | os.PathLike, profile: str = "full", overrides: li
     path = find_experiment(ref)
     where = str(path)
     try:
-        raw = tomllib.loads(path.read_text())
+        raw = _toml(path.read_text(), f"experiment {where}")
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read experiment {where} ({exc.__class__.__name__})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -95,7 +96,51 @@ def load_experiment(ref: str | os.PathLike, profile: str = "full", overrides: li
     for text in overrides:
         doc = _merge(doc, _override(text, where))
     doc = _check_doc(doc, where, partial=False)
+    check_run_count(doc, where)
     return Experiment(doc["name"], path, profile, doc, tuple(sorted({"full", *profiles})))
+
+
+def _toml(text: str, source: str) -> dict:
+    """tomllib.loads, refusing nesting deeper than MAX_DEPTH (deeper still would exhaust the
+    parser's stack)."""
+    try:
+        doc = tomllib.loads(text)
+    except RecursionError:
+        doc = None
+    if doc is None or _depth(doc) > MAX_DEPTH:
+        raise UserError(f"{source} nests tables or lists deeper than {MAX_DEPTH} levels")
+    return doc
+
+
+def _depth(value) -> int:
+    """How deep tables and lists nest in ``value`` (without recursion: any depth is measured)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((c, level + 1) for c in children)
+    return deepest
+
+
+def check_run_count(doc: dict, where: str, layers: int | None = None) -> int:
+    """The number of runs the sweeps of a checked ``doc`` expand to (at most: the same run
+    listed twice runs once), counted before anything is expanded; UserError above MAX_RUNS,
+    naming the sweeps. ``layers``: what ``layer = "all"`` stands for (unknown: 1)."""
+    total = 0
+    for i, task in enumerate(doc["task"]):
+        tables = {"task": task, "search": {**doc["search"], **task.get("search", {})}, "export": doc["export"]}
+        sweeps = [(f"{name}.{key}", len(table[key])) for name, table in tables.items()
+                  for key, spec in TABLES[name].items() if spec.sweep and is_sweep(table.get(key), spec)]
+        if layers is not None and task.get("layer") in ("all", ["all"]):
+            sweeps.append(("task.layer", layers))
+        total += math.prod(n for _, n in sweeps)
+        if total > MAX_RUNS:
+            name = "task" if len(doc["task"]) == 1 else f"task[{i}]"
+            raise UserError(f"{where}: the sweeps expand to more than {MAX_RUNS:,} runs ({name}: "
+                            + " x ".join(f"{key} {n:,}" for key, n in sweeps) + "); split the experiment")
+    return total
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -113,6 +158,8 @@ def _check_doc(doc: dict, where: str, partial: bool) -> dict:
             out[key] = spec.default
     if not partial and not _NAME.match(out["name"]):
         raise UserError(f"{where}: name must be letters, digits, '-', '_' or '.', got {out['name']!r}")
+    if not partial:
+        _check_stages(out["stages"], where)
     for table, keys in TABLES.items():
         value = doc.get(table, {} if table != "task" else None)
         if table == "task":
@@ -148,6 +195,17 @@ def _check_doc(doc: dict, where: str, partial: bool) -> dict:
     return out
 
 
+def _check_stages(stages: list[str], where: str) -> None:
+    """Every run searches, and a stage runs only after the one it needs: a list that leaves
+    one out would have the flow run a stage it does not name, or skip one it does."""
+    if "evolve" not in stages:
+        raise UserError(f"{where}: stages must list 'evolve': every run searches first (stages = {stages!r})")
+    for stage in stages:
+        need = NEEDS.get(stage)
+        if need is not None and need not in stages:
+            raise UserError(f"{where}: stages lists {stage!r}, which needs {need!r}: add it (stages = {stages!r})")
+
+
 def _check_table(table: dict, keys: dict[str, Key], name: str, where: str, partial: bool) -> dict:
     unknown = sorted(set(table) - set(keys))
     if unknown:
@@ -178,6 +236,11 @@ def is_sweep(value, spec: Key) -> bool:
 
 def _check_one(value, spec: Key, key: str, where: str):
     kind = spec.kind
+    if spec.knob is not None:  # a search setting: checked, and worded, as the CLI checks it
+        try:
+            return spec.knob.check(value, key)
+        except SettingError as exc:
+            raise exc.named(key, f"{where}: ") from None
 
     def bad(expected: str):
         raise UserError(f"{where}: {key} must be {expected}, got {value!r}")
@@ -213,6 +276,8 @@ def _check_one(value, spec: Key, key: str, where: str):
         bad(f"one of {', '.join(map(str, spec.choices))}")
     if spec.low is not None and kind in ("int", "float") and value < spec.low:
         bad(f"at least {spec.low:g}")
+    if spec.high is not None and kind in ("int", "float") and value > spec.high:
+        bad(f"at most {spec.high:,}")
     return value
 
 
@@ -237,7 +302,7 @@ def _override(text: str, where: str) -> dict:
     if not eq or not key:
         raise UserError(f"--set {text!r} must look like table.key=value (e.g. search.seed=[1,2,3])")
     try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+        value = _toml(f"v = {raw.strip()}", f"--set {key}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()  # a bare word or path: take it as a string
     parts = key.split(".")

@@ -226,7 +226,7 @@ def _evolve(spec: RunSpec, task, evolve_dir: Path, log: RunLog) -> dict | None:
     if state is not None and state["generation"] is not None:
         _timed(log, "evolve", stages.resume, evolve_dir, spec.workers, resumed_from=state["generation"])
     else:  # new, or killed before its first checkpoint: start (again) from the seed
-        every = float(spec.extra.get("checkpoint_every", 10.0))
+        every = spec.extra.get("checkpoint_every")  # None: the default (SearchSettings)
         _timed(log, "evolve", stages.evolve, task, spec.search, evolve_dir, every, spec.workers)
     return None
 

@@ -8,14 +8,17 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from cgphw.campaign.experiment import Experiment, is_sweep
-from cgphw.campaign.schema import IDENTITY_SINCE, NOT_IDENTITY, STAGES, TABLES
+from cgphw.campaign.experiment import Experiment, check_run_count, is_sweep
+from cgphw.campaign.schema import IDENTITY_SINCE, NOT_IDENTITY, STAGES, TABLES, search_settings
 from cgphw.errors import UserError
 
+# The order sweeps expand in (the first search keys in the order campaigns have always used;
+# settings added since follow in the schema's order).
+_SEARCH_FIRST = ("grid", "levels_back", "lambda", "mutation", "mutation_max", "adaptive", "start", "function_set",
+                 "value_bank", "threshold", "seed", "generations", "time_budget", "patience")
 SWEEP_ORDER = {"task": ("selector", "layer", "filters"),
-               "search": ("grid", "levels_back", "lambda", "mutation", "mutation_max", "adaptive", "start",
-                          "function_set", "value_bank", "threshold", "seed", "generations", "time_budget",
-                          "patience"),
+               "search": _SEARCH_FIRST + tuple(k for k, spec in TABLES["search"].items()
+                                               if spec.sweep and k not in _SEARCH_FIRST),
                "export": ("pipeline",)}
 _GRID = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
 
@@ -101,16 +104,20 @@ def label_text(task: dict) -> str:
 def expand(exp: Experiment, model: dict, data: dict, layers_of=None) -> list[RunSpec]:
     """Every run of the experiment: the product of its sweeps, tasks first, in file order.
     ``layers_of()`` lists the model's conv layers (for ``layer = "all"``)."""
-    doc, runs, seen = exp.doc, [], set()
+    doc, runs, seen, checked = exp.doc, [], set(), set()
+    every_layer = None
+    if any(t.get("layer") in ("all", ["all"]) for t in doc["task"]):
+        if layers_of is None:
+            raise UserError(f"{exp.path}: task.layer = \"all\" needs a model to list its layers")
+        every_layer = list(layers_of())
+    check_run_count(doc, str(exp.path), None if every_layer is None else len(every_layer))  # before expanding
     for task in doc["task"]:
         task = dict(task)
         search = {**doc["search"], **task.pop("search", {})}
         fixed = {"search": {k: v for k, v in search.items() if k not in SWEEP_ORDER["search"]},
                  "export": {k: v for k, v in doc["export"].items() if k not in SWEEP_ORDER["export"]}}
-        if task.get("layer") == "all" or task.get("layer") == ["all"]:
-            if layers_of is None:
-                raise UserError(f"{exp.path}: task.layer = \"all\" needs a model to list its layers")
-            task["layer"] = list(layers_of())
+        if task.get("layer") in ("all", ["all"]):
+            task["layer"] = every_layer
         choices = [_choices(task, "task", k) for k in SWEEP_ORDER["task"]]
         choices += [_choices(search, "search", k) for k in SWEEP_ORDER["search"]]
         choices += [_choices(doc["export"], "export", k) for k in SWEEP_ORDER["export"]]
@@ -119,10 +126,11 @@ def expand(exp: Experiment, model: dict, data: dict, layers_of=None) -> list[Run
                      "search": dict(fixed["search"]), "export": dict(fixed["export"])}
             for (table, key), value in combo:
                 parts[table][key] = value
-            spec = _run_spec(exp, parts, model, data)
+            spec = _run_spec(exp, parts, model, data, checked)
             label_text(spec.task) if spec.task.get("label") else None  # a bad label fails before anything runs
-            if spec.digest not in seen:  # the same run listed twice runs once
-                seen.add(spec.digest)
+            digest = spec.digest
+            if digest not in seen:  # the same run listed twice runs once
+                seen.add(digest)
                 runs.append(spec)
     return runs
 
@@ -134,7 +142,7 @@ def _choices(table: dict, name: str, key: str) -> list:
     return [((name, key), v) for v in values]
 
 
-def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict) -> RunSpec:
+def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict, checked: set) -> RunSpec:
     search = parts["search"]
     rows, cols = parse_grid(search.pop("grid"), f"{exp.path}: search.grid")
     search["rows"], search["cols"] = rows, cols
@@ -146,6 +154,12 @@ def _run_spec(exp: Experiment, parts: dict, model: dict, data: dict) -> RunSpec:
         raise UserError(f"{exp.path}: a run needs a stopping rule: search.generations, search.time_budget "
                         "or search.patience")
     extra = {k: search.pop(k) for t, k in NOT_IDENTITY if t == "search" and k in search}
+    # every check, before any run starts, once per distinct settings (the seeds were checked at load)
+    settings = json.dumps([{k: v for k, v in search.items() if k != "seed"}, extra.get("checkpoint_every")],
+                          sort_keys=True)
+    if settings not in checked:
+        search_settings(search, extra.get("checkpoint_every"), f"{exp.path}: ")
+        checked.add(settings)
     task = {k: v for k, v in parts["task"].items() if v is not None and v is not False}
     return RunSpec(exp.name, task, search, parts["export"], dict(exp.doc["synth"]), dict(exp.doc["verify"]),
                    model, data, tuple(s for s in STAGES if s in exp.stages), extra)

@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 
 import cgphw
+from cgphw.campaign.schema import search_settings
 from cgphw.errors import UserError
 from cgphw.files import read_json, sha256_file, write_json_atomic
 from cgphw.task import Task, load_task  # noqa: F401  (re-exported for the flow)
@@ -163,43 +164,23 @@ def search_state(evolve_dir: Path) -> dict | None:
 
 def search_settings_match(config, search: dict, task: Task) -> bool:
     """Does a run's RunConfig hold the campaign run's search settings?"""
-    from cgphw import gates as G
-    from cgphw.cgp.operators import resolve_start
-
-    want = {"rows": search["rows"], "cols": search["cols"], "levels_back": search["levels_back"],
-            "lam": search["lambda"], "mutation_max": search["mutation_max"], "threshold": search["threshold"],
-            "value_bank": search["value_bank"], "seed": search["seed"],
-            "generations": search.get("generations"), "time_budget": search.get("time_budget"),
-            "patience": search.get("patience"), "function_set": tuple(G.function_set(search["function_set"])),
-            "mutation": search["mutation"], "adaptive": search["adaptive"],
-            "start": resolve_start(search["start"], search["value_bank"], task.n_inputs)}
-    return all(getattr(config, k) == v for k, v in want.items())
+    settings, limits, seed = search_settings(search)
+    return config.settings == settings.resolved(task.n_inputs) and config.limits == limits and config.seed == seed
 
 
 def check_search(task: Task, search: dict) -> None:
     """UserError now, before any run starts, for settings the search would refuse later."""
-    from cgphw.cgp.engine import MAX_LAMBDA
     from cgphw.cgp.genome import grid_for
-    from cgphw.cgp.operators import check_operators, resolve_start
 
-    outputs = len(set(task.targets.ravel().tolist())) if search["value_bank"] else task.n_outputs
-    grid_for(task.n_inputs, outputs, search["rows"], search["cols"], search["levels_back"], search["function_set"])
-    if not 1 <= search["lambda"] <= MAX_LAMBDA:
-        raise UserError(f"search.lambda must be from 1 to {MAX_LAMBDA:,}, got {search['lambda']}")
-    if not 0 < search["mutation_max"] <= 1:
-        raise UserError(f"search.mutation_max must be in (0, 1], got {search['mutation_max']}")
-    check_operators(search["mutation"], search["adaptive"],
-                    resolve_start(search["start"], search["value_bank"], task.n_inputs), "search: ")
+    s = search_settings(search)[0]
+    outputs = len(set(task.targets.ravel().tolist())) if s.value_bank else task.n_outputs
+    grid_for(task.n_inputs, outputs, s.rows, s.cols, s.levels_back, s.function_set)
 
 
-def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float, workers: int = 1) -> None:
-    cgphw.evolve(task, rows=search["rows"], cols=search["cols"], levels_back=search["levels_back"],
-                 lam=search["lambda"], mutation=search["mutation"], mutation_max=search["mutation_max"],
-                 adaptive=search["adaptive"], start=search["start"], threshold=search["threshold"],
-                 value_bank=search["value_bank"], function_set=search["function_set"], seed=search["seed"],
-                 generations=search.get("generations"), time_budget=search.get("time_budget"),
-                 patience=search.get("patience"), out=evolve_dir, checkpoint_every=checkpoint_every, force=True,
-                 workers=workers)
+def evolve(task: Task, search: dict, evolve_dir: Path, checkpoint_every: float | None = None,
+           workers: int = 1) -> None:
+    settings, limits, seed = search_settings(search, checkpoint_every)
+    cgphw.evolve(task, settings, limits, seed=seed, out=evolve_dir, force=True, workers=workers)
 
 
 def compile_search() -> float | None:
@@ -216,8 +197,8 @@ def compile_search() -> float | None:
     if kernels_ready():
         return None
     t0 = time.monotonic()
-    cgphw.evolve(Task(np.zeros((1, 1), np.int8), np.ones((1, 1), np.int8)), rows=1, cols=1, generations=1,
-                 workers=1)
+    cgphw.evolve(Task(np.zeros((1, 1), np.int8), np.ones((1, 1), np.int8)), cgphw.SearchSettings(1, 1),
+                 cgphw.Limits(generations=1), workers=1)
     return time.monotonic() - t0
 
 

@@ -68,15 +68,17 @@ def run_workload(w: Workload, seconds: float, seed: int = 1, workers: int | None
     generation ranges in turns and every figure compares identical work under the same load."""
     from cgphw.cgp.engine import Engine, available_cpus, seed_stream
     from cgphw.cgp.genome import random_genome
-    from cgphw.cgp.operators import PARETO_SIZE
     from cgphw.cgp.search import setup_engine
+    from cgphw.cgp.settings import SearchSettings
     from cgphw.costs import load_costs
 
     team = max(1, min(int(workers or available_cpus()), w.lam))
-    _, one = setup_engine(w.task, load_costs(), w.rows, w.cols, w.levels_back, w.lam, w.mutation_max, 0.0,
-                          w.value_bank, "seed27")
+    # the engine as measured since the first benchmarks: uniform mutation, no archive but in ARCHIVE
+    settings = SearchSettings(w.rows, w.cols, w.levels_back, lam=w.lam, mutation="uniform",
+                              mutation_max=w.mutation_max, value_bank=w.value_bank, start="random", pareto_size=0)
+    _, one = setup_engine(w.task, load_costs(), settings)
     engines = {1: one, team: Engine(one.problem, w.lam, w.mutation_max, workers=team),
-               ARCHIVE: Engine(one.problem, w.lam, w.mutation_max, pareto_size=PARETO_SIZE)}
+               ARCHIVE: Engine(one.problem, w.lam, w.mutation_max, pareto_size=SearchSettings.pareto_size)}
     start = random_genome(one.problem.grid, np.random.default_rng(seed))
     threads = {n: (1 if n == ARCHIVE else n) for n in engines}
     for n, e in engines.items():

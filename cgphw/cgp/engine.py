@@ -14,12 +14,11 @@ import numpy as np
 
 from cgphw.cgp import archive, es, kernels
 from cgphw.cgp.offspring import ACTIVE, UNIFORM
-from cgphw.cgp.operators import check_objective
 from cgphw.cgp.genome import Genome
 from cgphw.cgp.problem import COST_SCALE, Problem
+from cgphw.cgp.settings import SearchSettings
 
 RECORDS = 4096
-MAX_LAMBDA = 1000
 SCRATCH_BYTES = 256 << 20  # scratch rows of all threads (one block of them is always made)
 
 
@@ -66,16 +65,12 @@ class Engine:
 
     def __init__(self, problem: Problem, lam: int, mutation_max: float, mutation: str = "uniform",
                  adaptive: bool = False, workers: int = 1, pareto_size: int = 0, objective: str = "lexicographic"):
-        if not 1 <= lam <= MAX_LAMBDA:  # every offspring holds a copy of the evaluation state
-            raise_user(f"lambda must be from 1 to {MAX_LAMBDA:,}, got {lam}")
-        if not (0 < mutation_max <= 1):
-            raise_user(f"mutation-max must be in (0, 1], got {mutation_max}")
-        if mutation not in MUTATIONS:
-            raise_user(f"unknown mutation {mutation!r}: choose {' or '.join(MUTATIONS)}")
-        check_objective(objective, pareto_size, 1)
+        grid = problem.grid  # the arguments checked as a search's settings are (a SettingError)
+        SearchSettings(grid.rows, grid.cols, grid.levels_back, lam=lam, mutation=mutation, mutation_max=mutation_max,
+                       adaptive=adaptive, pareto_size=pareto_size, objective=objective,
+                       function_set=grid.function_ids)
         self.problem, self.lam = problem, int(lam)
         self.mutation, self.adaptive = mutation, bool(adaptive)
-        grid = problem.grid
         n_mpos = problem.mpos.size
         # k: genes (uniform) or active genes (active) a child changes at most; single: one active gene
         self.kmax = 1 if mutation == "single" else min(max(1, math.ceil(mutation_max * grid.n_genes)), n_mpos)

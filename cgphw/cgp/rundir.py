@@ -24,14 +24,15 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
+from typing import Any
 
 from cgphw import records
 from cgphw.cgp.front import PARETO, PARETO_CSV, FrontPoint, check_figures, read_front
 from cgphw.cgp.genome import Genome, Grid
 from cgphw.cgp.metrics import Metrics, check_reproduced, circuit_metrics
-from cgphw.cgp.operators import check_objective
+from cgphw.cgp.settings import Limits, SearchSettings, settings_of
 from cgphw.cgp.valuebank import value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import MismatchError, UserError
@@ -43,6 +44,10 @@ CHECKPOINT_FORMAT = "cgphw-checkpoint/2"
 RUN_FORMAT = "cgphw-run/2"  # best.json
 CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST = (
     "config.json", "task.npz", "costs.json", "stats.csv", "checkpoint.json", "best.json")
+# What runs written before a setting existed used: a config.json without it reads as this (a
+# fact of the file format; today's defaults are SearchSettings').
+LEGACY: dict[str, Any] = {"mutation": "uniform", "adaptive": False, "start": "random", "objective": "lexicographic",
+                          "pareto_size": 0, "rotate_every": 1000}
 RUN_FILES = (CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST, PARETO, PARETO_CSV)  # a new file a run writes goes here too
 
 
@@ -83,14 +88,35 @@ class RunConfig:
     time_budget: float | None
     patience: int | None
     checkpoint_every: float
-    # search operators (cgp.operators); the defaults are what runs written before them used
-    mutation: str = "uniform"
-    adaptive: bool = False
-    start: str = "random"
-    # the Pareto archive and what the search aims at (cgp.archive, cgp.parents)
-    objective: str = "lexicographic"
-    pareto_size: int = 0
-    rotate_every: int = 1000
+    # search operators, the Pareto archive and what the search aims at: settings added later,
+    # so their defaults are LEGACY's (what the runs written before them used)
+    mutation: str = LEGACY["mutation"]
+    adaptive: bool = LEGACY["adaptive"]
+    start: str = LEGACY["start"]
+    objective: str = LEGACY["objective"]
+    pareto_size: int = LEGACY["pareto_size"]
+    rotate_every: int = LEGACY["rotate_every"]
+
+    @classmethod
+    def of(cls, task: TaskRecord, costs: CostsRecord, settings: SearchSettings, limits: Limits,
+           seed: int) -> "RunConfig":
+        """A new run's config (run id and hashes are filled in when its directory is written)."""
+        values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+        return cls(run_id="", task=task, costs=costs, seed=int(seed), **values,
+                   **{f.name: getattr(limits, f.name) for f in fields(limits)})
+
+    @property
+    def settings(self) -> SearchSettings:
+        """The run's SearchSettings (start resolved), checked: a UserError naming config.json."""
+        return self.search_settings()
+
+    def search_settings(self, where: str = f"{CONFIG}: ") -> SearchSettings:
+        return settings_of(SearchSettings, {f.name: getattr(self, f.name) for f in fields(SearchSettings)},
+                           prefix=where)
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(self.generations, self.time_budget, self.patience)
 
     def to_json(self) -> dict:
         return {"format": CONFIG_FORMAT, **records.to_json(self)}
@@ -225,7 +251,7 @@ def load_run(directory: str | os.PathLike) -> Run:
         _check_value_bank(best.value_bank, bank, genome, source)
     elif best.value_bank is not None:
         raise MismatchError(f"{source} holds a value bank but the run does not use one")
-    check_objective(config.objective, config.pareto_size, config.rotate_every, f"{directory / CONFIG}: ")
+    config.search_settings(f"{directory / CONFIG}: ")
     front = () if config.pareto_size == 0 else read_front(
         directory, config.run_id, config.pareto_size, config.objective,
         expected_grid(config, task.n_inputs, task.n_outputs), task, config.threshold)

@@ -15,7 +15,6 @@ it is split.
 """
 from __future__ import annotations
 
-import math
 import signal
 import threading
 import time
@@ -25,27 +24,25 @@ from typing import Callable
 
 import numpy as np
 
-from cgphw import gates as G
 from cgphw.cgp import es
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for
 from cgphw.cgp.jit import announce_compile
 from cgphw.cgp.metrics import Metrics, search_metrics
-from cgphw.cgp.operators import PARETO_SIZE, check_objective, check_operators, first_parent, resolve_start
+from cgphw.cgp.operators import first_parent
 from cgphw.cgp.parallel import TeamSize, resolve_workers
 from cgphw.cgp.parents import FrontWriter, Rotation, archive_state, restore_archive, restore_cursor
 from cgphw.cgp.problem import build_problem
 from cgphw.cgp.rundir import CostsRecord, RunConfig, TaskRecord
 from cgphw.cgp.runwriter import RunWriteError, RunWriter
+from cgphw.cgp.settings import SEED, Limits, SearchSettings, check_seed
 from cgphw.cgp.valuebank import ValueBank, value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import UserError
 from cgphw.task import Task, load_task
 
-DEFAULT_GENERATIONS = 1_000_000  # used when no stopping rule is given: a run always ends
 CHUNK_SECONDS = 0.25
 PROGRESS_SECONDS = 1.0
-MAX_COUNT = 10**18  # generations / patience: the compiled loop counts in int64
 
 
 class Interrupted(Exception):
@@ -66,46 +63,38 @@ class RunResult:
     startup_seconds: float = 0.0  # before the search: loading, compiling kernels, the first parent
 
 
-def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | None = None, lam: int = 4,
-           mutation_max: float = 0.15, threshold: float = 0.0, value_bank: bool = False,
-           function_set="seed27", seed: int = 0, generations: int | None = None,
-           time_budget: float | None = None, patience: int | None = None, out: str | Path | None = None,
-           costs: CostTable | str | Path | None = None, progress: Callable[[dict], None] | None = None,
-           checkpoint_every: float = 30.0, force: bool = False, workers: int | str = "auto",
-           mutation: str = "single", adaptive: bool = False, start: str = "auto",
-           objective: str = "lexicographic", pareto_size: int = PARETO_SIZE, rotate_every: int = 1000) -> RunResult:
-    """Evolve a circuit for ``task`` from a first parent drawn from ``seed``. With ``out``
-    the run is written to that run directory (cgphw.cgp.rundir), which must be new, empty, or
-    (with ``force``) an earlier run's.
+def evolve(task: Task | str | Path, settings: SearchSettings, limits: Limits | None = None, *, seed: int = SEED,
+           out: str | Path | None = None, progress: Callable[[dict], None] | None = None,
+           workers: int | str = "auto", force: bool = False, costs: CostTable | str | Path | None = None) -> RunResult:
+    """Evolve a circuit for ``task`` (a Task or a task file) as ``settings`` say, until
+    ``limits`` (default: Limits(), DEFAULT_GENERATIONS), from a first parent drawn from
+    ``seed``. With ``out`` the run is written to that run directory (cgphw.cgp.rundir), which
+    must be new, empty, or (with ``force``) an earlier run's. ``workers`` ("auto" or N
+    threads, parallel.py) never changes the result; ``costs``: the gate cost table (default:
+    the packaged one).
 
-    ``start``: "random"; "constructive" (every wanted value built from the constants,
+    ``settings.start``: "random"; "constructive" (every wanted value built from the constants,
     constructive.py); "auto" = constructive for value-bank and no-input tasks, else random.
-    ``mutation``: "single" (one active gene per child, Goldman & Punch), "active" (1..k
-    active genes) or "uniform" (1..k genes), k = ceil(mutation_max * genes); ``adaptive``
-    lets k follow the 1/5th success rule up to that (es.py). ``workers`` ("auto" or N
-    threads, parallel.py) never changes the result. ``pareto_size``: the Pareto archive's
-    capacity (0: none); ``objective`` "lexicographic" or "pareto" (module text), whose parent
-    moves along the front every ``rotate_every`` generations."""
+    ``settings.mutation``: "single" (one active gene per child, Goldman & Punch), "active"
+    (1..k active genes) or "uniform" (1..k genes), k = ceil(mutation_max * genes);
+    ``adaptive`` lets k follow the 1/5th success rule up to that (es.py). ``pareto_size``:
+    the Pareto archive's capacity (0: none); ``objective`` "lexicographic" or "pareto" (module
+    text), whose parent moves along the front every ``rotate_every`` generations."""
     started = time.monotonic()
+    if not isinstance(settings, SearchSettings) or not isinstance(limits, (Limits, type(None))):
+        raise UserError("evolve takes a SearchSettings and a Limits (cgphw.SearchSettings, cgphw.Limits)")
+    seed = check_seed(seed)
     source = "" if isinstance(task, Task) else str(task)
     task = task if isinstance(task, Task) else load_task(task)
     table = costs if isinstance(costs, CostTable) else load_costs(costs)
-    generations, time_budget, patience = check_limits(generations, time_budget, patience)
-    if generations is None and time_budget is None and patience is None:
-        generations = DEFAULT_GENERATIONS
-    if int(seed) < 0:
-        raise UserError(f"the seed must be a non-negative integer, got {seed}")
-    start = resolve_start(start, value_bank, task.n_inputs)
-    check_operators(mutation, adaptive, start)
-    check_objective(objective, pareto_size, rotate_every)
+    settings = settings.resolved(task.n_inputs)
     team = TeamSize(*resolve_workers(workers))
-    config = _new_config(task, table, source, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
-                         function_set, seed, generations, time_budget, patience, checkpoint_every, mutation,
-                         adaptive, start, objective, pareto_size, rotate_every)
-    bank, engine = _setup(task, table, config, team.most)  # checks the grid: a bad one is no reason to compile
+    config = _new_config(task, table, source, settings, limits or Limits(), seed)
+    bank, engine = setup_engine(task, table, config, team.most)  # checks the grid: a bad one is no reason to compile
     announce_compile(progress)
     grid = engine.problem.grid
-    engine.restore(first_parent(start, bank.compact if bank else task, grid, table, seed), int(seed_stream(seed)[0]))
+    engine.restore(first_parent(settings.start, bank.compact if bank else task, grid, table, seed),
+                   int(seed_stream(seed)[0]))
     engine.offer_parent()
     startup = _warm_up(engine, started)  # before the run directory: a Ctrl-C here leaves none
     writer = None
@@ -113,11 +102,11 @@ def evolve(task: Task | str | Path, rows: int, cols: int, levels_back: int | Non
         writer = RunWriter.start(out, force, task, table, config)
         config = writer.config
     return _drive(engine, bank, task, table, config, writer, 0.0, progress, keep_stats_upto=None, team=team,
-                  startup=startup, rotation=Rotation(rotate_every) if objective == "pareto" else None)
+                  startup=startup, rotation=Rotation(config.rotate_every) if config.objective == "pareto" else None)
 
 
-def record_run(genome: Genome, task: Task | str | Path, out: str | Path, threshold: float = 0.0,
-               costs: CostTable | str | Path | None = None, seed: int = 0, force: bool = False) -> RunResult:
+def record_run(genome: Genome, task: Task | str | Path, out: str | Path, threshold: float = SearchSettings.threshold,
+               costs: CostTable | str | Path | None = None, seed: int = SEED, force: bool = False) -> RunResult:
     """Write a run directory whose parent and best is ``genome`` at generation 0 (a circuit
     found elsewhere, or made by hand): show, export, verify and insert then read it like any
     run, and ``resume(out, generations=N)`` searches on from it with evolve's defaults."""
@@ -125,10 +114,11 @@ def record_run(genome: Genome, task: Task | str | Path, out: str | Path, thresho
     task = task if isinstance(task, Task) else load_task(task)
     table = costs if isinstance(costs, CostTable) else load_costs(costs)
     g = genome.grid
-    config = _new_config(task, table, source, g.rows, g.cols, g.levels_back, 4, 0.15, threshold, False,
-                         list(g.function_ids), seed, 1, None, None, 30.0, "single", False, "random",
-                         "lexicographic", PARETO_SIZE, 1000)
-    bank, engine = _setup(task, table, config)
+    # the genome is the first parent: recorded as a random start, whatever the task
+    settings = SearchSettings(g.rows, g.cols, g.levels_back, threshold=threshold, function_set=g.function_ids,
+                              start="random")
+    config = _new_config(task, table, source, settings, Limits(generations=1), check_seed(seed))
+    bank, engine = setup_engine(task, table, config)
     engine.restore(genome, int(seed_stream(seed)[0]))
     engine.offer_parent()
     writer = RunWriter.start(out, force, task, table, config)
@@ -143,19 +133,12 @@ def record_run(genome: Genome, task: Task | str | Path, out: str | Path, thresho
     return RunResult(genome, metrics, Path(out), bool(metrics.threshold_reached), "recorded", 0, 0, 0.0, None)
 
 
-def _new_config(task: Task, table: CostTable, source: str, rows, cols, levels_back, lam, mutation_max, threshold,
-                value_bank, function_set, seed, generations, time_budget, patience, checkpoint_every, mutation,
-                adaptive, start, objective, pareto_size, rotate_every) -> RunConfig:
+def _new_config(task: Task, table: CostTable, source: str, settings: SearchSettings, limits: Limits,
+                seed: int) -> RunConfig:
     """A run's settings; run id and hashes are filled in when its directory is written."""
     described = table.describe()
-    return RunConfig(run_id="", task=TaskRecord("", task.n_items, task.n_inputs, task.n_outputs, source),
-                     costs=CostsRecord("", described["path"], described["source"]),
-                     rows=int(rows), cols=int(cols), levels_back=int(cols if levels_back is None else levels_back),
-                     lam=int(lam), mutation_max=float(mutation_max), threshold=float(threshold),
-                     value_bank=bool(value_bank), function_set=tuple(G.function_set(function_set)),
-                     seed=int(seed), generations=generations, time_budget=time_budget, patience=patience,
-                     checkpoint_every=float(checkpoint_every), mutation=mutation, adaptive=bool(adaptive),
-                     start=start, objective=objective, pareto_size=int(pareto_size), rotate_every=int(rotate_every))
+    return RunConfig.of(TaskRecord("", task.n_items, task.n_inputs, task.n_outputs, source),
+                        CostsRecord("", described["path"], described["source"]), settings, limits, seed)
 
 
 def resume(run_dir: str | Path, generations: int | None = None, time_budget: float | None = None,
@@ -169,12 +152,11 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
     try:
         config = run.config
         if generations is not None or time_budget is not None:
-            g, t, _ = check_limits(generations, time_budget, None)
-            config = replace(config, generations=g if generations is not None else config.generations,
-                             time_budget=t if time_budget is not None else config.time_budget)
+            given = Limits(generations, time_budget)
+            config = replace(config, generations=given.generations if generations is not None else config.generations,
+                             time_budget=given.time_budget if time_budget is not None else config.time_budget)
             writer.write_config(config)
-        check_operators(config.mutation, config.adaptive, config.start, f"{run.directory}/config.json: ")
-        bank, engine = _setup(run.task, run.costs, config, team.most)
+        bank, engine = setup_engine(run.task, run.costs, config, team.most)
         announce_compile(progress)
         state = run.checkpoint.state
         parent = run.checkpoint.genome
@@ -199,32 +181,15 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
                   keep_stats_upto=run.checkpoint.generation, team=team, startup=startup, rotation=rotation)
 
 
-def check_limits(generations, time_budget, patience):
-    if generations is not None and not 1 <= int(generations) <= MAX_COUNT:
-        raise UserError(f"generations must be from 1 to {MAX_COUNT:.0e}, got {generations}")
-    if time_budget is not None and not (float(time_budget) > 0 and math.isfinite(float(time_budget))):
-        raise UserError(f"the time budget must be a positive number of seconds, got {time_budget}")
-    if patience is not None and not 1 <= int(patience) <= MAX_COUNT:
-        raise UserError(f"patience must be from 1 to {MAX_COUNT:.0e} generations, got {patience}")
-    return (None if generations is None else int(generations),
-            None if time_budget is None else float(time_budget), None if patience is None else int(patience))
-
-
-def _setup(task: Task, table: CostTable, config: RunConfig, workers: int = 1) -> tuple[ValueBank | None, Engine]:
-    return setup_engine(task, table, config.rows, config.cols, config.levels_back, config.lam, config.mutation_max,
-                        config.threshold, config.value_bank, list(config.function_set), config.mutation,
-                        config.adaptive, workers, config.pareto_size, config.objective)
-
-
-def setup_engine(task: Task, table: CostTable, rows: int, cols: int, levels_back: int, lam: int,
-                 mutation_max: float, threshold: float, value_bank: bool, function_set, mutation: str = "uniform",
-                 adaptive: bool = False, workers: int = 1, pareto_size: int = 0,
-                 objective: str = "lexicographic") -> tuple[ValueBank | None, Engine]:
-    bank = make_value_bank(task) if value_bank else None
+def setup_engine(task: Task, table: CostTable, settings: SearchSettings | RunConfig,
+                 workers: int = 1) -> tuple[ValueBank | None, Engine]:
+    """The value bank (if the settings use one) and the engine of a search on ``task``."""
+    s = settings
+    bank = make_value_bank(task) if s.value_bank else None
     work = bank.compact if bank else task
-    grid = grid_for(task.n_inputs, work.n_outputs, rows, cols, levels_back, function_set)
-    problem = build_problem(work, grid, table, threshold, n_targets=task.n_targets)
-    return bank, Engine(problem, lam, mutation_max, mutation, adaptive, workers, pareto_size, objective)
+    grid = grid_for(task.n_inputs, work.n_outputs, s.rows, s.cols, s.levels_back, list(s.function_set))
+    problem = build_problem(work, grid, table, s.threshold, n_targets=task.n_targets)
+    return bank, Engine(problem, s.lam, s.mutation_max, s.mutation, s.adaptive, workers, s.pareto_size, s.objective)
 
 
 def _warm_up(engine: Engine, started: float) -> float:

@@ -61,6 +61,7 @@ SEEDS = (1, 2)
 def run_case(case: Case, task: Task, seeds=SEEDS, scale: float = 1.0, workers="auto", progress=None) -> list[dict]:
     """One row per operator: the median over seeds of the final error, energy and gates."""
     from cgphw.cgp.search import evolve
+    from cgphw.cgp.settings import Limits, SearchSettings
 
     generations = max(1, int(case.generations * scale))
     rows = []
@@ -68,9 +69,9 @@ def run_case(case: Case, task: Task, seeds=SEEDS, scale: float = 1.0, workers="a
         runs = []
         for seed in seeds:
             t, c = time.perf_counter(), time.process_time()
-            r = evolve(task, case.rows, case.cols, case.levels_back, threshold=case.threshold,
-                       value_bank=case.value_bank, seed=seed, generations=generations, workers=workers,
-                       **op.settings())
+            settings = SearchSettings(case.rows, case.cols, case.levels_back, threshold=case.threshold,
+                                      value_bank=case.value_bank, **op.settings())
+            r = evolve(task, settings, Limits(generations), seed=seed, workers=workers)
             m = r.metrics
             runs.append({"seed": seed, "rms_error": m["rms_error"], "reached": r.threshold_reached,
                          "energy_pj": m["energy_pj"], "gates": m["gates"],

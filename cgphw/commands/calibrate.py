@@ -42,9 +42,10 @@ def calibrate_cmd(out_path, force, cells_path, fset, seed, evaluations, jobs, as
     from cgphw.gates import function_set
     from cgphw.hw.calibrate import calibrate
     from cgphw.hw.cells import load_cells
+    from cgphw.hw.synth import MAX_EVALUATIONS
 
-    if not 16 <= evaluations <= 1_000_000:
-        raise UserError(f"--evaluations must be from 16 to 1,000,000, got {evaluations}")
+    if not 16 <= evaluations <= MAX_EVALUATIONS:
+        raise UserError(f"--evaluations must be from 16 to {MAX_EVALUATIONS:,}, got {evaluations}")
     if jobs < 1:
         raise UserError(f"--jobs must be at least 1, got {jobs}")
     out = Path(out_path)

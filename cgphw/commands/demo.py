@@ -18,14 +18,15 @@ def register(group) -> None:
     def demo_cmd(out, seed, generations, time_budget, as_json):
         """Evolve the thesis' LeNet-5 kernel (3x3 core -> 16-weight ring) on a 5x5 grid."""
         from cgphw.cgp.search import evolve
-        from cgphw.commands.evolve import progress_printer, summary_lines
+        from cgphw.cgp.settings import Limits, SearchSettings, settings_of
+        from cgphw.commands.evolve import option_name, progress_printer, summary_lines
         from cgphw.task import example_task
 
         task = example_task()
         click.echo(f"task: core {task.inputs[0].tolist()} -> ring {task.targets[0].tolist()}", err=True)
         click.echo("evolving on a 5x5 grid, levels-back 5, threshold 0 ...", err=True)
-        result = evolve(task, rows=5, cols=5, levels_back=5, lam=4, mutation_max=0.15, threshold=0.0, seed=seed,
-                        generations=generations, time_budget=time_budget, out=out, force=True,
+        limits = settings_of(Limits, {"generations": generations, "time_budget": time_budget}, key=option_name)
+        result = evolve(task, SearchSettings(rows=5, cols=5, levels_back=5), limits, seed=seed, out=out, force=True,
                         progress=progress_printer())
         out_values = result.genome.evaluate(task.inputs)[0].tolist()
         if as_json:

@@ -8,13 +8,9 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from cgphw.cgp.settings import SEED, SEED_KNOB, Limits, SearchSettings, check_seed, knobs, settings_of
 from cgphw.errors import UserError
 from cgphw.files import read_json
-
-# What defines a run (fixed at its start): --resume refuses them rather than ignore them.
-RUN_SETTINGS = ("task_file", "rows", "cols", "levels_back", "lam", "mutation_max", "threshold", "value_bank",
-                "function_set", "seed", "patience", "out", "costs", "checkpoint_every", "force", "mutation",
-                "adaptive", "start", "objective", "pareto_size", "rotate_every")
 
 
 def progress_printer():
@@ -78,48 +74,43 @@ def summary_lines(metrics, genome, value_bank=None, header: str = "") -> list[st
     return lines + ["circuit:"] + ["  " + e for e in genome.expressions()]
 
 
+def settings_options(cls, skip=()):
+    """click options for every setting of ``cls`` (SearchSettings, Limits): flag, type,
+    default and help all come from the class, so a new setting is a new option."""
+    from dataclasses import MISSING
+
+    def add(command):
+        for s in reversed([s for s in knobs(cls) if s.attr not in skip]):
+            k = s.knob
+            kind = click.Choice(list(k.choices)) if k.choices else {"int": int, "float": float, "str": str}.get(k.kind)
+            default = None if s.default is MISSING else s.default
+            extra = dict(is_flag=True) if k.kind == "bool" and "/" not in k.flag else dict(type=kind)
+            command = click.option(k.flag or option_name(s.name), s.attr, default=default, help=k.help,
+                                   show_default=default is not None and default is not False, **extra)(command)
+        return command
+
+    return add
+
+
+def option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+# What defines a run (fixed at its start): --resume refuses them rather than ignore them.
+RUN_SETTINGS = (*(s.attr for s in knobs(SearchSettings)), "patience", "task_file", "seed", "out", "costs", "force")
+
+
 def register(group) -> None:
     @group.command("evolve")
     @click.argument("task_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-    @click.option("--rows", type=int, help="Grid rows.")
-    @click.option("--cols", type=int, help="Grid columns.")
-    @click.option("--levels-back", type=int, help="Columns a node may read back (default: cols).")
-    @click.option("--lambda", "lam", type=int, default=4, show_default=True, help="Offspring per generation.")
-    @click.option("--mutation-max", type=float, default=0.15, show_default=True,
-                  help="k = ceil(F * genes) for --mutation uniform/active: each offspring changes 1..k genes "
-                       "(active genes); the ceiling of the rate with --adaptive.")
-    @click.option("--mutation", type=click.Choice(["single", "active", "uniform"]), default="single",
-                  show_default=True, help="single: genes until one active gene changed (Goldman & Punch); "
-                  "active: until 1..k active genes changed; uniform: 1..k genes (k from --mutation-max).")
-    @click.option("--adaptive/--fixed-rate", default=False, show_default=True,
-                  help="Adapt the mutation rate by the 1/5th success rule (up to --mutation-max).")
-    @click.option("--start", type=click.Choice(["auto", "random", "constructive"]), default="auto",
-                  show_default=True, help="First parent: random, or constructive (every wanted value built from "
-                  "the constants); auto: constructive for --value-bank and no-input tasks, else random.")
-    @click.option("--threshold", type=float, default=0.0, show_default=True,
-                  help="Per-weight RMS error t allowed (SE <= t^2 N).")
-    @click.option("--objective", type=click.Choice(["lexicographic", "pareto"]), default="lexicographic",
-                  show_default=True, help="lexicographic: error to the threshold, then energy, error, delay, "
-                  "gates; pareto: search for the Pareto front itself (a child must be no worse in all four, the "
-                  "parent moves along the archive every --rotate-every generations).")
-    @click.option("--pareto-size", type=int, default=64, show_default=True,
-                  help="Capacity of the Pareto archive of (error, energy, delay, gates) written to pareto.json "
-                       "(16..1000; 0: none). When full, the most crowded point goes (README).")
-    @click.option("--rotate-every", type=int, default=1000, show_default=True,
-                  help="--objective pareto: generations between parent moves along the front.")
-    @click.option("--value-bank", is_flag=True, help="Evolve the distinct values only, then wire each weight.")
-    @click.option("--function-set", default="seed27", show_default=True,
-                  help="Set name or comma-separated gate ids/names.")
-    @click.option("--seed", type=int, default=0, show_default=True)
-    @click.option("--generations", type=int, help="Stop after N generations (default 1,000,000 if no other limit).")
-    @click.option("--time-budget", type=float, help="Stop after SEC seconds of search.")
-    @click.option("--patience", type=int, help="Stop after N generations without improvement.")
+    @settings_options(SearchSettings, skip=("checkpoint_every",))
+    @click.option("--seed", type=int, default=SEED, show_default=True, help=SEED_KNOB.help)
+    @settings_options(Limits)
     @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
                   help="Run directory (default runs/<task>-s<seed>).")
     @click.option("--costs", type=click.Path(dir_okay=False, path_type=Path),
                   help="Gate cost table (default: packaged).")
-    @click.option("--checkpoint-every", type=float, default=30.0, show_default=True,
-                  help="Seconds between checkpoints.")
+    @settings_options(SearchSettings, skip=tuple(s.attr for s in knobs(SearchSettings) if s.attr != "checkpoint_every"))
     @click.option("--force", is_flag=True, help="Replace an existing run in --out.")
     @click.option("--workers", default="auto", show_default=True,
                   help="Threads evaluating offspring: N, or auto (all CPUs when that is faster). "
@@ -128,9 +119,7 @@ def register(group) -> None:
                   help="Continue the run in RUNDIR from its checkpoint.")
     @click.option("--quiet", is_flag=True, help="No progress on stderr.")
     @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-    def evolve_cmd(task_file, rows, cols, levels_back, lam, mutation_max, mutation, adaptive, start, threshold,
-                   objective, pareto_size, rotate_every, value_bank, function_set, seed, generations, time_budget,
-                   patience, out, costs, checkpoint_every, force, workers, resume_dir, quiet, as_json):
+    def evolve_cmd(task_file, seed, out, costs, force, workers, resume_dir, quiet, as_json, **values):
         """Evolve a circuit for TASK_FILE (.npz with int8 inputs/targets), or --resume a run."""
         from cgphw.cgp.search import Interrupted, evolve, resume
 
@@ -143,20 +132,20 @@ def register(group) -> None:
                 if given:  # the run's settings live in its config.json; changing them would not be a resume
                     raise UserError(f"--resume continues a run as it was configured, so it takes only "
                                     f"--generations, --time-budget and --workers, not {', '.join(given)}")
-                result = resume(resume_dir, generations=generations, time_budget=time_budget, progress=prog,
-                                workers=workers)
+                more = {"generations": values["generations"], "time_budget": values["time_budget"]}
+                if any(v is not None for v in more.values()):
+                    settings_of(Limits, more, key=option_name)  # checked here to name the options
+                result = resume(resume_dir, **more, progress=prog, workers=workers)
             else:
                 if task_file is None:
                     raise UserError("give a task file (cgphw evolve TASK.npz --rows R --cols C) or --resume RUNDIR")
-                if rows is None or cols is None:
+                if values["rows"] is None or values["cols"] is None:
                     raise UserError("--rows and --cols are required to evolve a new circuit")
-                if not checkpoint_every > 0:  # NaN too: it would never checkpoint
-                    raise UserError("--checkpoint-every must be a positive number of seconds")
+                settings, limits = cli_settings(values)
+                seed = settings_of(check_seed, {"seed": seed}, key=option_name)
                 out = out if out is not None else Path("runs") / f"{task_file.stem}-s{seed}"
-                result = evolve(task_file, rows, cols, levels_back, lam, mutation_max, threshold, value_bank,
-                                function_set, seed, generations, time_budget, patience, out, costs, prog,
-                                checkpoint_every, force, workers, mutation, adaptive, start, objective, pareto_size,
-                                rotate_every)
+                result = evolve(task_file, settings, limits, seed=seed, out=out, costs=costs, progress=prog,
+                                force=force, workers=workers)
         except Interrupted as exc:
             click.echo(str(exc), err=True)
             sys.exit(130)
@@ -184,6 +173,15 @@ def register(group) -> None:
                                   allow_nan=False))
         else:
             click.echo("\n".join(summary_lines(metrics, genome, value_bank, header) + front_lines(front)))
+
+
+def cli_settings(values: dict) -> tuple[SearchSettings, Limits]:
+    """The SearchSettings and Limits of `cgphw evolve`'s options (``values``: by field name);
+    an error names the option."""
+    def pick(cls):
+        return settings_of(cls, {s.attr: values[s.attr] for s in knobs(cls)}, key=option_name)
+
+    return pick(SearchSettings), pick(Limits)
 
 
 def front_lines(front) -> list[str]:

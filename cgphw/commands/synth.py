@@ -7,8 +7,7 @@ import sys
 import click
 
 from cgphw.errors import UserError
-
-MAX_EVALUATIONS = 1_000_000  # activity simulation memory grows with it
+from cgphw.hw.synth import ACTIVITY_EVALUATIONS, MAX_EVALUATIONS
 
 
 def register(group) -> None:
@@ -27,7 +26,7 @@ def register(group) -> None:
 @click.option("--costs", "costs_path", type=click.Path(dir_okay=False), default=None,
               help="Gate cost table for the CGP estimate [default: cgphw/data/gate_costs.json].")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the activity stimulus.")
-@click.option("--evaluations", default=4096, show_default=True, type=int,
+@click.option("--evaluations", default=ACTIVITY_EVALUATIONS, show_default=True, type=int,
               help="Random evaluations simulated for the activity.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def synth_cmd(rtldir, prove, netlist_path, cells_path, costs_path, seed, evaluations, as_json):

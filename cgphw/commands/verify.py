@@ -9,6 +9,7 @@ import click
 
 from cgphw.progress import terminal_progress
 from cgphw.verify.runner import SIMULATORS
+from cgphw.verify.verdict import DEFAULT_RANDOM_VECTORS, MAX_VECTORS
 
 
 def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:
@@ -24,7 +25,8 @@ def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:
 @click.option("--sim", type=click.Choice(SIMULATORS), default=None,
               help="Simulator [default: icarus when installed, else amaranth]. amaranth simulates the "
                    "component rebuilt from the manifest genome; icarus and verilator the exported Verilog.")
-@click.option("--vectors", "n_random", type=click.IntRange(0, 1_000_000), default=1000, show_default=True,
+@click.option("--vectors", "n_random", type=click.IntRange(0, MAX_VECTORS), default=DEFAULT_RANDOM_VECTORS,
+              show_default=True,
               help="Random input vectors, on top of the task's inputs and the corner cases.")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the random vectors and bubbles.")

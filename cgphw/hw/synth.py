@@ -24,6 +24,7 @@ from cgphw.hw.yosys import YosysError, run_yosys
 GATE_SET = "AND,NAND,OR,NOR,XOR,XNOR,ANDNOT,ORNOT,MUX"
 ABC_COMMAND = f"abc -g {GATE_SET}"
 ACTIVITY_EVALUATIONS = 4096
+MAX_EVALUATIONS = 1_000_000  # activity simulation memory grows with it
 
 
 def _safe_top(top: str) -> str:

@@ -19,6 +19,7 @@ from cgphw.verify.scoreboard import describe_mismatch
 from cgphw.verify.stimulus import Stimulus, build_stimulus
 
 DEFAULT_RANDOM_VECTORS = 1000
+MAX_VECTORS = 1_000_000  # random vectors per verification (the CLI and a campaign)
 
 
 @dataclass

@@ -58,7 +58,7 @@ def test_sweeps_are_the_product_of_lists_tasks_first(tmp_path):
 def test_profile_and_overrides_change_the_runs(tmp_path):
     path = write(tmp_path, BASE + '[profiles.quick.search]\nseed = [7, 8]\ngenerations = 5\n')
     full, quick = runs(path), runs(path, "quick")
-    assert [s.search["seed"] for s in full] == [1]
+    assert [s.search["seed"] for s in full] == [0]  # the CLI's default seed
     assert [(s.search["seed"], s.search["generations"]) for s in quick] == [(7, 5), (8, 5)]
     changed = runs(path, "quick", ["search.seed=[4,5,6]", "task.layer=conv2"])
     assert [s.search["seed"] for s in changed] == [4, 5, 6] and changed[0].task["layer"] == "conv2"
@@ -75,7 +75,7 @@ def test_per_task_search_settings_and_layer_all(tmp_path):
 @pytest.mark.parametrize("text, message", [
     (BASE.replace('grid = "5x5"', 'grid = "5by5"'), 'search.grid must be rows x columns'),
     (BASE + 'sed = 3\n', "unknown key search.sed"),
-    (BASE.replace("generations = 100", "generations = -1"), "search.generations must be at least 1"),
+    (BASE.replace("generations = 100", "generations = -1"), "search.generations must be from 1 to 1e+18, got -1"),
     (BASE.replace("generations = 100", 'threshold = "low"\ngenerations = 1'), "search.threshold must be a number"),
     (BASE.replace("generations = 100", ""), "stopping rule"),
     (BASE + "[verify]\nsimulator = 'modelsim'\n", "verify.simulator must be one of auto, icarus"),
@@ -87,6 +87,30 @@ def test_per_task_search_settings_and_layer_all(tmp_path):
     (BASE + 'adaptive = "yes"\n', "search.adaptive must be true or false"),
     (BASE + 'workers = 0\n', "search.workers must be"),
     ("colour = 1\n" + BASE, "unknown key 'colour'"),
+    # the CLI's caps, at load time (issue 21: they failed on a Dask worker, or were ignored)
+    (BASE.replace("generations = 100", "generations = 1" + "0" * 30), "search.generations must be from 1 to 1e+18"),
+    (BASE.replace("generations = 100", "generations = 1e30"), "search.generations must be a whole number"),
+    (BASE.replace("generations = 100", "time_budget = 0"), "search.time_budget must be positive, got 0"),
+    (BASE + "workers = 1000\n", "search.workers must be from 1 to 256"),
+    (BASE + f"seed = {2**63}\n", "search.seed must be from 0 to 9,223,372,036,854,775,807"),
+    (BASE + "lambda = 1001\n", "search.lambda must be from 1 to 1,000"),
+    (BASE + "mutation_max = 0\n", "search.mutation_max must be in (0, 1]"),
+    (BASE.replace('"5x5"', '"1000x1001"'), "at most 1,000,000 are supported"),
+    (BASE + "[verify]\nvectors = 1_000_000_000\n", "verify.vectors must be at most 1,000,000"),
+    (BASE + "[verify]\nseed = -1\n", "verify.seed must be at least 0"),
+    (BASE + "[synth]\nevaluations = 1_000_000_000_000\n", "synth.evaluations must be at most 1,000,000"),
+    # the knobs a campaign could not set before, checked as the CLI checks them
+    (BASE + 'objective = "pareto"\npareto_size = 0\n', "it needs an archive (search.pareto_size > 0)"),
+    (BASE + "pareto_size = 8\n", "16 to 1000 circuits (search.pareto_size)"),
+    (BASE + "rotate_every = 0\n", "search.rotate_every must be from 1 to 1e+09, got 0"),
+    # stages that would be skipped, or run unnamed
+    ('stages = ["evolve", "synth"]\n' + BASE, "stages lists 'synth', which needs 'export'"),
+    ('stages = ["export", "verify"]\n' + BASE, "stages must list 'evolve'"),
+    # sweeps too large to expand, and nesting that would exhaust the parser
+    (BASE + "seed = [" + ", ".join(map(str, range(1000))) + "]\nthreshold = [" + ", ".join(map(str, range(101)))
+     + "]\n", "the sweeps expand to more than 100,000 runs (task: search.threshold 101 x search.seed 1,000)"),
+    ("deep = " + "[" * 10_000 + "]" * 10_000 + "\n" + BASE, "nests tables or lists deeper than 64 levels"),
+    ("deep = " + "[" * 70 + "]" * 70 + "\n" + BASE, "nests tables or lists deeper than 64 levels"),
     (BASE.replace("[task]", "[task]\nfilters = [[0], []]\nlabel = '{kernel}'"), "task.label"),
 ])
 def test_bad_experiment_files_name_the_file_and_the_key(tmp_path, text, message):
@@ -123,23 +147,38 @@ def test_paths_resolve_beside_the_file_and_from_the_environment(tmp_path, monkey
 
 
 def test_search_operators_are_settings_and_sweeps():
-    from cgphw.cgp.operators import MUTATIONS, STARTS
+    from cgphw.cgp.settings import MUTATIONS, STARTS
 
     assert TABLES["search"]["mutation"].choices == MUTATIONS and TABLES["search"]["start"].choices == ("auto", *STARTS)
 
 
 def test_operator_sweeps_and_the_identity_of_earlier_runs(tmp_path):
-    specs = runs(write(tmp_path, BASE + 'mutation = ["single", "uniform"]\nadaptive = [false, true]\n'))
+    specs = runs(write(tmp_path, BASE + 'mutation = ["single", "uniform"]\n')) + \
+        runs(write(tmp_path, BASE + 'mutation = "uniform"\nadaptive = [true]\n'))
     assert [(s.search["mutation"], s.search["adaptive"]) for s in specs] == \
-        [("single", False), ("single", True), ("uniform", False), ("uniform", True)]
-    assert len({s.digest for s in specs}) == 4
+        [("single", False), ("uniform", False), ("uniform", True)]
+    assert len({s.digest for s in specs}) == 3
+    with pytest.raises(UserError, match="exp.toml: .*no rate to adapt"):  # a sweep's impossible run: refused now
+        runs(write(tmp_path, BASE + 'mutation = ["single", "uniform"]\nadaptive = [false, true]\n'))
     # a run at the operators every campaign used before they were settings keeps its hash,
     # so a campaign started then continues; its spec.json (without them) reads back the same
     default = specs[0]
     doc = default.to_json()
     doc["search"] = {k: v for k, v in doc["search"].items() if k not in ("mutation", "adaptive", "start")}
     assert RunSpec.from_json(doc) == default and "mutation" not in default.identity()["search"]
-    assert RunSpec.from_json(specs[3].to_json()).search["mutation"] == "uniform"
+    assert RunSpec.from_json(specs[2].to_json()).search["mutation"] == "uniform"
+
+
+def test_a_campaign_sets_every_search_knob_and_older_runs_keep_their_identity(tmp_path):
+    default, = runs(write(tmp_path, BASE))
+    specs = runs(write(tmp_path, BASE + 'objective = ["lexicographic", "pareto"]\npareto_size = [64, 16]\n'
+                                        'rotate_every = 500\n'))
+    assert [(s.search["objective"], s.search["pareto_size"], s.search["rotate_every"]) for s in specs] == \
+        [("lexicographic", 64, 500), ("lexicographic", 16, 500), ("pareto", 64, 500), ("pareto", 16, 500)]
+    # at their defaults they are left out of the identity: a campaign started before keeps its runs
+    assert "objective" not in default.identity()["search"] and default.search["pareto_size"] == 64
+    same, = runs(write(tmp_path, BASE + 'objective = "lexicographic"\npareto_size = 64\nrotate_every = 1000\n'))
+    assert same.digest == default.digest
 
 
 def test_search_threads_per_run_size_the_local_cluster_but_not_the_run(tmp_path, monkeypatch):

@@ -30,6 +30,15 @@ def test_operator_settings_reach_the_search_and_decide_whether_a_run_is_continue
     stages.evolve(kernel, SEARCH, tmp_path / "two", 10.0, workers=2)
     one, two = cgphw.load_run(tmp_path / "evolve"), cgphw.load_run(tmp_path / "two")
     assert (one.metrics.workers, two.metrics.workers) == (1, 2) and one.genome.digest() == two.genome.digest()
+    # the knobs a campaign could not set before reach the search, and decide whether a run is continued
+    front = {**SEARCH, "objective": "pareto", "pareto_size": 16, "rotate_every": 50}
+    stages.evolve(kernel, front, tmp_path / "front")
+    config = stages.search_state(tmp_path / "front")["config"]
+    assert (config.objective, config.pareto_size, config.rotate_every, config.checkpoint_every) == \
+        ("pareto", 16, 50, 30.0)
+    assert stages.search_settings_match(config, front, kernel)
+    assert not stages.search_settings_match(config, {**front, "rotate_every": 60}, kernel)
+    assert not stages.search_settings_match(one.config, front, kernel)
 
 
 def test_the_baseline_is_measured_once_per_model_and_images(tmp_path, monkeypatch):

@@ -181,10 +181,11 @@ def test_show_refuses_malformed_genome_numbers(capsys, tmp_path, edit, fragment)
     ("value_bank", {"x": 1}, 1, "holds a value bank but the run does not use one")])
 def test_show_refuses_malformed_best_json(capsys, tmp_path, field, value, code, fragment):
     from cgphw.cgp.search import evolve
+    from cgphw.cgp.settings import Limits, SearchSettings
     from cgphw.cli import main
 
     run = tmp_path / "run"
-    evolve(example_task(), rows=2, cols=2, generations=5, out=run)
+    evolve(example_task(), SearchSettings(rows=2, cols=2), Limits(generations=5), out=run)
     doc = json.loads((run / "best.json").read_text())
     (doc["metrics"] if field == "energy_pj" else doc)[field] = value
     (run / "best.json").write_text(json.dumps(doc))
@@ -199,9 +200,10 @@ def test_show_refuses_malformed_best_json(capsys, tmp_path, field, value, code, 
     ("config.json", "value_bank", None), ("config.json", "threshold", "x"), ("checkpoint.json", "seconds", "x")])
 def test_resume_refuses_malformed_run_files(capsys, tmp_path, file, key, value):
     from cgphw.cgp.search import evolve
+    from cgphw.cgp.settings import Limits, SearchSettings
 
     run = tmp_path / "run"
-    evolve(example_task(), rows=2, cols=2, generations=5, out=run)
+    evolve(example_task(), SearchSettings(rows=2, cols=2), Limits(generations=5), out=run)
     doc = json.loads((run / file).read_text())
     if value is None:
         doc.pop(key)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from cgphw import evolve, resume
+from cgphw import Limits, SearchSettings, evolve, resume
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import grid_for, random_genome
 from cgphw.cgp.metrics import circuit_metrics
@@ -121,13 +121,13 @@ def test_single_mutation_changes_exactly_one_active_gene():
 @pytest.mark.parametrize("mutation,adaptive", [("single", False), ("active", True), ("uniform", True)])
 def test_resume_with_threads_and_operators_equals_one_uninterrupted_run(tmp_path, mutation, adaptive):
     task = example_task()
-    kw = dict(rows=5, cols=5, levels_back=5, seed=6, threshold=1.0, mutation=mutation, adaptive=adaptive)
-    first = evolve(task, generations=4000, out=tmp_path / "run", workers=1, **kw)
+    settings = SearchSettings(5, 5, 5, threshold=1.0, mutation=mutation, adaptive=adaptive)
+    first = evolve(task, settings, Limits(generations=4000), seed=6, out=tmp_path / "run", workers=1)
     assert first.generations == 4000
     state = json.loads((tmp_path / "run" / "checkpoint.json").read_text())["state"]
     assert "rate" in state
     resumed = resume(tmp_path / "run", generations=9000, workers=2)
-    whole = evolve(task, generations=9000, workers=1, **kw)
+    whole = evolve(task, settings, Limits(generations=9000), seed=6, workers=1)
     assert resumed.genome == whole.genome and resumed.metrics["evaluations"] == whole.metrics["evaluations"]
     assert resumed.metrics["energy_pj"] == whole.metrics["energy_pj"]
 

@@ -2,11 +2,12 @@
 figures, within its capacity; a chosen point exports and verifies; resume restores it
 exactly; the thread count changes it no more than the best; --objective pareto too."""
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from cgphw import evolve, export, load_run, resume
+from cgphw import Limits, SearchSettings, evolve, export, load_run, resume
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.front import dominates_or_equals
 from cgphw.cgp.genome import grid_for, random_genome
@@ -16,7 +17,7 @@ from cgphw.costs import load_costs
 from cgphw.errors import MismatchError, UserError
 from cgphw.task import Task, example_task
 
-KW = dict(rows=5, cols=5, levels_back=5, seed=5, threshold=0.5, pareto_size=16)
+SETTINGS = SearchSettings(5, 5, 5, threshold=0.5, pareto_size=16)
 
 
 def points(run_dir):
@@ -27,7 +28,7 @@ def points(run_dir):
 
 def test_archive_holds_only_non_dominated_points_that_reevaluate(tmp_path):
     task = example_task()
-    r = evolve(task, generations=20_000, out=tmp_path / "run", **KW)
+    r = evolve(task, SETTINGS, Limits(generations=20_000), seed=5, out=tmp_path / "run")
     run = load_run(tmp_path / "run")
     front = run.pareto
     doc = json.loads((tmp_path / "run" / "pareto.json").read_text())
@@ -64,7 +65,7 @@ def test_export_of_a_chosen_point_verifies(tmp_path):
     from cgphw.verify.verdict import verify
 
     task = example_task()
-    evolve(task, generations=20_000, out=tmp_path / "run", **KW)
+    evolve(task, SETTINGS, Limits(generations=20_000), seed=5, out=tmp_path / "run")
     front = load_run(tmp_path / "run").pareto
     k = len(front) - 1  # the largest error: not the best
     result = export(tmp_path / "run", out_dir=tmp_path / "rtl", point=k)
@@ -84,10 +85,10 @@ def test_export_of_a_chosen_point_verifies(tmp_path):
 @pytest.mark.parametrize("objective", ["lexicographic", "pareto"])
 def test_resume_restores_the_archive_exactly(tmp_path, objective):
     task = example_task()
-    kw = dict(KW, objective=objective, rotate_every=700)
-    evolve(task, generations=6000, out=tmp_path / "half", **kw)
+    settings = replace(SETTINGS, objective=objective, rotate_every=700)
+    evolve(task, settings, Limits(generations=6000), seed=5, out=tmp_path / "half")
     resumed = resume(tmp_path / "half", generations=15_000, workers=2)
-    whole = evolve(task, generations=15_000, out=tmp_path / "whole", **kw)
+    whole = evolve(task, settings, Limits(generations=15_000), seed=5, out=tmp_path / "whole")
     assert resumed.genome == whole.genome
     assert points(tmp_path / "half") == points(tmp_path / "whole")
 
@@ -116,9 +117,9 @@ def test_thread_count_never_changes_the_archive():
 
 def test_objective_pareto_is_thread_independent_and_keeps_a_front(tmp_path):
     task = example_task()
-    kw = dict(KW, objective="pareto", rotate_every=500, generations=8000)
-    a = evolve(task, out=tmp_path / "one", workers=1, **kw)
-    b = evolve(task, out=tmp_path / "two", workers=2, **kw)
+    settings, limits = replace(SETTINGS, objective="pareto", rotate_every=500), Limits(generations=8000)
+    a = evolve(task, settings, limits, seed=5, out=tmp_path / "one", workers=1)
+    b = evolve(task, settings, limits, seed=5, out=tmp_path / "two", workers=2)
     assert a.genome == b.genome and points(tmp_path / "one") == points(tmp_path / "two")
     run = load_run(tmp_path / "one")
     assert run.config.objective == "pareto" and run.genome == a.genome
@@ -130,4 +131,4 @@ def test_bad_archive_settings_are_user_errors():
     for kw in (dict(pareto_size=5), dict(objective="pareto", pareto_size=0), dict(objective="front"),
                dict(rotate_every=0)):
         with pytest.raises(UserError):
-            evolve(task, rows=3, cols=3, generations=10, **kw)
+            evolve(task, SearchSettings(rows=3, cols=3, **kw), Limits(generations=10))

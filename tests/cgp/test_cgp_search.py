@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from cgphw import evolve, resume
+from cgphw import Limits, SearchSettings, evolve, resume
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import grid_for, load_genome, random_genome
 from cgphw.cgp.metrics import circuit_metrics
@@ -28,7 +28,7 @@ def small_task():
 
 def test_search_reaches_zero_error(tmp_path):
     task = small_task()
-    r = evolve(task, rows=3, cols=4, seed=3, generations=200_000, out=tmp_path / "run")
+    r = evolve(task, SearchSettings(rows=3, cols=4), Limits(generations=200_000), seed=3, out=tmp_path / "run")
     assert r.threshold_reached and r.metrics["error_se"] == 0.0
     assert np.array_equal(r.genome.evaluate(task.inputs), task.targets)
     best = json.loads((tmp_path / "run" / "best.json").read_text())
@@ -47,7 +47,8 @@ def test_search_reaches_zero_error(tmp_path):
 
 def test_same_seed_is_bit_identical_and_seeds_differ():
     task = example_task()
-    runs = [evolve(task, rows=5, cols=5, levels_back=5, seed=s, generations=3000) for s in (11, 11, 12)]
+    runs = [evolve(task, SearchSettings(rows=5, cols=5, levels_back=5), Limits(generations=3000),
+                   seed=s) for s in (11, 11, 12)]
     assert runs[0].genome == runs[1].genome and runs[0].metrics["error_se"] == runs[1].metrics["error_se"]
     assert runs[0].genome != runs[2].genome
 
@@ -71,19 +72,19 @@ def test_chunk_boundaries_do_not_change_the_run():
 
 def test_stop_rules_and_unreached_threshold(tmp_path):
     task = example_task()
-    r = evolve(task, rows=5, cols=5, seed=0, generations=50)
+    r = evolve(task, SearchSettings(rows=5, cols=5), Limits(generations=50), seed=0)
     assert r.stop_reason == "generations" and r.generations == 50 and not r.threshold_reached
-    r = evolve(task, rows=2, cols=2, seed=0, patience=300)
+    r = evolve(task, SearchSettings(rows=2, cols=2), Limits(patience=300), seed=0)
     assert r.stop_reason == "patience"
     zero = Task(np.zeros((1, 0), np.int8), np.zeros((1, 5), np.int8))
     doc = json.loads(load_costs().path and open(load_costs().path).read())
     for gid in ("22", "23", "24"):  # constants cost nothing whatever the calibrated table says
         doc["gates"][gid].update(energy_pj=0.0, area=0.0, delay_ns=0.0)
     (tmp_path / "costs.json").write_text(json.dumps(doc))
-    r = evolve(zero, rows=2, cols=2, seed=0, generations=100_000, function_set="add,const_0,const_1",
-               costs=tmp_path / "costs.json")
+    r = evolve(zero, SearchSettings(rows=2, cols=2, function_set="add,const_0,const_1"), Limits(generations=100_000),
+               seed=0, costs=tmp_path / "costs.json")
     assert r.stop_reason == "perfect" and r.metrics["energy_pj"] == 0 and r.metrics["error_se"] == 0
-    r = evolve(task, rows=5, cols=5, seed=0, time_budget=0.3)
+    r = evolve(task, SearchSettings(rows=5, cols=5), Limits(time_budget=0.3), seed=0)
     assert r.stop_reason == "time"
 
 
@@ -92,8 +93,8 @@ def test_value_bank_wiring_reproduces_every_target(tmp_path):
     values = np.array([1, -1, 0, 2, 64, -128, 127, 3], np.int8)
     targets = values[rng.integers(0, values.size, 60)][None, :]
     task = Task(np.zeros((1, 0), np.int8), targets)
-    r = evolve(task, rows=6, cols=6, value_bank=True, seed=1, generations=300_000, out=tmp_path / "vb",
-               mutation_max=0.05)
+    r = evolve(task, SearchSettings(rows=6, cols=6, value_bank=True, mutation_max=0.05), Limits(generations=300_000),
+               seed=1, out=tmp_path / "vb")
     assert r.threshold_reached
     assert r.genome.grid.n_outputs == 60
     assert np.array_equal(r.genome.evaluate(task.inputs), targets)
@@ -108,19 +109,24 @@ def test_value_bank_wiring_reproduces_every_target(tmp_path):
 def test_value_bank_error_equals_full_task_error():
     rng = np.random.default_rng(3)
     task = Task(rng.integers(-5, 5, (3, 2), dtype=np.int8), rng.integers(-3, 3, (3, 30), dtype=np.int8))
-    r = evolve(task, rows=4, cols=4, value_bank=True, seed=2, generations=2000)
+    r = evolve(task, SearchSettings(rows=4, cols=4, value_bank=True), Limits(generations=2000), seed=2)
     assert r.metrics["error_se"] == circuit_metrics(r.genome, load_costs(), task)["error_se"]
 
 
 def test_bad_parameters_are_user_errors():
     task = example_task()
     for kwargs in ({"rows": 0, "cols": 5}, {"rows": 5, "cols": 5, "lam": 0}, {"rows": 5, "cols": 5, "mutation_max": 0},
-                   {"rows": 5, "cols": 5, "generations": 0}, {"rows": 5, "cols": 5, "threshold": -1},
-                   {"rows": 5, "cols": 5, "time_budget": -2}, {"rows": 5, "cols": 5, "function_set": "bogus"}):
+                   {"rows": 5, "cols": 5, "threshold": -1}, {"rows": 5, "cols": 5, "function_set": "bogus"}):
         with pytest.raises(UserError):
-            evolve(task, **kwargs)
+            evolve(task, SearchSettings(**kwargs))
+    for kwargs in ({"generations": 0}, {"time_budget": -2}):
+        with pytest.raises(UserError):
+            evolve(task, SearchSettings(5, 5), Limits(**kwargs))
+    with pytest.raises(UserError, match="seed must be from 0 to"):
+        evolve(task, SearchSettings(5, 5), seed=2**63)
     with pytest.raises(UserError, match="constant"):
-        evolve(Task(np.zeros((1, 0), np.int8), np.zeros((1, 2), np.int8)), rows=2, cols=2, function_set="add")
+        evolve(Task(np.zeros((1, 0), np.int8), np.zeros((1, 2), np.int8)),
+               SearchSettings(rows=2, cols=2, function_set="add"))
 
 
 CLI = [sys.executable, "-c", "from cgphw.cli import main; main()"]
@@ -167,7 +173,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path, sig):
     state = json.loads((run_dir / "checkpoint.json").read_text())
     assert 0 < state["generation"] < generations and state["stop_reason"] is None
     resumed = resume(run_dir)
-    whole = evolve(task, rows=5, cols=5, seed=5, generations=generations, threshold=0.5)
+    whole = evolve(task, SearchSettings(rows=5, cols=5, threshold=0.5), Limits(generations=generations), seed=5)
     assert resumed.generations == whole.generations == generations
     assert resumed.genome == whole.genome
     assert resumed.metrics["energy_pj"] == whole.metrics["energy_pj"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cgphw import evolve
+from cgphw import Limits, SearchSettings, evolve
 from cgphw.cgp import jit
 from cgphw.cgp.constructive import constructive_genome, wanted_values
 from cgphw.cgp.genome import Genome, check_genes, grid_for
@@ -78,8 +78,8 @@ def test_constructive_needs_constants_and_auto_start_picks_it(tmp_path):
     with pytest.raises(UserError, match="constant gates"):
         constructive_genome(Task(np.ones((1, 2), np.int8), np.ones((1, 3), np.int8)), with_inputs, COSTS,
                             np.random.default_rng(0))
-    r = evolve(task, rows=16, cols=8, value_bank=True, seed=1, generations=200, threshold=1.0,
-               out=tmp_path / "run", workers=1)
+    r = evolve(task, SearchSettings(rows=16, cols=8, value_bank=True, threshold=1.0), Limits(generations=200),
+               seed=1, out=tmp_path / "run", workers=1)
     import json
 
     assert json.loads((tmp_path / "run" / "config.json").read_text())["start"] == "constructive"
@@ -92,15 +92,16 @@ def test_start_up_is_not_search_time(monkeypatch):
 
     from cgphw.cgp import search
 
-    real = search._setup
+    real = search.setup_engine
 
     def slow_setup(*args, **kwargs):  # stands in for a long first compile
         time.sleep(1.0)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(search, "_setup", slow_setup)
+    monkeypatch.setattr(search, "setup_engine", slow_setup)
     events = []
-    r = evolve(bank_task(60), rows=8, cols=8, seed=1, time_budget=0.5, workers=1, progress=events.append)
+    r = evolve(bank_task(60), SearchSettings(rows=8, cols=8), Limits(time_budget=0.5), seed=1, workers=1,
+               progress=events.append)
     assert r.stop_reason == "time" and r.generations > 0
     assert r.startup_seconds >= 1.0 and r.metrics["startup_seconds"] >= 1.0 and r.seconds < 1.0
     assert events[0]["event"] == "ready" and events[0]["startup_seconds"] >= 1.0
@@ -110,7 +111,8 @@ def test_compiling_is_announced(monkeypatch, capsys):
     from cgphw.commands.evolve import progress_printer
 
     monkeypatch.setattr(jit, "kernels_ready", lambda: False)
-    evolve(bank_task(60), rows=8, cols=8, seed=1, generations=10, workers=1, progress=progress_printer())
+    evolve(bank_task(60), SearchSettings(rows=8, cols=8), Limits(generations=10), seed=1, workers=1,
+           progress=progress_printer())
     err = capsys.readouterr().err
     assert err.startswith("compiling…") and "start-up" in err
 
