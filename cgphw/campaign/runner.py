@@ -9,6 +9,7 @@ submits only the runs without a valid record.json: a finished campaign does no w
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -61,7 +62,8 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
     the place of ``cluster``; without either the experiment's [cluster] table decides."""
     t0 = time.monotonic()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, profile, overrides)
-    out = Path(out) if out is not None else default_out(exp)
+    # absolute before anything reaches a worker: a batch job may start in another folder
+    out = Path(os.path.abspath(out if out is not None else default_out(exp)))
     _claim_out(out, exp)
     display = Display(show_progress)
     try:
@@ -80,7 +82,7 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
                      f"folder {out}")
         failed: dict[str, str] = {}
         if pending:
-            settings = cluster or ClusterSettings.from_table(exp.table("cluster"))
+            settings = cluster or ClusterSettings.from_table(exp.table("cluster"), exp.path)
             if client is not None:
                 failed = _execute(client, pending, out, status, display)
             else:
