@@ -27,7 +27,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]*")  # a queue (queue@server), partition or account
 _INTERFACE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,14}")  # Linux: at most 15 characters
 _WALLTIME = re.compile(r"(\d{1,3}-)?\d{1,4}(:\d{1,2}){0,2}")  # SS, MM:SS, HH:MM:SS, D-HH[:MM[:SS]]
-_MEMORY = re.compile(r"\d{1,12}(\.\d{1,6})? ?([kKMGTP]i?B?|B)?")
+_MEMORY = re.compile(r"\d{1,12}(\.\d{1,6})? ?([KMGTP]i?B?|B)?", re.IGNORECASE)
 # one option of sbatch/qsub, as dask-jobqueue's job_extra_directives take it (it adds the
 # "#SBATCH "/"#PBS " prefix): --exclusive, --qos=high, -m abe, -l select=1:ncpus=8
 _DIRECTIVE = re.compile(r"--?[A-Za-z][A-Za-z0-9_-]*([ =][A-Za-z0-9_.,:=@/+%-]+)?")

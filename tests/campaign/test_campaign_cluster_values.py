@@ -96,6 +96,8 @@ def test_the_python_api_checks_the_same_values():
         ClusterSettings(kind="slurm", walltime="1:00:00", memory="1GB", job_extra=("--a; id",))
     with pytest.raises(UserError, match=r"^cluster\.cores: must be a whole number from 1 to 1024"):
         ClusterSettings(kind="slurm", cores=0)
+    for memory in ("16gb", "8 GB", "1.5GiB", "500M"):  # what dask's parse_bytes reads, any case
+        assert ClusterSettings(memory=memory).memory == memory
     with pytest.raises(UserError, match=r"^exp\.toml: cluster\.memory: must be an amount of memory"):
         ClusterSettings.from_table({"kind": "pbs", "memory": "lots"}, "exp.toml")
 
