@@ -131,3 +131,12 @@ def test_every_line_of_a_rendered_script_is_a_directive_an_export_or_the_worker(
     commands = [line for line in lines[1:] if not line.startswith("#SBATCH ")]
     assert len(commands) == 2 and commands[0].startswith("export OMP_NUM_THREADS=1")
     assert " -m distributed.cli.dask_worker " in commands[1]
+
+
+def test_a_batch_campaign_folder_s_path_must_be_plain_it_goes_into_the_job_script(tmp_path):
+    from cgphw.campaign.cluster_checks import check_log_dir
+
+    check_log_dir(tmp_path / "campaign" / "dask-logs")
+    for folder in ("/tmp/a\nid/dask-logs", "/tmp/my campaign/dask-logs", "/tmp/$(id)/dask-logs", "/tmp/%j/logs"):
+        with pytest.raises(UserError, match=r"^--out .*goes into the job script"):
+            check_log_dir(tmp_path.joinpath(folder))
