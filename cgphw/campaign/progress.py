@@ -19,6 +19,8 @@ class Status:
     best_error: float = math.inf
     best_energy: float = math.inf  # among circuits that reached their threshold
     seconds_left: float | None = None
+    workers: int | None = None  # connected to the scheduler (None: not asked yet)
+    idle_seconds: float | None = None  # how long no worker has been connected
     finished_now: list[float] = field(default_factory=list)  # wall seconds of runs finished in this session
 
     @property
@@ -33,8 +35,9 @@ class Status:
             best.append(f"best energy {self.best_energy:.4f} pJ")
         eta = f" · about {_duration(self.seconds_left)} left" if self.seconds_left is not None else ""
         fail = f", {self.failed} failed" if self.failed else ""
+        idle = f" · no worker connected for {self.idle_seconds:.0f} s" if self.idle_seconds is not None else ""
         return (f"runs {self.done}/{self.total} done, {self.running} running, {max(0, self.left)} left{fail}"
-                + (" · " + ", ".join(best) if best else "") + eta)
+                + (" · " + ", ".join(best) if best else "") + eta + idle)
 
 
 def _duration(seconds: float) -> str:

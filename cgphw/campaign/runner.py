@@ -10,7 +10,9 @@ time writes a campaign folder (``dirs.DirLock`` on .cgphw.lock).
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from cgphw.campaign import stages
 from cgphw.campaign.cluster import ClusterSettings, open_client
 from cgphw.campaign.experiment import Experiment, environment_path, load_experiment
 from cgphw.campaign.runspec import RunSpec, expand
-from cgphw.campaign.flow import execute_run, finished_row, read_log
+from cgphw.campaign.flow import execute_run, finished_row, read_log, read_record
 from cgphw.campaign.models import prepare_model
 from cgphw.campaign.progress import Display, Status, latest_search
 from cgphw.campaign.results import FORMAT, load_results, read_campaign, write_results
@@ -30,6 +32,8 @@ from cgphw.errors import UserError
 from cgphw.files import write_json_atomic
 
 POLL_SECONDS = 0.5
+FETCH_SECONDS = 30.0  # the most a finished run's row may take to come from its worker
+WORKERS_EVERY = 2.0  # seconds between asking the scheduler how many workers it has
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,8 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
     the place of ``cluster``; without either the experiment's [cluster] table decides."""
     t0 = time.monotonic()
     exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, profile, overrides)
-    out = Path(out) if out is not None else default_out(exp)
+    # absolute before anything reaches a worker: a batch job may start in another folder
+    out = Path(os.path.abspath(out if out is not None else default_out(exp)))
     lock = _claim_out(out, exp)
     display = Display(show_progress)
     try:
@@ -84,12 +89,12 @@ def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = N
                      f"folder {out}")
         failed: dict[str, str] = {}
         if pending:
-            settings = cluster or ClusterSettings.from_table(exp.table("cluster"))
+            settings = cluster or ClusterSettings.from_table(exp.table("cluster"), exp.path)
             if client is not None:
-                failed = _execute(client, pending, out, status, display, rows)
+                failed = _execute(client, pending, out, status, display, settings, rows)
             else:
                 with open_client(settings, out, max(s.workers for s in pending)) as own:
-                    failed = _execute(own, pending, out, status, display, rows)
+                    failed = _execute(own, pending, out, status, display, settings, rows)
         results = write_results(out, [rows[s.run_id] for s in specs if s.run_id in rows])
     finally:
         display.close()
@@ -156,50 +161,98 @@ def _plan(exp: Experiment, out: Path, display: Display) -> list[RunSpec]:
 
 
 def _execute(client, pending: list[RunSpec], out: Path, status: Status, display: Display,
-             rows: dict[str, dict]) -> dict[str, str]:
+             settings: ClusterSettings, rows: dict[str, dict]) -> dict[str, str]:
     """Run ``pending`` on the cluster; each finished run's row goes into ``rows``; returns the
     failed runs' errors."""
     from distributed import as_completed
 
-    _compile_once(client, display)
+    workers = WorkerWatch(client, settings)
+    _compile_once(client, display, workers)
     remaining = {}
     for spec in pending:
         future = client.submit(execute_run, spec.to_json(), str(out / "runs" / spec.run_id), str(out / "baselines"),
                                key=f"cgphw-{spec.run_id}", pure=False)
         remaining[future.key] = (future, spec)
     finished = as_completed([f for f, _ in remaining.values()], with_results=False)
-    workers = max(1, len(client.scheduler_info().get("workers", {})))
     since = time.time()
     failed: dict[str, str] = {}
     while remaining:
         batch = finished.next_batch(block=False)
         for future in batch:
             _, spec = remaining.pop(future.key)
-            if future.status == "finished":
-                row = rows[spec.run_id] = future.result()
+            row, error = _outcome(future, out / "runs" / spec.run_id, spec.digest)
+            if row is not None:
+                rows[spec.run_id] = row
                 status.done += 1
                 status.finished_now.append(float(row.get("wall_seconds") or 0.0))
                 _best(status, row)
                 display.note(_run_line(row))
             else:
-                failed[spec.run_id] = _error_text(future)
+                failed[spec.run_id] = error
                 status.failed += 1
                 display.note(f"FAILED {spec.run_id}: {failed[spec.run_id]}")
             future.release()  # the row is on disk (record.json): the cluster need not keep it
-        _watch(status, [spec for _, spec in remaining.values()], out, since, workers)
+        status.workers = workers.count()
+        if remaining:
+            workers.stop_if_gone(status, out)
+        _watch(status, [spec for _, spec in remaining.values()], out, since, status.workers)
         display.show(status)
         if remaining and not batch:
             time.sleep(POLL_SECONDS)
     return failed
 
 
-def _compile_once(client, display: Display) -> None:
+class WorkerWatch:
+    """How many workers the scheduler has (asked every few seconds), and since when it has
+    had none: a campaign whose every worker job is gone stops after ``settings.wait_seconds``
+    with one clear line instead of waiting forever; its finished runs are kept."""
+
+    def __init__(self, client, settings: ClusterSettings):
+        self.client = client
+        self.settings = settings
+        self.wait = settings.wait_seconds
+        self.last = -math.inf
+        self.workers = 0
+        self.seen = time.monotonic()  # the last time a worker was connected (or the start)
+
+    def count(self) -> int:
+        now = time.monotonic()
+        if now - self.last >= WORKERS_EVERY:
+            self.last = now
+            self.workers = len(self.client.nthreads())
+            if self.workers:
+                self.seen = now
+        return self.workers
+
+    def idle_seconds(self) -> float:
+        return 0.0 if self.workers else time.monotonic() - self.seen
+
+    def stop_if_gone(self, status: Status, out: Path) -> None:
+        idle = self.idle_seconds()
+        status.idle_seconds = idle if idle >= WORKERS_EVERY else None
+        if self.wait is None or idle < self.wait:
+            return
+        where = (f"all jobs lost or still queued: see {'squeue' if self.settings.kind == 'slurm' else 'qstat'} "
+                 f"and {out / 'dask-logs'}" if self.settings.kind in ("pbs", "slurm") else "all workers gone")
+        raise UserError(f"no Dask worker connected for {idle:.0f} s ({where}); {status.done} of {status.total} runs "
+                        f"are finished and kept: run the same command again to continue (--worker-wait SECONDS "
+                        f"waits longer, 0 forever)")
+
+
+def _compile_once(client, display: Display, workers: WorkerWatch) -> None:
     """Compile the search on one worker before the runs start, so that the other workers
     load it from numba's cache (shared where they share the install) instead of each
     compiling it at once: on a few cores that is most of a short campaign's CPU time."""
     display.note("preparing the search on one worker (numba compiles it once if its cache is cold) ...")
+    future = client.submit(stages.compile_search, key="cgphw-compile-search", pure=False)
     try:
-        seconds = client.submit(stages.compile_search, key="cgphw-compile-search", pure=False).result()
+        while not future.done():  # no worker may ever come: stop as the runs would
+            workers.count()
+            if workers.wait is not None and workers.idle_seconds() >= workers.wait:
+                future.cancel()  # the runs' loop says so and stops
+                return
+            time.sleep(POLL_SECONDS)
+        seconds = future.result()
     except Exception as exc:  # not fatal: every run compiles for itself then
         display.note(f"could not prepare the search ahead ({type(exc).__name__}: {exc}); each run compiles it")
         return
@@ -207,9 +260,24 @@ def _compile_once(client, display: Display) -> None:
         display.note(f"compiled the search in {seconds:.0f} s")
 
 
+def _outcome(future, run_dir: Path, digest: str) -> tuple[dict | None, str]:
+    """(the run's row, "") or (None, why it failed). A future can turn from done to lost when
+    its worker goes away before the client fetched it (waiting on it then waits for a new
+    worker): the run's record.json on disk says whether it finished."""
+    if future.status == "finished":
+        with contextlib.suppress(Exception):
+            return future.result(timeout=FETCH_SECONDS), ""
+    if future.status == "error":
+        return None, _error_text(future)
+    row = read_record(run_dir, digest)
+    if row is not None:
+        return row, ""
+    return None, "its worker was lost before the run finished (run the command again to continue it)"
+
+
 def _error_text(future) -> str:
     try:
-        exc = future.exception()
+        exc = future.exception(timeout=FETCH_SECONDS)
     except Exception as err:  # the future itself was lost (e.g. the cluster went away)
         exc = err
     return f"{type(exc).__name__}: {exc}" if not isinstance(exc, UserError) else str(exc)
@@ -239,7 +307,7 @@ def _watch(status: Status, pending, out: Path, since: float, workers: int) -> No
             if latest is not None:
                 status.best_error = min(status.best_error, latest[0])
     status.running = min(running, workers)
-    status.seconds_left = _eta(status, list(pending), workers)
+    status.seconds_left = _eta(status, list(pending), max(1, workers))
 
 
 def _eta(status: Status, pending: list[RunSpec], workers: int) -> float | None:

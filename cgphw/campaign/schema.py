@@ -107,8 +107,12 @@ TABLES: dict[str, dict[str, Key]] = {
         "kind": Key("str", "local", help="local, pbs, slurm, or a scheduler address"),
         "workers": Key("int", low=1, help="local: worker processes (default: all cores); pbs/slurm: jobs"),
         "queue": Key("str"), "account": Key("str"), "walltime": Key("str"), "memory": Key("str"),
-        "cores": Key("int", 1, low=1), "processes": Key("int", 1, low=1),
-        "interface": Key("str"), "job_extra": Key("strs", ()),
+        "cores": Key("int", 1, low=1),
+        "processes": Key("int", low=1, help="worker processes per job (default: one per core)"),
+        "interface": Key("str", help="network interface of the scheduler and the workers, e.g. ib0"),
+        "job_extra": Key("strs", ()),
+        "worker_wait": Key("float", low=0.0, help="seconds with no worker connected before the campaign stops "
+                                                  "(resumable; 0: wait forever; default by kind)"),
     },
 }
 TOP_KEYS = {

@@ -43,14 +43,20 @@ def register(group) -> None:
 @click.option("--cores", type=click.IntRange(min=1), default=None, help="pbs/slurm: cores per job.")
 @click.option("--processes", type=click.IntRange(min=1), default=None,
               help="pbs/slurm: worker processes per job [default: one per core].")
-@click.option("--job-extra", multiple=True, help="pbs/slurm: one more #PBS/#SBATCH directive (repeatable).")
+@click.option("--interface", default=None,
+              help="pbs/slurm: network interface the scheduler and the workers use, e.g. ib0 (lo: one machine).")
+@click.option("--job-extra", multiple=True,
+              help="pbs/slurm: one more #PBS/#SBATCH option, e.g. --qos=high (repeatable).")
+@click.option("--worker-wait", type=click.FloatRange(min=0, max=1e7), default=None,
+              help="Stop (resumable) after this many seconds with no worker connected "
+                   "[default: 120 local, 600 address, 1800 pbs/slurm; 0: wait forever].")
 @click.option("--job-script", is_flag=True, help="pbs/slurm: print the job script a job would submit, and exit.")
 @click.option("--no-report", is_flag=True, help="Do not write report.html at the end.")
 @click.option("--list", "list_shipped", is_flag=True, help="List the experiments shipped with cgphw, and exit.")
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--json", "as_json", is_flag=True, help="Print the outcome as JSON.")
 def run_cmd(experiment, out, profile, overrides, cluster, workers, queue, account, walltime, memory, cores,
-            processes, job_extra, job_script, no_report, list_shipped, quiet, as_json):
+            processes, interface, job_extra, worker_wait, job_script, no_report, list_shipped, quiet, as_json):
     """Run every run of EXPERIMENT (a shipped name such as single-filter, or a .toml file)
     through task -> evolve -> export -> synth -> verify -> insert, on Dask. A stage whose
     output exists and is valid is skipped: run the same command again to continue a
@@ -64,9 +70,9 @@ def run_cmd(experiment, out, profile, overrides, cluster, workers, queue, accoun
     if experiment is None:
         raise UserError("name an experiment (see `cgphw run --list`) or give an experiment file")
     exp = load_experiment(experiment, profile, list(overrides))
-    settings = ClusterSettings.from_table(exp.table("cluster")).merged(
+    settings = ClusterSettings.from_table(exp.table("cluster"), exp.path).merged(
         kind=cluster, workers=workers, queue=queue, account=account, walltime=walltime, memory=memory,
-        cores=cores, processes=processes, job_extra=job_extra)
+        cores=cores, processes=processes, interface=interface, job_extra=job_extra, worker_wait=worker_wait)
     if job_script:
         click.echo(render(settings, threads_per_run=exp.threads_per_run))
         return
