@@ -39,7 +39,7 @@ class Insertion:
     """What ``insert`` did and measured (accuracies are fractions 0..1)."""
     source: str  # the run directory, weights file, or "weights given in Python"
     origin: str  # the same in words, e.g. "the best circuit of runs/ring2"
-    model: str | None  # the model file (the shipped one as cgphw:data/models/...)
+    model: str | None  # the model file (the shipped one as cgphw:models/...)
     layers: tuple[LayerChange, ...]  # sorted by layer name
     before: Accuracy
     after: Accuracy

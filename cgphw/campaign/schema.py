@@ -24,7 +24,7 @@ class Key:
 TABLES: dict[str, dict[str, Key]] = {
     "model": {
         "path": Key("str", "lenet5",
-                    help="cgphw int8 model file, or 'lenet5' (the shipped LeNet-5, cgphw:data/models/...)"),
+                    help="cgphw int8 model file, or 'lenet5' (the shipped LeNet-5, cgphw:models/...)"),
         "torchvision": Key("str", help="torchvision MobileNetV2 state dict (float or int8 QNNPACK) to import"),
         "calibration": Key("str", help="image folder for calibrating a float torchvision model"),
         "calibration_images": Key("int", 256, low=1, help="images used to calibrate"),

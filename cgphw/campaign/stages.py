@@ -24,9 +24,9 @@ from cgphw.task import Task, load_task  # noqa: F401  (re-exported for the flow)
 # --- network -----------------------------------------------------------------------------
 def model_file(path: str) -> Path:
     """The model file a setting names: "lenet5" (or its package name) is the shipped LeNet-5."""
-    from cgphw.nn.model import DEFAULT_MODEL, SHIPPED_NAME
+    from cgphw.nn.model import DEFAULT_MODEL, SHIPPED_NAMES
 
-    return DEFAULT_MODEL if path in ("lenet5", SHIPPED_NAME) else Path(path)
+    return DEFAULT_MODEL if path in SHIPPED_NAMES else Path(path)
 
 
 @functools.lru_cache(maxsize=2)

@@ -13,7 +13,7 @@ from cgphw.files import sha256_file, write_json_atomic
 from cgphw.progress import step, terminal_progress
 
 DATA_HELP = "'mnist5k' (built in) or a directory holding the MNIST IDX files"
-MODEL_HELP = "int8 model file (default: the shipped LeNet-5, cgphw:data/models/lenet5_mnist5k.pt)"
+MODEL_HELP = "int8 model file (default: the shipped LeNet-5, cgphw:models/lenet5_mnist5k.pt)"
 
 
 def _emit(doc, as_json: bool, text: str) -> None:

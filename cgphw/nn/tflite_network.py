@@ -1,0 +1,123 @@
+"""An int8 TFLite network as cgphw's layer functions see it (list, extract, insert codes) and
+its fast evaluation with LiteRT: the changed weights are written into a copy of the
+flatbuffer, which LiteRT's default interpreter (XNNPACK, one thread) then runs.
+
+The shipped one is MobileNetV2 for ImageNet (``models/mobilenetv2/``); its 1001 outputs
+are the background class and the 1000 ImageNet classes in sorted WordNet-id order, so
+logit k + 1 is class k. The fast path rounds as XNNPACK does; bit-exact values come from
+``cgphw.nn.tflite_reference`` (LiteRT's reference kernels).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cgphw.errors import UserError
+from cgphw.nn.data import Split
+from cgphw.nn.shipped import shipped_file
+from cgphw.nn.tflite_model import TFLiteModel, read_tflite
+
+SHIPPED_NAME = "mobilenetv2"
+SHIPPED_FILE = "mobilenetv2/tf2_mobilenet_v2_1.0_224_ptq.tflite"
+PHOTOS = "mobilenetv2/photos.txt"  # the shipped photos and their classes (1001-way index)
+LABELS = "mobilenetv2/imagenet_labels.txt"
+
+
+def is_tflite_spec(spec) -> bool:
+    """Whether a --model value names a TFLite network (the shipped one, or a .tflite file)."""
+    return isinstance(spec, TFLiteNetwork) or (spec is not None and (str(spec) == SHIPPED_NAME
+                                                                      or str(spec).endswith(".tflite")))
+
+
+@dataclass(eq=False)
+class TFLiteNetwork:
+    model: TFLiteModel
+    path: str | None = None
+    changed: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> int8 codes in place of the file's
+    arch: str = "tflite"
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def name(self) -> str | None:
+        if self.path is not None and Path(self.path).resolve() == shipped_file(SHIPPED_FILE).resolve():
+            return f"cgphw:models/{SHIPPED_FILE}"
+        return self.path
+
+    def codes(self, layer: str) -> np.ndarray:
+        """A layer's int8 weights (a copy), changed ones included."""
+        if layer in self.changed:
+            return self.changed[layer].copy()
+        return np.array(self.model.constant(self.model.layer(layer).weights))
+
+    def with_codes(self, replacements: dict[str, np.ndarray]) -> "TFLiteNetwork":
+        self.model.patched(replacements)  # checks names, shapes and dtypes
+        return TFLiteNetwork(self.model, self.path, {**self.changed, **{k: np.array(v) for k, v in
+                                                                       replacements.items()}}, self.arch, self.meta)
+
+    def content(self, logits: bool = True) -> bytes:
+        """The flatbuffer with the changed weights; ``logits``: the pre-softmax tensor as output."""
+        return self.model.patched(self.changed, self.model.logits if logits else None)
+
+    def runner(self) -> "Runner":
+        return Runner(self.content())
+
+
+class Runner:
+    """LiteRT's default interpreter (one thread) on a network's bytes: int8 logits per image."""
+
+    def __init__(self, content: bytes):
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise UserError("TFLite networks need LiteRT: pip install ai-edge-litert") from None
+        try:
+            self.interpreter = Interpreter(model_content=content, num_threads=1)
+            self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"LiteRT cannot run this TFLite model ({exc})") from None
+        self.input = self.interpreter.get_input_details()[0]["index"]
+        self.output = self.interpreter.get_output_details()[0]["index"]
+
+    def __call__(self, pixels: np.ndarray) -> np.ndarray:
+        """int8 logits [n, classes] of uint8 images [n, H, W, 3], one invoke each."""
+        out = []
+        for image in pixels:
+            self.interpreter.set_tensor(self.input, image[None])
+            self.interpreter.invoke()
+            out.append(self.interpreter.get_tensor(self.output).reshape(-1))
+        return np.stack(out) if out else np.zeros((0, 0), np.int8)
+
+
+def load_network(spec: str | os.PathLike | None = None) -> TFLiteNetwork:
+    """The shipped MobileNetV2 (``None`` or 'mobilenetv2') or a .tflite file."""
+    if spec is None or str(spec) == SHIPPED_NAME:
+        path = shipped_file(SHIPPED_FILE)
+        if not path.is_file():
+            raise UserError(f"the shipped model cgphw:models/{SHIPPED_FILE} is missing from this installation "
+                            f"({path}): reinstall cgphw")
+    else:
+        path = Path(spec)
+    return TFLiteNetwork(read_tflite(path), str(path))
+
+
+def class_names() -> list[str]:
+    """The 1001 output names of the shipped MobileNetV2 (index 0: background)."""
+    return shipped_file(LABELS).read_text().splitlines()
+
+
+def photos() -> Split:
+    """The shipped photos with their classes (labels 0..999: the 1001-way index minus one)."""
+    listing = shipped_file(PHOTOS)
+    from cgphw.nn.imagefolder import LazyImages
+
+    files, labels = [], []
+    for line in listing.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, index = line.split()[:2]
+            files.append(listing.parent / "images" / name)
+            labels.append(int(index) - 1)
+    return Split(LazyImages(tuple(files)), np.asarray(labels, np.int64),  # type: ignore[arg-type]
+                 f"cgphw:models/{PHOTOS}")
