@@ -12,8 +12,10 @@ from cgphw.errors import UserError
 from cgphw.files import sha256_file, write_json_atomic
 from cgphw.progress import step, terminal_progress
 
-DATA_HELP = "'mnist5k' (built in) or a directory holding the MNIST IDX files"
-MODEL_HELP = "int8 model file (default: the shipped LeNet-5, cgphw:models/lenet5_mnist5k.pt)"
+DATA_HELP = ("'mnist5k' (built in, the default) or a directory holding the MNIST IDX files; for a TFLite "
+             "network an ImageNet image folder (DIR/<wnid or class name>/<image>; default: the shipped photos)")
+MODEL_HELP = ("int8 model file (default: the shipped LeNet-5, cgphw:models/lenet5_mnist5k.pt), 'mobilenetv2' "
+              "(the shipped int8 ImageNet MobileNetV2, TFLite) or a .tflite file")
 
 
 def _emit(doc, as_json: bool, text: str) -> None:
@@ -39,17 +41,17 @@ def _ints(text: str | None, what: str) -> list[int] | None:
         raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
-def _split(data: str, split: str, limit: int | None):
-    from cgphw.nn.data import load_split
+def _split(data: str | None, split: str, limit: int | None, net=None):
+    from cgphw.nn.tflite_network import network_images
 
-    return load_split(data, split).head(limit)
+    return network_images(net, data, split).head(limit)
 
 
 def _load(model_path, progress=None):
     step(progress, "loading the model")
-    from cgphw.nn.model import load_model
+    from cgphw.nn.tflite_network import load_any
 
-    return load_model(model_path)
+    return load_any(model_path)
 
 
 def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, limit, max_steps, init, out,
@@ -59,6 +61,7 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
     from cgphw.nn.model import save_model
     from cgphw.nn.train import TrainConfig, train
 
+    data = data if data is not None else "mnist5k"
     out = Path(out)
     if out.suffix != ".pt":
         raise UserError(f"the model file name must end in .pt, got {out}")
@@ -134,7 +137,7 @@ def model_eval(model_path, data, split, limit, as_json):
         step(progress, "loading the images")
         from cgphw.nn.accuracy import measure
 
-        acc = measure(model, _split(data, split, limit), progress, "accuracy")
+        acc = measure(model, _split(data, split, limit, model), progress, "accuracy")
     _emit(dict(acc.as_dict(), model=model.name), as_json, acc.line())
 
 
@@ -155,7 +158,7 @@ def model_sensitivity(model_path, data, split, limit, layers, ks, mode, seed, as
         model = _load(model_path, progress)
         from cgphw.nn.accuracy import measure, sensitivity
 
-        images = _split(data, split, limit)
+        images = _split(data, split, limit, model)
         base = measure(model, images, progress, "unperturbed network")
         rows = sensitivity(model, images, k_list, names, mode, seed, progress=progress)
     text = [f"baseline: {base.line()}", f"{'layer':<24} {'k':>4}  top-1 %   delta"]
@@ -196,7 +199,7 @@ def insert_weights(source, model_path, data, split, limit, as_json):
 def register(group) -> None:
     model = _subgroup(group, "model", "Train, measure and inspect int8 networks.")
     task = _subgroup(group, "task", "Make CGP tasks from network layers.")
-    data_opt = click.option("--data", default="mnist5k", show_default=True, help=DATA_HELP)
+    data_opt = click.option("--data", default=None, help=DATA_HELP)
     model_opt = click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, help=MODEL_HELP)
     json_opt = click.option("--json", "as_json", is_flag=True, help="print JSON")
     split_opt = click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test",

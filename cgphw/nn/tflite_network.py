@@ -121,3 +121,103 @@ def photos() -> Split:
             labels.append(int(index) - 1)
     return Split(LazyImages(tuple(files)), np.asarray(labels, np.int64),  # type: ignore[arg-type]
                  f"cgphw:models/{PHOTOS}")
+
+
+def _wordnet_id(name: str) -> bool:
+    return len(name) == 9 and name[0] == "n" and name[1:].isdigit()
+
+
+def imagenet_split(data: str | os.PathLike | None = None) -> Split:
+    """Images for an ImageNet network: ``None`` (or 'photos') the shipped photos; else an image
+    folder with one folder per class, named by WordNet id (all 1000: sorted = class order) or
+    by the class's name in the labels file (e.g. 'Egyptian cat': any subset)."""
+    if data is None or str(data) in ("photos", "mnist5k"):
+        return photos()
+    from cgphw.nn.imagefolder import is_image_folder, scan
+
+    directory = Path(data)
+    if not directory.is_dir():
+        raise UserError(f"image folder {data} does not exist")
+    if not is_image_folder(directory):
+        raise UserError(f"{directory} holds no images in class folders (DIR/<class>/<image>)")
+    images, labels, folders = scan(directory)
+    names: dict[str, int] = {}
+    for index, line in enumerate(class_names()[1:]):
+        names.setdefault(line, index)
+        names.setdefault(line.split(",")[0].strip(), index)
+    if all(_wordnet_id(f) for f in folders):
+        if len(folders) != 1000:
+            raise UserError(f"{directory} has {len(folders)} WordNet-id class folders: their sorted order is the class "
+                            f"index only with all 1000 (name a subset's folders by class name instead, e.g. "
+                            f"'Egyptian cat')")
+        return Split(images, labels, f"{directory}:images")  # type: ignore[arg-type]
+    unknown = [f for f in folders if f not in names]
+    if unknown:
+        shown = ", ".join(repr(u) for u in unknown[:3]) + (", ..." if len(unknown) > 3 else "")
+        raise UserError(f"{directory} has class folders that are neither WordNet ids nor ImageNet class names: {shown}")
+    mapped = np.asarray([names[folders[k]] for k in labels], np.int64)
+    return Split(images, mapped, f"{directory}:images")  # type: ignore[arg-type]
+
+
+def load_any(model=None):
+    """A torch int8 model (``Int8Model``, a .pt file, default the shipped LeNet-5) or a TFLite
+    network ('mobilenetv2', a .tflite file, a ``TFLiteNetwork``), as the layer functions take them."""
+    from cgphw.nn.model import Int8Model, load_model
+
+    if isinstance(model, (Int8Model, TFLiteNetwork)):
+        return model
+    return load_network(model) if is_tflite_spec(model) else load_model(model)
+
+
+def network_images(net, data: str | os.PathLike | None, split: str = "test") -> Split:
+    """The images to measure a network on: mnist5k (default) or IDX/image folders for torch
+    models; ImageNet image folders (default: the shipped photos) for TFLite networks."""
+    if isinstance(net, TFLiteNetwork):
+        return imagenet_split(data)
+    from cgphw.nn.data import load_split
+
+    return load_split(data if data is not None else "mnist5k", split)
+
+
+@dataclass(frozen=True)
+class TFLiteSummary:
+    """What ``import_tflite`` found in a .tflite file."""
+    path: str
+    sha256: str
+    operators: tuple[tuple[str, int], ...]  # (kind, count), most frequent first
+    layers: int  # weight layers
+    weights: int  # int8 weights in them
+    biases: int  # int32 biases
+    input_shape: tuple[int, ...]
+    classes: int  # network outputs
+
+    def as_dict(self) -> dict:
+        return {"path": self.path, "sha256": self.sha256, "operators": dict(self.operators), "layers": self.layers,
+                "weights": self.weights, "biases": self.biases, "input_shape": list(self.input_shape),
+                "classes": self.classes}
+
+    def lines(self) -> list[str]:
+        ops = ", ".join(f"{kind} x{count}" for kind, count in self.operators)
+        return [f"{self.path}: int8 TFLite network, input {'x'.join(map(str, self.input_shape))}, "
+                f"{self.classes} outputs",
+                f"operators: {sum(c for _, c in self.operators)} ({ops})",
+                f"{self.layers} weight layers, {self.weights:,} int8 weights, {self.biases:,} int32 biases",
+                f"use it as --model {self.path}"]
+
+
+def import_tflite(path: str | os.PathLike) -> TFLiteSummary:
+    """Read and check an int8 TFLite CNN (every operator, tensor and quantisation); nothing is
+    written: the file itself is the model (``--model FILE.tflite``)."""
+    from collections import Counter
+
+    from cgphw.files import sha256_file
+
+    net = load_network(path)
+    model = net.model
+    layers = model.layers
+    return TFLiteSummary(str(path), sha256_file(path),
+                         tuple(Counter(op.kind for op in model.operators).most_common()), len(layers),
+                         sum(int(np.prod(w.weights.shape)) for w in layers),
+                         sum(int(np.prod(w.bias.shape)) for w in layers if w.bias is not None),
+                         model.tensors[model.inputs[0]].shape,
+                         int(np.prod(model.tensors[model.outputs[0]].shape[1:])))
