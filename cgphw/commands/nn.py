@@ -141,6 +141,23 @@ def model_eval(model_path, data, split, limit, as_json):
     _emit(dict(acc.as_dict(), model=model.name), as_json, acc.line())
 
 
+def model_speed(model_path, data, limit, repeat, as_json):
+    import numpy as np
+
+    from cgphw.nn.data import Split
+    from cgphw.nn.imagefolder import LazyImages
+    from cgphw.nn.tflite_eval import speed
+    from cgphw.nn.tflite_network import TFLiteNetwork
+
+    model = _load(model_path if model_path is not None else "mobilenetv2")
+    if not isinstance(model, TFLiteNetwork):
+        raise UserError("model speed times TFLite networks (--model mobilenetv2 or a .tflite file)")
+    images = _split(data, "test", limit, model)
+    files = tuple(images.images.files) * repeat
+    result = speed(model, Split(LazyImages(files), np.tile(images.labels, repeat), images.source))
+    _emit(dict(result.as_dict(), model=model.name, data=images.source, repeat=repeat), as_json, result.line())
+
+
 def model_layers(model_path, as_json):
     from cgphw.nn.layers import list_layers
 
@@ -235,6 +252,19 @@ def register(group) -> None:
     def _eval(**kw):
         """Top-1, top-5 and cross-entropy loss of the int8 network."""
         model_eval(**kw)
+
+    @model.command("speed")
+    @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+                  help="TFLite network (default: mobilenetv2, the shipped one)")
+    @data_opt
+    @limit_opt
+    @click.option("--repeat", type=click.IntRange(min=1, max=1000), default=30, show_default=True,
+                  help="go through the images this many times (7 photos x 30 = 210 images)")
+    @json_opt
+    def _speed(**kw):
+        """Evaluation speed of a TFLite network, one thread: end to end (decode, resize, crop, LiteRT)
+        beside decoding alone and LiteRT's invoke alone, in one run (images per CPU second)."""
+        model_speed(**kw)
 
     @model.command("layers")
     @model_opt

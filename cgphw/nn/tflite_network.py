@@ -66,7 +66,8 @@ class TFLiteNetwork:
 
 
 class Runner:
-    """LiteRT's default interpreter (one thread) on a network's bytes: int8 logits per image."""
+    """LiteRT's default interpreter (XNNPACK, one thread) on a network's bytes: int8 logits.
+    One image per invoke: batches of 16 were measured no cheaper per CPU second."""
 
     def __init__(self, content: bytes):
         try:

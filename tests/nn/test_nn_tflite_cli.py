@@ -147,3 +147,16 @@ def test_bad_image_folders_are_one_error_line(capsys, tmp_path):
     (wnids / "n01440764").mkdir(parents=True)
     shutil.copy(PHOTO, wnids / "n01440764" / "x.jpg")
     assert "only with all 1000" in fails(capsys, "model", "eval", "--model", "mobilenetv2", "--data", wnids)
+
+
+def test_speed_times_the_parts_side_by_side(capsys):
+    doc = json.loads(run(capsys, "model", "speed", "--repeat", "2", "--json"))
+    assert doc["images"] == 14 and doc["repeat"] == 2
+    for key in ("end_to_end_per_cpu_s", "decode_per_cpu_s", "litert_invoke_per_cpu_s", "end_to_end_per_wall_s"):
+        assert doc[key] > 0
+    # end to end does both parts' work: it cannot be faster than either alone (10 % timing noise allowed)
+    assert doc["end_to_end_per_cpu_s"] < 1.1 * min(doc["decode_per_cpu_s"], doc["litert_invoke_per_cpu_s"])
+    assert fails(capsys, "model", "speed", "--model", "missing.pt") == "error: model file missing.pt does not exist"
+    from cgphw.nn.model import DEFAULT_MODEL
+
+    assert "times TFLite networks" in fails(capsys, "model", "speed", "--model", DEFAULT_MODEL)
