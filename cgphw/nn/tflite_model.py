@@ -279,6 +279,10 @@ def _check(model: TFLiteModel, where: str) -> None:
                                 f"bytes, its shape {list(tensor.shape)} needs {expected}")
     graph_io = set(model.inputs) | set(model.outputs)
     for op in model.operators:
+        needed = 2 if op.kind in ("ADD", "MEAN", *WEIGHT_OPERATORS) else 1
+        if len(op.inputs) < needed or len(op.outputs) != 1 or min(op.inputs[:needed]) < 0:
+            raise UserError(f"{where}: operator {op.index} ({op.kind}) has {len(op.inputs)} inputs and "
+                            f"{len(op.outputs)} outputs; it needs {needed} and 1")
         activations = [i for i in op.inputs[:1]] + list(op.outputs)
         if op.kind == "ADD":
             activations = [*op.inputs[:2], *op.outputs]
@@ -297,6 +301,7 @@ def _check(model: TFLiteModel, where: str) -> None:
                                 f"needs one positive scale and one zero point")
         if op.kind in WEIGHT_OPERATORS:
             _check_weights(model, op, where)
+        _check_shapes(model, op, where)
 
 
 def _check_weights(model: TFLiteModel, op: Operator, where: str) -> None:
@@ -324,6 +329,62 @@ def _check_weights(model: TFLiteModel, op: Operator, where: str) -> None:
         if b.dtype != "int32" or b.data_offset is None or b.shape != (w.shape[channel_dim],):
             raise UserError(f"{where}: the bias of operator {op.index} ({op.kind}) is not a constant int32 vector "
                             f"of {w.shape[channel_dim]} values")
+
+
+def _spatial(size: int, kernel: int, stride: int, dilation: int, padding: str) -> int:
+    if padding == "SAME":
+        return -(-size // stride)
+    return (size - (kernel - 1) * dilation - 1) // stride + 1
+
+
+def _check_shapes(model: TFLiteModel, op: Operator, where: str) -> None:
+    """The shapes an operator's options imply must be those its tensors have (else the
+    interpreter and the reference would read past an array)."""
+    t = model.tensors
+    x, out = t[op.inputs[0]].shape, t[op.outputs[0]].shape
+    what = f"{where}: operator {op.index} ({op.kind})"
+    opts = op.options
+    for key in ("stride", "dilation", "filter"):
+        if key in opts and not all(1 <= v <= 1 << 16 for v in opts[key]):
+            raise UserError(f"{what} has {key} {list(opts[key])}; each must be at least 1")
+    if opts.get("activation", 0) not in (0, 1, 2, 3):
+        raise UserError(f"{what} has a fused activation cgphw does not support ({opts['activation']})")
+    if op.kind in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D"):
+        if len(x) != 4 or len(out) != 4:
+            raise UserError(f"{what} needs 4-d input and output, got {list(x)} -> {list(out)}")
+        if op.kind == "AVERAGE_POOL_2D":
+            (kh, kw), channels = opts["filter"], x[3]
+        else:
+            w = t[op.inputs[1]].shape
+            kh, kw = w[1], w[2]
+            channels = w[0] if op.kind == "CONV_2D" else w[3]
+            wanted_in = w[3] if op.kind == "CONV_2D" else w[3] // max(opts.get("depth_multiplier", 1), 1)
+            if x[3] != wanted_in or (op.kind == "DEPTHWISE_CONV_2D" and w[3] != x[3] * opts["depth_multiplier"]):
+                raise UserError(f"{what}: weights {list(w)} do not fit the input {list(x)}")
+        dilation = opts.get("dilation", (1, 1))
+        want = (x[0], _spatial(x[1], kh, opts["stride"][0], dilation[0], opts["padding"]),
+                _spatial(x[2], kw, opts["stride"][1], dilation[1], opts["padding"]), channels)
+        if tuple(out) != want or min(want) < 1:
+            raise UserError(f"{what}: output shape {list(out)}, its input and options give {list(want)}")
+    elif op.kind == "FULLY_CONNECTED":
+        w = t[op.inputs[1]].shape
+        if not x or int(np.prod(x)) % w[1] or int(np.prod(out)) != int(np.prod(x)) // w[1] * w[0]:
+            raise UserError(f"{what}: weights {list(w)} do not fit the input {list(x)} and output {list(out)}")
+    elif op.kind == "ADD":
+        if t[op.inputs[1]].shape != x or out != x:
+            raise UserError(f"{what}: inputs {list(x)} and {list(t[op.inputs[1]].shape)} -> {list(out)}; cgphw "
+                            f"adds tensors of one shape only")
+    elif op.kind in ("RESHAPE", "QUANTIZE", "SOFTMAX"):
+        if int(np.prod(x)) != int(np.prod(out)):
+            raise UserError(f"{what}: input {list(x)} and output {list(out)} differ in size")
+    elif op.kind == "MEAN":
+        axes_tensor = t[op.inputs[1]] if len(op.inputs) > 1 and op.inputs[1] >= 0 else None
+        if axes_tensor is None or axes_tensor.dtype != "int32" or axes_tensor.data_offset is None:
+            raise UserError(f"{what} needs constant int32 axes")
+        axes = [int(a) for a in model.constant(axes_tensor).ravel()]
+        if len(x) != 4 or sorted(axes) != [1, 2] or len(out) != 4 or tuple(out) != (x[0], 1, 1, x[3]):
+            raise UserError(f"{what}: cgphw averages 4-d tensors over height and width (axes 1, 2, kept), "
+                            f"got axes {axes} of {list(x)} -> {list(out)}")
 
 
 def _itemsize(tensor: Tensor, where: str) -> int:

@@ -85,10 +85,13 @@ class Runner:
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """int8 logits [n, classes] of uint8 images [n, H, W, 3], one invoke each."""
         out = []
-        for image in pixels:
-            self.interpreter.set_tensor(self.input, image[None])
-            self.interpreter.invoke()
-            out.append(self.interpreter.get_tensor(self.output).reshape(-1))
+        try:
+            for image in pixels:
+                self.interpreter.set_tensor(self.input, image[None])
+                self.interpreter.invoke()
+                out.append(self.interpreter.get_tensor(self.output).reshape(-1))
+        except (ValueError, RuntimeError) as exc:
+            raise UserError(f"LiteRT cannot run this TFLite model ({exc})") from None
         return np.stack(out) if out else np.zeros((0, 0), np.int8)
 
 

@@ -160,3 +160,30 @@ def test_speed_times_the_parts_side_by_side(capsys):
     from cgphw.nn.model import DEFAULT_MODEL
 
     assert "times TFLite networks" in fails(capsys, "model", "speed", "--model", DEFAULT_MODEL)
+
+
+@pytest.mark.slow
+def test_damaged_structure_is_refused_or_read_whole():
+    """Bytes changed anywhere outside the weights: the reader refuses with a UserError or reads
+    a model whose every operator the reference can compute (never another exception)."""
+    from cgphw.errors import UserError
+    from cgphw.nn.tflite_model import read_tflite
+
+    content = SHIPPED.read_bytes()
+    model = read_tflite(content)
+    data = sorted((t.data_offset, t.data_offset + t.data_size) for t in model.tensors if t.data_offset is not None)
+    structure = np.ones(len(content), bool)
+    for start, end in data:
+        structure[start:end] = False
+    places = np.flatnonzero(structure)
+    rng = np.random.default_rng(7)
+    refused = 0
+    for _ in range(100):
+        damaged = bytearray(content)
+        for at in rng.choice(places, 3):
+            damaged[at] = rng.integers(256)
+        try:
+            read_tflite(bytes(damaged))
+        except UserError:
+            refused += 1
+    assert 0 < refused < 100
