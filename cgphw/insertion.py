@@ -18,11 +18,11 @@ from cgphw.cgp.rundir import load_run
 from cgphw.errors import UserError
 from cgphw.files import sha256_file
 from cgphw.nn.accuracy import Accuracy, measure
-from cgphw.nn.data import load_split
 from cgphw.nn.layers import extract
 from cgphw.nn.layers import insert as insert_codes
-from cgphw.nn.model import Int8Model, load_model
+from cgphw.nn.model import Int8Model
 from cgphw.nn.tasks import place
+from cgphw.nn.tflite_network import TFLiteNetwork, load_any, network_images
 from cgphw.npz import read_npz
 from cgphw.progress import ProgressCallback, step
 from cgphw.task import Task
@@ -40,7 +40,7 @@ class Insertion:
     """What ``insert`` did and measured (accuracies are fractions 0..1)."""
     source: str  # the run directory, weights file, or "weights given in Python"
     origin: str  # the same in words, e.g. "the best circuit of runs/ring2"
-    model: str | None  # the model file (the shipped one as cgphw:data/models/...)
+    model: str | None  # the model file (the shipped one as cgphw:models/...)
     layers: tuple[LayerChange, ...]  # sorted by layer name
     before: Accuracy
     after: Accuracy
@@ -78,16 +78,19 @@ class Insertion:
                 f"delta:  top-1 {100 * self.delta_top1:+.2f} points, loss {self.delta_loss:+.4f}"]
 
 
-def insert(source: str | os.PathLike | Mapping[str, np.ndarray], model: str | os.PathLike | Int8Model | None = None,
-           data: str | os.PathLike = "mnist5k", split: str = "test", limit: int | None = None,
+def insert(source: str | os.PathLike | Mapping[str, np.ndarray],
+           model: str | os.PathLike | Int8Model | TFLiteNetwork | None = None,
+           data: str | os.PathLike | None = None, split: str = "test", limit: int | None = None,
            progress: ProgressCallback | None = None, before: Accuracy | None = None) -> Insertion:
     """Put generated weights into the int8 network and measure accuracy before and after.
 
     ``source``: a run directory (its best circuit is evaluated on its task's inputs and the
     outputs replace the task's targets where they live in the network), an ``.npz`` file of
     layer name -> int8 array, or such a mapping. ``model``: a model file or an ``Int8Model``
-    (default: the shipped LeNet-5). ``data``, ``split``, ``limit``: the images, as for
-    ``cgphw model eval``. Bad input raises ``UserError``.
+    (default: the shipped LeNet-5), or a TFLite network ('mobilenetv2', a .tflite file, a
+    ``TFLiteNetwork``), which LiteRT runs with the new weights written into its flatbuffer.
+    ``data``, ``split``, ``limit``: the images, as for ``cgphw model eval`` (default: mnist5k,
+    for a TFLite network its shipped photos). Bad input raises ``UserError``.
 
     ``before``: the unchanged network's accuracy on these images, measured earlier (e.g. the
     ``before`` of an earlier call with the same model, data, split and limit); it is then not
@@ -96,7 +99,7 @@ def insert(source: str | os.PathLike | Mapping[str, np.ndarray], model: str | os
     model is the caller's word.
     """
     step(progress, "loading the model")
-    net = model if isinstance(model, Int8Model) else load_model(model)
+    net = load_any(model)
     notes: list[str] = []
     threshold_reached = None
     if isinstance(source, Mapping):
@@ -112,7 +115,7 @@ def insert(source: str | os.PathLike | Mapping[str, np.ndarray], model: str | os
         else:
             replacements, origin = _weights_file(path), f"weights from {path}"
     changed = insert_codes(net, replacements)  # checks names, shapes and dtypes
-    images = load_split(data, split).head(limit)
+    images = network_images(net, data, split).head(limit)
     if before is None:
         before = measure(net, images, progress, "accuracy before")
     elif not isinstance(before, Accuracy):
@@ -133,7 +136,8 @@ def _read_run(run_dir: Path) -> tuple[Genome, Task, bool]:
     return run.genome, run.task, run.threshold_reached
 
 
-def _run_replacements(run_dir: Path, net: Int8Model) -> tuple[dict[str, np.ndarray], bool | None, list[str]]:
+def _run_replacements(run_dir: Path, net: Int8Model | TFLiteNetwork
+                      ) -> tuple[dict[str, np.ndarray], bool | None, list[str]]:
     genome, task, reached = _read_run(run_dir)
     notes = []
     made_from = task.meta.get("model")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "cgphw")
+SOURCES = ("pyproject.toml", "README.md", "LICENSE", "cgphw", "models")
 
 
 def _run(cmd, cwd, check=True):
@@ -49,14 +49,25 @@ def wheel_venv(tmp_path_factory):
     return venv / "bin" / "cgphw", site, work
 
 
+def test_the_listed_packages_are_every_package_of_the_source_tree():
+    import tomllib
+
+    listed = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = sorted(".".join(p.parent.relative_to(REPO).parts) for p in (REPO / "cgphw").rglob("__init__.py"))
+    assert sorted(listed) == sorted(found + ["cgphw.models"])
+
+
 @pytest.mark.slow
 def test_installed_wheel_runs_the_network_flow_from_another_folder(wheel_venv):
     cgphw, site, work = wheel_venv
     acc = json.loads(_run([cgphw, "model", "eval", "--json"], work).stdout)
     assert acc["top1"] == 0.987 and acc["images"] == 1000  # the shipped model on the built-in images
-    assert acc["model"] == "cgphw:data/models/lenet5_mnist5k.pt"
+    assert acc["model"] == "cgphw:models/lenet5_mnist5k.pt"
     layers = json.loads(_run([cgphw, "model", "layers", "--json"], work).stdout)
     assert [r["name"] for r in layers] == ["conv1", "conv2", "fc1", "fc2", "fc3"]
+    mobilenet = site / "cgphw" / "models" / "mobilenetv2"
+    assert (mobilenet / "tf2_mobilenet_v2_1.0_224_ptq.tflite").stat().st_size == 4_070_174
+    assert len(list((mobilenet / "images").glob("*.*"))) == 7 and (mobilenet / "LICENSE").is_file()
     sens = json.loads(_run([cgphw, "model", "sensitivity", "--layers", "conv1", "--k", "1", "--limit", "50",
                             "--json"], work).stdout)
     assert len(sens["rows"]) == 1
@@ -67,7 +78,7 @@ def test_installed_wheel_runs_the_network_flow_from_another_folder(wheel_venv):
           "--out", "run", "--quiet"], work)
     ins = json.loads(_run([cgphw, "insert", "run", "--limit", "200", "--json"], work).stdout)
     assert ins["layers"] == ["conv1"] and ins["layer_weights"] == {"conv1": 150}
-    assert ins["before"]["images"] == 200 and ins["model"] == "cgphw:data/models/lenet5_mnist5k.pt"
+    assert ins["before"]["images"] == 200 and ins["model"] == "cgphw:models/lenet5_mnist5k.pt"
 
 
 @pytest.mark.slow
@@ -85,7 +96,7 @@ def test_installed_wheel_calibrates_into_the_working_folder(wheel_venv):
 @pytest.mark.slow
 def test_a_wheel_install_missing_its_model_says_to_reinstall(wheel_venv):
     cgphw, site, work = wheel_venv
-    model = site / "cgphw" / "data" / "models" / "lenet5_mnist5k.pt"
+    model = site / "cgphw" / "models" / "lenet5_mnist5k.pt"
     saved = model.read_bytes()
     model.unlink()
     try:

@@ -22,7 +22,7 @@ from cgphw.cgp.settings import SettingError
 from cgphw.errors import UserError
 
 PATH_KEYS = {("model", "path"), ("model", "torchvision"), ("model", "calibration"), ("data", "source")}
-SPECIAL_PATHS = {"lenet5", "mnist5k"}
+SPECIAL_PATHS = {"lenet5", "mnist5k", "mobilenetv2", "photos"}  # shipped networks and images
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -334,11 +334,15 @@ def _resolve_path(value, base: Path):
 
 def environment_path(value: str, key: str, required: bool = True) -> str | None:
     """A path setting: "$NAME" reads the environment variable NAME (None if it is unset and
-    not ``required``)."""
+    not ``required``); "${NAME:-DEFAULT}" gives DEFAULT (as it is) when NAME is unset."""
     if not value.startswith("$"):
         return value
-    name = value[1:]
+    name, default = value[1:], None
+    if value.startswith("${") and value.endswith("}") and ":-" in value:
+        name, default = value[2:-1].split(":-", 1)
     found = os.environ.get(name)
+    if not found and default is not None:
+        return default
     if not found and not required:
         return None
     if not found:

@@ -1,5 +1,6 @@
-"""The network of a campaign: a cgphw model file (the shipped LeNet-5 by default), or a
-torchvision MobileNetV2 state dict imported once into the campaign folder (model.pt)."""
+"""The network of a campaign: a cgphw model file (the shipped LeNet-5 by default), a TFLite
+network (the shipped 'mobilenetv2' or a .tflite file), or a torchvision MobileNetV2 state
+dict imported once into the campaign folder (model.pt)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,7 +19,7 @@ def prepare_model(table: dict, out: Path, note=lambda _m: None) -> dict:
     file = stages.model_file(path)
     if not file.is_file():
         raise UserError(f"model file {file} does not exist (model.path)")
-    return {"path": path if path == "lenet5" else str(file), "sha256": stages.file_digest(file)}
+    return {"path": path if path in ("lenet5", "mobilenetv2") else str(file), "sha256": stages.file_digest(file)}
 
 
 def _imported(table: dict, out: Path, note) -> dict:

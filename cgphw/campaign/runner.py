@@ -134,8 +134,6 @@ def _plan(exp: Experiment, out: Path, display: Display) -> list[RunSpec]:
     data = dict(exp.table("data"))
     data["source"] = environment_path(data["source"], "data.source")
     needs_data = "insert" in exp.stages
-    if needs_data:
-        stages.check_data(data["source"], data["split"])
     loaded = None
 
     def network():
@@ -143,6 +141,9 @@ def _plan(exp: Experiment, out: Path, display: Display) -> list[RunSpec]:
         if loaded is None:
             loaded = stages.load_model(model["path"], model["sha256"])
         return loaded
+
+    if needs_data:
+        stages.check_data(data["source"], data["split"], network())
 
     specs = expand(exp, model, data, lambda: stages.conv_layers(network()))
     tasks, checked = {}, set()

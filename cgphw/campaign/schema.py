@@ -68,13 +68,15 @@ def search_settings(search: dict, checkpoint_every: float | None = None, where: 
 TABLES: dict[str, dict[str, Key]] = {
     "model": {
         "path": Key("str", "lenet5",
-                    help="cgphw int8 model file, or 'lenet5' (the shipped LeNet-5, cgphw:data/models/...)"),
+                    help="cgphw int8 model file, 'lenet5' (the shipped LeNet-5, cgphw:models/...), 'mobilenetv2' "
+                         "(the shipped int8 ImageNet MobileNetV2, TFLite) or a .tflite file"),
         "torchvision": Key("str", help="torchvision MobileNetV2 state dict (float or int8 QNNPACK) to import"),
         "calibration": Key("str", help="image folder for calibrating a float torchvision model"),
         "calibration_images": Key("int", 256, low=1, help="images used to calibrate"),
     },
     "data": {
-        "source": Key("str", "mnist5k", help="'mnist5k', an MNIST IDX folder, or an ImageNet-style image folder"),
+        "source": Key("str", "mnist5k", help="'mnist5k', an MNIST IDX folder, or an ImageNet-style image folder; "
+                                             "for a TFLite network 'photos' (its shipped photos)"),
         "split": Key("str", "test", choices=("test", "validation"), help="images measured after insertion"),
         "limit": Key("int", low=1, help="measure on the first N images only"),
     },

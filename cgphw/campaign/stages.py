@@ -24,18 +24,24 @@ from cgphw.task import Task, load_task  # noqa: F401  (re-exported for the flow)
 
 # --- network -----------------------------------------------------------------------------
 def model_file(path: str) -> Path:
-    """The model file a setting names: "lenet5" (or its package name) is the shipped LeNet-5."""
-    from cgphw.nn.model import DEFAULT_MODEL, SHIPPED_NAME
+    """The model file a setting names: "lenet5" (or its package name) is the shipped LeNet-5,
+    "mobilenetv2" the shipped TFLite MobileNetV2."""
+    from cgphw.nn.model import DEFAULT_MODEL, SHIPPED_NAMES
+    from cgphw.nn.shipped import shipped_file
+    from cgphw.nn.tflite_network import SHIPPED_FILE, SHIPPED_NAME
 
-    return DEFAULT_MODEL if path in ("lenet5", SHIPPED_NAME) else Path(path)
+    if path == SHIPPED_NAME:
+        return shipped_file(SHIPPED_FILE)
+    return DEFAULT_MODEL if path in SHIPPED_NAMES else Path(path)
 
 
 @functools.lru_cache(maxsize=2)
 def load_model(path: str, sha256: str | None = None):
-    """The int8 model (cached per process; ``sha256`` keys the cache to the file's content)."""
-    from cgphw.nn.model import load_model as load
+    """The int8 network, torch or TFLite (cached per process; ``sha256`` keys the cache to the
+    file's content)."""
+    from cgphw.nn.tflite_network import load_any
 
-    return load(model_file(path))
+    return load_any(model_file(path))
 
 
 def network_task(model, selector: str, layer: str | None = None, filters: list[int] | None = None) -> Task:
@@ -56,11 +62,11 @@ def layer_shapes(model) -> dict[str, list[int]]:
     return {info.name: list(info.shape) for info in list_layers(model)}
 
 
-def check_data(source: str, split: str) -> None:
+def check_data(source: str, split: str, model=None) -> None:
     """Fail early (before any run starts) when the images cannot be read."""
-    from cgphw.nn.data import load_split
+    from cgphw.nn.tflite_network import network_images
 
-    if len(load_split(source, split)) == 0:
+    if len(network_images(model, source, split)) == 0:
         raise UserError(f"data {source} holds no images in its {split} split")
 
 
@@ -90,9 +96,9 @@ def baseline(folder: Path, model_path: str, sha256: str, source: str, split: str
     import json
 
     from cgphw.nn.accuracy import measure
-    from cgphw.nn.data import load_split
+    from cgphw.nn.tflite_network import network_images
 
-    images = load_split(source, split).head(limit)
+    images = network_images(load_model(model_path, sha256), source, split).head(limit)
     key = {"model_sha256": sha256, "data": source, "split": split, "limit": limit, "data_sha256": data_digest(images)}
     name = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,10 @@ from cgphw.errors import UserError
 from cgphw.files import check_replaceable, sha256_file, write_json_atomic
 from cgphw.progress import step, terminal_progress
 
-DATA_HELP = "'mnist5k' (built in) or a directory holding the MNIST IDX files"
-MODEL_HELP = "int8 model file (default: the shipped LeNet-5, cgphw:data/models/lenet5_mnist5k.pt)"
+DATA_HELP = ("'mnist5k' (built in, the default) or a directory holding the MNIST IDX files; for a TFLite "
+             "network an ImageNet image folder (DIR/<wnid or class name>/<image>; default: the shipped photos)")
+MODEL_HELP = ("int8 model file (default: the shipped LeNet-5, cgphw:models/lenet5_mnist5k.pt), 'mobilenetv2' "
+              "(the shipped int8 ImageNet MobileNetV2, TFLite) or a .tflite file")
 
 
 def _emit(doc, as_json: bool, text: str) -> None:
@@ -38,17 +40,17 @@ def _ints(text: str | None, what: str) -> list[int] | None:
         raise UserError(f"{what} must be comma-separated integers, got {text!r}") from None
 
 
-def _split(data: str, split: str, limit: int | None):
-    from cgphw.nn.data import load_split
+def _split(data: str | None, split: str, limit: int | None, net=None):
+    from cgphw.nn.tflite_network import network_images
 
-    return load_split(data, split).head(limit)
+    return network_images(net, data, split).head(limit)
 
 
 def _load(model_path, progress=None):
     step(progress, "loading the model")
-    from cgphw.nn.model import load_model
+    from cgphw.nn.tflite_network import load_any
 
-    return load_model(model_path)
+    return load_any(model_path)
 
 
 def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, limit, max_steps, init, out,
@@ -58,6 +60,7 @@ def model_train(arch, width, data, seed, epochs, qat_epochs, batch, threads, lim
     from cgphw.nn.model import META_FORMAT, check_model_out, save_model
     from cgphw.nn.train import TrainConfig, train
 
+    data = data if data is not None else "mnist5k"
     out = check_model_out(out, force)
     existing = next(p for p in (out.parent.absolute(), *out.parent.absolute().parents) if p.exists())
     if not existing.is_dir():  # found out before training, not after it
@@ -121,8 +124,25 @@ def model_eval(model_path, data, split, limit, as_json):
         step(progress, "loading the images")
         from cgphw.nn.accuracy import measure
 
-        acc = measure(model, _split(data, split, limit), progress, "accuracy")
+        acc = measure(model, _split(data, split, limit, model), progress, "accuracy")
     _emit(dict(acc.as_dict(), model=model.name), as_json, acc.line())
+
+
+def model_speed(model_path, data, limit, repeat, as_json):
+    import numpy as np
+
+    from cgphw.nn.data import Split
+    from cgphw.nn.imagefolder import LazyImages
+    from cgphw.nn.tflite_eval import speed
+    from cgphw.nn.tflite_network import TFLiteNetwork
+
+    model = _load(model_path if model_path is not None else "mobilenetv2")
+    if not isinstance(model, TFLiteNetwork):
+        raise UserError("model speed times TFLite networks (--model mobilenetv2 or a .tflite file)")
+    images = _split(data, "test", limit, model)
+    files = tuple(images.images.files) * repeat
+    result = speed(model, Split(LazyImages(files), np.tile(images.labels, repeat), images.source))
+    _emit(dict(result.as_dict(), model=model.name, data=images.source, repeat=repeat), as_json, result.line())
 
 
 def model_layers(model_path, as_json):
@@ -142,7 +162,7 @@ def model_sensitivity(model_path, data, split, limit, layers, ks, mode, seed, as
         model = _load(model_path, progress)
         from cgphw.nn.accuracy import measure, sensitivity
 
-        images = _split(data, split, limit)
+        images = _split(data, split, limit, model)
         base = measure(model, images, progress, "unperturbed network")
         rows = sensitivity(model, images, k_list, names, mode, seed, progress=progress)
     text = [f"baseline: {base.line()}", f"{'layer':<24} {'k':>4}  top-1 %   delta"]
@@ -184,7 +204,7 @@ def insert_weights(source, model_path, data, split, limit, as_json):
 def register(group) -> None:
     model = _subgroup(group, "model", "Train, measure and inspect int8 networks.")
     task = _subgroup(group, "task", "Make CGP tasks from network layers.")
-    data_opt = click.option("--data", default="mnist5k", show_default=True, help=DATA_HELP)
+    data_opt = click.option("--data", default=None, help=DATA_HELP)
     model_opt = click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None, help=MODEL_HELP)
     json_opt = click.option("--json", "as_json", is_flag=True, help="print JSON")
     force_task_opt = click.option("--force", is_flag=True, help="replace an existing file at --out")
@@ -221,6 +241,19 @@ def register(group) -> None:
     def _eval(**kw):
         """Top-1, top-5 and cross-entropy loss of the int8 network."""
         model_eval(**kw)
+
+    @model.command("speed")
+    @click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+                  help="TFLite network (default: mobilenetv2, the shipped one)")
+    @data_opt
+    @limit_opt
+    @click.option("--repeat", type=click.IntRange(min=1, max=1000), default=30, show_default=True,
+                  help="go through the images this many times (7 photos x 30 = 210 images)")
+    @json_opt
+    def _speed(**kw):
+        """Evaluation speed of a TFLite network, one thread: end to end (decode, resize, crop, LiteRT)
+        beside decoding alone and LiteRT's invoke alone, in one run (images per CPU second)."""
+        model_speed(**kw)
 
     @model.command("layers")
     @model_opt

@@ -55,6 +55,12 @@ def score(out: torch.Tensor, labels: np.ndarray, source: str) -> Accuracy:
 
 
 def measure(model, split: Split, progress: ProgressCallback | None = None, what: str = "") -> Accuracy:
+    from cgphw.nn.tflite_network import TFLiteNetwork
+
+    if isinstance(model, TFLiteNetwork):  # LiteRT runs it (cgphw.nn.tflite_eval)
+        from cgphw.nn import tflite_eval
+
+        return tflite_eval.measure(model, split, progress, what)
     if len(split) == 0:
         raise UserError(f"data {split.source} holds no images to measure accuracy on")
     return score(logits(model, split, progress, what), split.labels, split.source)

@@ -54,6 +54,10 @@ class LazyImages:
             return load_image(self.files[int(index)])
         return LazyImages(tuple(self.files[int(i)] for i in np.asarray(index).ravel()))
 
+    def pixels(self) -> np.ndarray:
+        """uint8 [n, 224, 224, 3]: the images as RGB pixels (what an int8 TFLite network takes)."""
+        return np.stack([load_pixels(f) for f in self.files]) if self.files else np.zeros((0, CROP, CROP, 3), np.uint8)
+
     def __array__(self, dtype=None, copy=None):
         out = np.stack([load_image(f) for f in self.files]) if self.files else np.zeros(self.shape, np.float32)
         return out if dtype is None else out.astype(dtype)
@@ -61,6 +65,11 @@ class LazyImages:
 
 def load_image(path: Path) -> np.ndarray:
     """float32 [3, 224, 224] in 0..1: shorter side resized to 256, centre crop 224."""
+    return np.ascontiguousarray(load_pixels(path).transpose(2, 0, 1), np.float32) / np.float32(255.0)
+
+
+def load_pixels(path: Path) -> np.ndarray:
+    """uint8 [224, 224, 3] RGB: shorter side resized to 256 (bilinear), centre crop 224."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -71,10 +80,10 @@ def load_image(path: Path) -> np.ndarray:
             size = (RESIZE, int(h * scale)) if w <= h else (int(w * scale), RESIZE)
             image = image.resize(size, Image.Resampling.BILINEAR)
             left, top = round((size[0] - CROP) / 2.0), round((size[1] - CROP) / 2.0)
-            pixels = np.asarray(image.crop((left, top, left + CROP, top + CROP)), np.float32) / 255.0
-    except (OSError, UnidentifiedImageError) as exc:
+            pixels = np.asarray(image.crop((left, top, left + CROP, top + CROP)), np.uint8)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:  # Pillow's errors for damaged files
         raise UserError(f"cannot read the image {path} ({exc.__class__.__name__})") from None
-    return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+    return pixels
 
 
 def scan(path: str | os.PathLike) -> tuple[LazyImages, np.ndarray, list[str]]:

@@ -25,7 +25,27 @@ class LayerInfo:
         return doc
 
 
+def _tflite(model):
+    """The TFLite network when ``model`` is one (its layers are read from the flatbuffer), else None."""
+    from cgphw.nn.tflite_network import TFLiteNetwork
+
+    return model if isinstance(model, TFLiteNetwork) else None
+
+
+def _tflite_rows(net) -> list[LayerInfo]:
+    kinds = {"CONV_2D": "conv", "DEPTHWISE_CONV_2D": "depthwise-conv", "FULLY_CONNECTED": "linear"}
+    rows = []
+    for layer in net.model.layers:
+        codes = net.codes(layer.name)
+        rows.append(LayerInfo(layer.name, kinds[layer.operator.kind], tuple(codes.shape), int(codes.size),
+                              int(np.unique(codes).size), float(layer.weights.scales.min()),
+                              float(layer.weights.scales.max())))
+    return rows
+
+
 def list_layers(model) -> list[LayerInfo]:
+    if _tflite(model) is not None:
+        return _tflite_rows(model)
     rows = []
     for name, module in quant.weighted_layers(model.module):
         codes, scales, _ = quant.read_int8(module)
@@ -44,18 +64,26 @@ def layer_module(model, name: str):
 
 
 def extract(model, name: str) -> np.ndarray:
-    """The layer's int8 codes (np.int8, in the weight's shape, e.g. [out, in, kh, kw])."""
+    """The layer's int8 codes (np.int8, in the weight's shape, e.g. [out, in, kh, kw]; TFLite:
+    [out, kh, kw, in], depthwise [1, kh, kw, channels])."""
+    if _tflite(model) is not None:
+        return model.codes(name)
     return quant.read_int8(layer_module(model, name))[0]
 
 
 def scales(model, name: str) -> tuple[np.ndarray, np.ndarray]:
     """(per-output-channel scales, zero points) of a layer."""
+    if _tflite(model) is not None:
+        weights = model.model.layer(name).weights
+        return weights.scales.astype(np.float64), weights.zero_points
     _, scale, zero = quant.read_int8(layer_module(model, name))
     return scale, zero
 
 
 def insert(model, replacements: dict[str, np.ndarray]):
     """A copy of the model with these layers' int8 codes replaced (scales, zero points, bias kept)."""
+    if _tflite(model) is not None:
+        return model.with_codes(replacements)
     checked = {}
     for name, codes in replacements.items():
         current = extract(model, name)

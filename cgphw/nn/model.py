@@ -7,8 +7,8 @@ loads with ``torch.load(weights_only=True)``. A state with NaN or infinite value
 A per-tensor QNNPACK model (an imported ImageNet MobileNetV2) stores ``"engine": "qnnpack"``
 and its converted ``"int8_state"`` instead.
 
-The shipped LeNet-5 is package data (``cgphw/data/models/``), found through
-importlib.resources, so editable and regular installs find it the same way.
+The shipped LeNet-5 lives in the top-level ``models/`` folder, which wheels carry as package
+data (``cgphw.nn.shipped``), so source checkouts, editable and regular installs find it.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import copy
 import json
 import os
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -27,16 +26,18 @@ from cgphw.files import accepted_by, atomic_file, check_replaceable, read_json
 from cgphw.nn import quant
 from cgphw.nn.lenet import LeNet5
 from cgphw.nn.mobilenet import MobileNetV2
+from cgphw.nn.shipped import shipped_file
 
 FORMAT = "cgphw-model/1"
 META_FORMAT = "cgphw-model-meta/1"  # NAME.json beside a model file NAME.pt
-SHIPPED_MODEL = "data/models/lenet5_mnist5k.pt"  # inside the package
-SHIPPED_NAME = f"cgphw:{SHIPPED_MODEL}"  # how files and reports name it, on any machine
+SHIPPED_MODEL = "lenet5_mnist5k.pt"  # in the shipped models folder
+SHIPPED_NAME = f"cgphw:models/{SHIPPED_MODEL}"  # how files and reports name it, on any machine
+SHIPPED_NAMES = ("lenet5", SHIPPED_NAME, "cgphw:data/models/lenet5_mnist5k.pt")  # the last: before models/ moved
 
 
 def shipped_model_path() -> Path:
     """The shipped int8 LeNet-5 (its metadata is the .json beside it)."""
-    return Path(str(resources.files("cgphw") / SHIPPED_MODEL))
+    return shipped_file(SHIPPED_MODEL)
 
 
 DEFAULT_MODEL = shipped_model_path()

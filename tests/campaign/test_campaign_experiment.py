@@ -193,3 +193,17 @@ def test_search_threads_per_run_size_the_local_cluster_but_not_the_run(tmp_path,
     settings = cluster.ClusterSettings()
     assert [cluster.local_workers(settings, k) for k in (1, 4, 16)] == [8, 2, 1]
     assert cluster.local_workers(cluster.ClusterSettings(workers=3), 4) == 3  # as set
+
+
+def test_an_environment_setting_may_name_a_default(monkeypatch, tmp_path):
+    from cgphw.campaign.experiment import environment_path
+
+    monkeypatch.delenv("CGPHW_TEST_IMAGES", raising=False)
+    assert environment_path("${CGPHW_TEST_IMAGES:-photos}", "data.source") == "photos"
+    with pytest.raises(UserError, match="CGPHW_TEST_IMAGES, which is not set"):
+        environment_path("$CGPHW_TEST_IMAGES", "data.source")
+    monkeypatch.setenv("CGPHW_TEST_IMAGES", str(tmp_path))
+    assert environment_path("${CGPHW_TEST_IMAGES:-photos}", "data.source") == str(tmp_path.resolve())
+    study = expand(load_experiment("mobilenetv2", "study"), {"path": "mobilenetv2", "sha256": "0" * 64}, DATA,
+                   lambda: [f"layer{i}" for i in range(53)])
+    assert len(study) == 53 * 4 and {s.search["threshold"] for s in study} == {0, 1, 5, 11}

@@ -1,5 +1,6 @@
 """Every shipped experiment runs with its quick profile, through every stage, on the test
-LocalCluster (MobileNetV2 on random torchvision-format weights and a tiny image folder)."""
+LocalCluster (MobileNetV2: the shipped TFLite network on its photos, out of the box; and
+random torchvision-format weights on a tiny image folder)."""
 from pathlib import Path
 
 import pandas as pd
@@ -32,8 +33,8 @@ def imagenet_env(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(shipped()))
 def test_every_shipped_experiment_runs_its_quick_profile(name, tmp_path, dask_client, imagenet_env, monkeypatch):
-    for key, value in imagenet_env.items():
-        monkeypatch.setenv(key, value)
+    for key in imagenet_env:
+        monkeypatch.delenv(key, raising=False)  # mobilenetv2.toml runs on what cgphw ships
     result = run_campaign(name, tmp_path / name, profile="quick", client=dask_client, show_progress=False)
     assert result.complete and result.ran == result.runs >= 1
     table = result.table()
@@ -42,3 +43,16 @@ def test_every_shipped_experiment_runs_its_quick_profile(name, tmp_path, dask_cl
         assert row["verified"] == "pass" and row["synth_ok"], row["run"]  # hardware built, synthesised, simulated
         network = not row["selector"].startswith("values:")
         assert pd.isna(row["top1_after"]) != network  # inserted where the weights live
+
+
+@pytest.mark.slow
+def test_mobilenetv2_quick_profile_on_torchvision_weights(tmp_path, dask_client, imagenet_env, monkeypatch):
+    monkeypatch.setenv("CGPHW_IMAGENET_VAL", imagenet_env["CGPHW_IMAGENET_VAL"])
+    sets = [f"model.torchvision={imagenet_env['CGPHW_MOBILENETV2']}",
+            f"model.calibration={imagenet_env['CGPHW_IMAGENET_CAL']}", "task.layer=features.0.0",
+            "model.calibration_images=6"]
+    result = run_campaign("mobilenetv2", tmp_path / "tv", profile="quick", overrides=sets, client=dask_client,
+                          show_progress=False)
+    assert result.complete and result.ran == result.runs == 1
+    row = result.table().iloc[0]
+    assert row["layer"] == "features.0.0" and row["accuracy_images"] == 6 and not pd.isna(row["top1_after"])

@@ -108,7 +108,7 @@ def test_export_layer_then_verify_and_run_the_testbench(capsys, example_run, tmp
         assert (rtl / name).is_file(), name
     manifest = json.loads((rtl / "conv1_ring_conv1.json").read_text())
     assert manifest["format"] == "cgphw-layer/1" and manifest["geometry"]["lanes"] == 6
-    assert manifest["model"]["path"] == "cgphw:data/models/lenet5_mnist5k.pt"
+    assert manifest["model"]["path"] == "cgphw:models/lenet5_mnist5k.pt"
     # the same circuit as the committed example: the same engine, byte for byte
     assert (rtl / "conv1_ring_conv1_stim.npz").read_bytes() != b""
     committed = (EXAMPLE / "lenet5_conv1_core_ring_conv1.v").read_text()

@@ -212,6 +212,6 @@ def test_json_outputs_name_the_shipped_model_portably(capsys, tmp_path):
     from cgphw.task import load_task
 
     assert json.loads(run(capsys, "model", "eval", "--limit", "10", "--json"))["model"] == \
-        "cgphw:data/models/lenet5_mnist5k.pt"
+        "cgphw:models/lenet5_mnist5k.pt"
     run(capsys, "task", "make", "--selector", "core-ring", "--out", str(tmp_path / "t.npz"))
-    assert load_task(tmp_path / "t.npz").meta["model"]["path"] == "cgphw:data/models/lenet5_mnist5k.pt"
+    assert load_task(tmp_path / "t.npz").meta["model"]["path"] == "cgphw:models/lenet5_mnist5k.pt"

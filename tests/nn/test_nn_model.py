@@ -1,5 +1,4 @@
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -102,13 +101,12 @@ def test_mobilenet_loads_torchvision_format_state_and_refuses_misfits():
 
 
 def test_shipped_model_is_package_data_and_a_missing_one_says_reinstall(monkeypatch, tmp_path):
-    from importlib import resources
-
     from cgphw.nn import model as model_mod
+    from cgphw.nn.shipped import models_dir
 
-    assert DEFAULT_MODEL == Path(str(resources.files("cgphw") / "data" / "models" / "lenet5_mnist5k.pt"))
+    assert DEFAULT_MODEL == models_dir() / "lenet5_mnist5k.pt" and DEFAULT_MODEL.is_file()
     assert DEFAULT_MODEL.with_suffix(".json").is_file()
     monkeypatch.setattr(model_mod, "DEFAULT_MODEL", tmp_path / "gone.pt")
-    with pytest.raises(UserError, match=r"shipped model cgphw:data/models/lenet5_mnist5k.pt is missing .*"
+    with pytest.raises(UserError, match=r"shipped model cgphw:models/lenet5_mnist5k.pt is missing .*"
                                         r"reinstall cgphw, or pass --model FILE"):
         model_mod.load_model()
