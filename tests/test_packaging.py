@@ -68,6 +68,9 @@ def test_installed_wheel_runs_the_network_flow_from_another_folder(wheel_venv):
     mobilenet = site / "cgphw" / "models" / "mobilenetv2"
     assert (mobilenet / "tf2_mobilenet_v2_1.0_224_ptq.tflite").stat().st_size == 4_070_174
     assert len(list((mobilenet / "images").glob("*.*"))) == 7 and (mobilenet / "LICENSE").is_file()
+    photos = json.loads(_run([cgphw, "model", "eval", "--model", "mobilenetv2", "--json"], work).stdout)
+    assert photos["top1"] == 1.0 and photos["images"] == 7
+    assert photos["model"] == "cgphw:models/mobilenetv2/tf2_mobilenet_v2_1.0_224_ptq.tflite"
     sens = json.loads(_run([cgphw, "model", "sensitivity", "--layers", "conv1", "--k", "1", "--limit", "50",
                             "--json"], work).stdout)
     assert len(sens["rows"]) == 1
