@@ -111,10 +111,10 @@ class LayerEngine(wiring.Component):
         values = [source.values[v] for v in range(plan.values)]
         if self.fault == "weight-bit":
             values[0] = values[0] ^ 1
+        slot_writer = [{(ln, kk): (i, v) for i, v, ln, kk in writes} for writes in plan.writes]
         for lane in range(g.lanes):
             for k in range(g.fan_in):
-                writers = {grp: next((i, v) for i, v, ln, kk in plan.writes[grp] if ln == lane and kk == k)
-                           for grp in range(g.groups)}
+                writers = {grp: slot_writer[grp][lane, k] for grp in range(g.groups)}
                 if len(set(writers.values())) == 1:  # the same writer in every group: no group test
                     (i, v), = set(writers.values())
                     with m.If(pending_v & (pending_i == i)):
