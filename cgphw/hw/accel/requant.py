@@ -177,9 +177,9 @@ class TfliteRequant:
         acc = np.asarray(acc, np.int64)
         shape = [1] * acc.ndim
         shape[channel_axis] = self.channels
-        codes = requantize(acc, np.reshape(self.biases, shape), np.reshape(self.multipliers, shape),
+        codes = requantize(acc + np.reshape(self.biases, shape), np.reshape(self.multipliers, shape),
                            np.reshape(self.shifts, shape), self.zero_point - 128, self.low - 128, self.high - 128)
-        return (codes + 128).astype(np.uint8)
+        return (codes.astype(np.int16) + 128).astype(np.uint8)
 
     def to_json(self) -> dict:
         return {"kind": self.kind, "multipliers": list(self.multipliers), "shifts": list(self.shifts),
@@ -190,12 +190,11 @@ class TfliteRequant:
 def tflite_requant_params(layer: QuantLayer) -> TfliteRequant:
     """The Q31 multipliers and shifts TFLite derives from the layer's scales; UserError where
     the layer's sums could leave TFLite's int32 arithmetic (C would overflow there)."""
-    from cgphw.tflite_requant import effective_scale, quantize_multiplier
+    from cgphw.tflite_requant import conv_multipliers
 
     assert layer.int_bias is not None  # QuantLayer checks a TFLite layer has it
-    pairs = [quantize_multiplier(effective_scale(layer.input_scale, s, layer.output_scale))
-             for s in layer.weight_scales]
-    multipliers, shifts = tuple(m for m, _ in pairs), tuple(s for _, s in pairs)
+    m, s = conv_multipliers(layer.input_scale, layer.weight_scales, layer.output_scale)
+    multipliers, shifts = tuple(int(v) for v in m), tuple(int(v) for v in s)
     biases = tuple(int(b) for b in layer.int_bias)
     if min(multipliers) < 0:
         raise UserError(f"layer {layer.name}: a negative requantisation scale; the engine computes positive ones")
