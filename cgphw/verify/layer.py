@@ -292,7 +292,7 @@ def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source:
     [n, *input_shape]) with ``layer``'s own weights in a ROM (``source="rom"``) or read from an
     external memory (``"sram"``) — no circuit; for checking the datapath against torch or
     LiteRT. ``fault``: a wrong engine on purpose; ``timing``, when given, receives the
-    simulation's ``cycles`` and ``seconds``."""
+    simulation's ``cycles``, ``seconds`` (wall) and ``cpu_seconds``."""
     from cgphw.hw import emit
     from cgphw.hw.accel.engine import LayerEngine
     from cgphw.hw.accel.plan import kernel_writers, layer_geometry, outputs_from_words, plan_load
@@ -314,7 +314,7 @@ def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source:
     expected = np.zeros((n * g.outputs_per_image, g.lanes), np.uint8)  # only the count matters here
     stim = LayerStimulus("layer_engine", input_words(layer.windows(x), g), expected,
                          words if source == "sram" else None, n * engine.cycles_per_image() + 64, {})
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     if sim == "amaranth":
         run = simulate_amaranth(engine, stim)
     else:
@@ -325,7 +325,7 @@ def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source:
             verilog.write_text(emit.to_verilog(engine, "layer_engine"))
             run = simulate_cocotb(sim, verilog, "layer_engine", stim.save(work / "stimulus.npz"), work)
     if timing is not None:
-        timing.update(cycles=run.cycles, seconds=time.perf_counter() - started)
+        timing.update(cycles=run.cycles, seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu)
     if not run.complete or run.unknown.any():
         raise UserError(f"the engine gave {len(run.outputs)} of {stim.results} results in {run.cycles} cycles")
     return outputs_from_words(run.outputs, g, n).reshape(n, *layer.output_shape)

@@ -177,3 +177,22 @@ def test_layers_and_parameters_the_engine_cannot_take():
     huge = replace(dw, int_bias=np.full(dw.out_channels, (1 << 31) - 1, np.int64))
     with pytest.raises(UserError, match="int32"):
         layer_requant(huge)
+
+
+def test_engine_left_shifts_of_scales_above_one_half():
+    """MobileNetV2's scales all shift right; a layer with s_in * s_w / s_out >= 0.5 shifts left
+    first (TFLite's MultiplyByQuantizedMultiplier): the engine against the written-out functions."""
+    from cgphw.quantlayer import QuantLayer
+
+    rng = np.random.default_rng(19)
+    weights = rng.integers(-4, 5, (4, 2, 3, 3)).astype(np.int8)  # small sums: scales above 1/2 spread them
+    x = rng.integers(94, 107, (2, 2, 6, 6)).astype(np.uint8)
+    scales = np.array([0.6, 1.5, 2.5, 0.01])  # with s_in / s_out = 1: shifts 0 (0.5..1), 1, 2 left and 6 right
+    bias = rng.integers(-100, 100, 4)
+    layer = QuantLayer("left", "conv", weights, scales, bias * scales, 0.002, 100, 0.002, 120, False, (2, 6, 6),
+                       (1, 1), (1, 1), quantisation="tflite", int_bias=bias, clamp=(3, 250))
+    requant = layer_requant(layer)
+    assert isinstance(requant, TfliteRequant) and sorted(requant.shifts) == [-6, 0, 1, 2]
+    want = requant.reference(layer.accumulators(x)).reshape(len(x), *layer.output_shape)
+    assert len(np.unique(want)) > 60 and (want == 3).any() and (want == 250).any()  # both ends of the clamp
+    np.testing.assert_array_equal(run_engine(layer, x, EngineConfig(lanes=2, taps=9)), want)
