@@ -185,8 +185,8 @@ class LayerEngine(wiring.Component):
         return m
 
     def _per_channel(self, values: list[int], shape, b_group):
-        """Each channel's constant, chosen by the lane group (a constant when there is one group)."""
-        if len(values) == 1:
+        """Each channel's constant, chosen by the lane group (a constant when all are equal)."""
+        if len(set(values)) == 1:
             return Const(values[0], shape)
         return Array(Const(v, shape) for v in values)[b_group]
 
@@ -209,10 +209,10 @@ class LayerEngine(wiring.Component):
         left = self._per_channel([rq.left(c) for c in channels], unsigned(5), b_group)
         right = [rq.right(c) + faulty for c in channels]
         mult = self._per_channel([rq.multipliers[c] for c in channels], signed(33), b_group)
-        x = Signal(signed(33), name=f"x{lane}")
-        m.d.comb += x.eq((acc + bias) << left)  # the bounds checked by tflite_requant_params keep it in int32
+        biased = Signal(signed(33), name=f"biased{lane}")
+        m.d.comb += biased.eq((acc + bias) << left)  # tflite_requant_params checked it stays in int32
         high = Signal(signed(34), name=f"high{lane}")
-        m.d.comb += high.eq((x.as_signed() * mult + Const(1 << 30, wide)) >> 31)
+        m.d.comb += high.eq((biased * mult + Const(1 << 30, wide)) >> 31)
         half = self._per_channel([(1 << (r - 1)) if r else 0 for r in right], unsigned(32), b_group)
         away = self._per_channel([1 if r else 0 for r in right], unsigned(1), b_group)
         shift = self._per_channel(right, unsigned(6), b_group)
