@@ -30,6 +30,12 @@ def model_folder() -> Path | None:
 
 
 def missing_model() -> str | None:
+    """Why the LiteRT tests cannot run here (None: they can)."""
+    import importlib.util
+
+    for package in ("ai_edge_litert", "tflite", "PIL"):
+        if importlib.util.find_spec(package) is None:
+            return f"{package} is not installed"
     return None if model_folder() is not None else f"{MODEL_NAME} is in none of {', '.join(map(str, CANDIDATES))}"
 
 
