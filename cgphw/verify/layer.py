@@ -286,31 +286,35 @@ def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_
 
 
 def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source: str = "rom",
-               sim: str = "amaranth", workdir: str | Path | None = None) -> np.ndarray:
+               sim: str = "amaranth", workdir: str | Path | None = None, fault: str | None = None,
+               timing: dict | None = None) -> np.ndarray:
     """uint8 [n, *output_shape]: what the layer engine computes for input codes ``x`` (uint8
     [n, *input_shape]) with ``layer``'s own weights in a ROM (``source="rom"``) or read from an
-    external memory (``"sram"``) — no circuit; for checking the datapath against torch."""
+    external memory (``"sram"``) — no circuit; for checking the datapath against torch or
+    LiteRT. ``fault``: a wrong engine on purpose; ``timing``, when given, receives the
+    simulation's ``cycles``, ``seconds`` (wall) and ``cpu_seconds``."""
     from cgphw.hw import emit
     from cgphw.hw.accel.engine import LayerEngine
-    from cgphw.hw.accel.plan import kernel_writers, outputs_from_words, plan_load, resolve
-    from cgphw.hw.accel.requant import requant_params
+    from cgphw.hw.accel.plan import kernel_writers, layer_geometry, outputs_from_words, plan_load
+    from cgphw.hw.accel.requant import layer_requant
     from cgphw.hw.accel.source import SourceSpec
     from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
 
     config = config or EngineConfig()
     x = layer.check_inputs(x)
-    g = resolve(config, layer.out_channels, layer.fan_in, layer.positions)
+    g = layer_geometry(config, layer)
     plan = plan_load(kernel_writers(layer.out_channels, layer.fan_in), g, layer.fan_in)
     words = plan.rom_words(layer.kernel_matrix, g)
     if source not in ("rom", "sram"):
         raise UserError(f"run_engine takes source rom or sram, got {source!r}")
     spec = SourceSpec("rom", plan.values, plan.steps, words=words) if source == "rom" else \
         SourceSpec("port", plan.values, plan.steps)
-    engine = LayerEngine(g, requant_params(layer, config.mult_bits), plan, spec, layer.input_zero_point)
+    engine = LayerEngine(g, layer_requant(layer, config.mult_bits), plan, spec, layer.input_zero_point, fault)
     n = len(x)
     expected = np.zeros((n * g.outputs_per_image, g.lanes), np.uint8)  # only the count matters here
     stim = LayerStimulus("layer_engine", input_words(layer.windows(x), g), expected,
                          words if source == "sram" else None, n * engine.cycles_per_image() + 64, {})
+    started, cpu = time.perf_counter(), time.process_time()
     if sim == "amaranth":
         run = simulate_amaranth(engine, stim)
     else:
@@ -320,6 +324,8 @@ def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source:
             verilog = work / "layer_engine.v"
             verilog.write_text(emit.to_verilog(engine, "layer_engine"))
             run = simulate_cocotb(sim, verilog, "layer_engine", stim.save(work / "stimulus.npz"), work)
+    if timing is not None:
+        timing.update(cycles=run.cycles, seconds=time.perf_counter() - started, cpu_seconds=time.process_time() - cpu)
     if not run.complete or run.unknown.any():
         raise UserError(f"the engine gave {len(run.outputs)} of {stim.results} results in {run.cycles} cycles")
     return outputs_from_words(run.outputs, g, n).reshape(n, *layer.output_shape)

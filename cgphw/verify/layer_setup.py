@@ -19,8 +19,8 @@ import numpy as np
 
 from cgphw.cgp.genome import Genome
 from cgphw.errors import UserError
-from cgphw.hw.accel.plan import EngineConfig, Geometry, LoadPlan, plan_load, resolve
-from cgphw.hw.accel.requant import Requant, requant_params
+from cgphw.hw.accel.plan import EngineConfig, Geometry, LoadPlan, layer_geometry, plan_load
+from cgphw.hw.accel.requant import Requant, TfliteRequant, layer_requant
 from cgphw.hw.accel.source import SourceSpec
 from cgphw.quantlayer import QuantLayer
 from cgphw.task import Task, expand_location_runs
@@ -45,7 +45,7 @@ class LayerSetup:
     inputs: np.ndarray  # uint8 [n, *input_shape]: what torch feeds the layer on the images
     outputs: np.ndarray  # uint8 [n, *output_shape]: what torch computes
     geometry: Geometry
-    requant: Requant
+    requant: Requant | TfliteRequant
     plan: LoadPlan
     source: SourceSpec
     config: EngineConfig
@@ -178,14 +178,14 @@ def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | 
         raise UserError("give at least one image")
     io = layer_io(inserted, layer, images)
     q = io.layer
-    geometry = resolve(config, q.out_channels, q.fan_in, q.positions)
+    geometry = layer_geometry(config, q)
     plan = plan_load(writers, geometry, circuit.genome.grid.n_inputs + circuit.genome.grid.n_outputs)
     spec = _source_spec(source, circuit, plan, q, geometry, pipeline)
     built = plan.assemble(spec.step_values(_external_words(spec, circuit, plan, q, geometry)), geometry)
     if not np.array_equal(built, q.kernel_matrix):  # the load plan must rebuild exactly what insert placed
         raise UserError(f"the engine's weight buffer would hold other weights than layer {layer} of the "
                         f"network with the circuit inserted ({int((built != q.kernel_matrix).sum())} differ)")
-    return LayerSetup(circuit, inserted, q, io.inputs, io.outputs, geometry, requant_params(q, config.mult_bits),
+    return LayerSetup(circuit, inserted, q, io.inputs, io.outputs, geometry, layer_requant(q, config.mult_bits),
                       plan, spec, config, model.name, sha256_file(model.path) if model.path else None, source)
 
 

@@ -4,7 +4,8 @@ streamed activations and weights fetched from a weight source (dataflow in ``pla
 Ports (Verilog: arrays are flat buses, element i at bits [8i+7:8i]; ``clk``, ``rst``):
 
 =============  ====  =============================================================
-in_data        in    T activation codes (uint8): one slice of a window
+in_data        in    T activation codes (uint8): one slice of a window (depthwise: P x T,
+                     lane after lane, each lane's slice of its own channel's window)
 in_valid       in    in_data holds a word
 in_ready       out   the engine takes the word at this clock edge (low while loading weights)
 out_data       out   P output codes (uint8), one per lane, for one output position
@@ -15,9 +16,11 @@ w_data         in    ... and its values, one cycle after w_read
 
 Pipeline: the accepted word is registered (stage A); the lanes' dot products with the
 buffered weights are added to the accumulators (stage B: reset on a position's first slice);
-after the last slice the accumulators are requantised with a fixed-point multiplier and one
-shift (stage C, see ``requant``) and clamped (ReLU: at the output zero point). A result leaves
-3 cycles after its last word. ``in_ready`` depends only on the engine's state.
+after the last slice the accumulators are requantised (stage C, see ``requant``): for torch's
+layers with a fixed-point multiplier and one shift, for TFLite's with its Q31 multiplier and
+per-channel shift; then clamped (ReLU: at the output zero point; TFLite: the fused
+activation's range). A result leaves 3 cycles after its last word. ``in_ready`` depends only on
+the engine's state.
 
 ``fault`` builds a deliberately wrong engine (to show that verification catches it):
 ``requant-shift`` (one more bit of shift), ``weight-bit`` (bit 0 of the first value the
@@ -32,7 +35,7 @@ from amaranth.lib.wiring import In, Out
 
 from cgphw.errors import UserError
 from cgphw.hw.accel.plan import Geometry, LoadPlan
-from cgphw.hw.accel.requant import Requant
+from cgphw.hw.accel.requant import Requant, TfliteRequant
 from cgphw.hw.accel.source import SourceSpec, build_source
 
 FAULTS = ("requant-shift", "weight-bit", "acc-reset")
@@ -43,7 +46,7 @@ def _bits(n: int) -> int:
 
 
 class LayerEngine(wiring.Component):
-    def __init__(self, geometry: Geometry, requant: Requant, plan: LoadPlan, source: SourceSpec,
+    def __init__(self, geometry: Geometry, requant: Requant | TfliteRequant, plan: LoadPlan, source: SourceSpec,
                  input_zero_point: int, fault: str | None = None):
         if fault is not None and fault not in FAULTS:
             raise UserError(f"unknown fault {fault!r}: choose one of {', '.join(FAULTS)}")
@@ -56,7 +59,7 @@ class LayerEngine(wiring.Component):
         self.input_zero_point, self.fault = int(input_zero_point), fault
         self.source = build_source(source)
         self.external = "w_data" in self.source.signature.members
-        members = {"in_data": In(data.ArrayLayout(unsigned(8), geometry.taps)), "in_valid": In(1),
+        members = {"in_data": In(data.ArrayLayout(unsigned(8), geometry.word_codes)), "in_valid": In(1),
                    "in_ready": Out(1), "out_data": Out(data.ArrayLayout(unsigned(8), geometry.lanes)),
                    "out_valid": Out(1)}
         if self.external:
@@ -108,10 +111,10 @@ class LayerEngine(wiring.Component):
         values = [source.values[v] for v in range(plan.values)]
         if self.fault == "weight-bit":
             values[0] = values[0] ^ 1
+        slot_writer = [{(ln, kk): (i, v) for i, v, ln, kk in writes} for writes in plan.writes]
         for lane in range(g.lanes):
             for k in range(g.fan_in):
-                writers = {grp: next((i, v) for i, v, ln, kk in plan.writes[grp] if ln == lane and kk == k)
-                           for grp in range(g.groups)}
+                writers = {grp: slot_writer[grp][lane, k] for grp in range(g.groups)}
                 if len(set(writers.values())) == 1:  # the same writer in every group: no group test
                     (i, v), = set(writers.values())
                     with m.If(pending_v & (pending_i == i)):
@@ -128,11 +131,11 @@ class LayerEngine(wiring.Component):
         m.d.comb += [self.in_ready.eq(~loading), accept.eq(self.in_valid & ~loading)]
         a_valid, a_first, a_last = Signal(), Signal(), Signal()
         a_slice, a_group = Signal.like(slice_), Signal.like(group)
-        x = [Signal(unsigned(8), name=f"x{t}", reset_less=True) for t in range(g.taps)]
+        x = [Signal(unsigned(8), name=f"x{t}", reset_less=True) for t in range(g.word_codes)]
         first_slice = 1 if self.fault == "acc-reset" else 0
         m.d.sync += a_valid.eq(accept)
         with m.If(accept):
-            m.d.sync += [x[t].eq(self.in_data[t]) for t in range(g.taps)]
+            m.d.sync += [x[t].eq(self.in_data[t]) for t in range(g.word_codes)]
             m.d.sync += [a_first.eq(slice_ == first_slice), a_last.eq(slice_ == g.slices - 1),
                          a_slice.eq(slice_), a_group.eq(group)]
             with m.If(slice_ == g.slices - 1):
@@ -151,15 +154,16 @@ class LayerEngine(wiring.Component):
 
         # --- stage B: multiply-accumulate -------------------------------------------------
         zp = Const(self.input_zero_point, unsigned(8))
-        centred = [(x[t] - zp).as_signed() for t in range(g.taps)]  # -255..255
+        centred = [(x[t] - zp).as_signed() for t in range(g.word_codes)]  # -255..255
         acc = [Signal(signed(rq.acc_bits), name=f"acc{lane}") for lane in range(g.lanes)]
         b_valid, b_group = Signal(), Signal.like(group)
         for lane in range(g.lanes):
+            own = lane * g.taps if g.depthwise else 0  # where the lane's codes sit in the word
             taps = []
             for t in range(g.taps):
                 options = [weights[lane][s * g.taps + t] for s in range(g.slices)]
                 w = options[0] if g.slices == 1 else Array(options)[a_slice]
-                taps.append(centred[t] * w)
+                taps.append(centred[own + t] * w)
             dot = _tree_sum(taps)
             with m.If(a_valid):
                 with m.If(a_first):
@@ -169,31 +173,62 @@ class LayerEngine(wiring.Component):
         m.d.sync += [b_valid.eq(a_valid & a_last), b_group.eq(a_group)]
 
         # --- stage C: requantise and clamp -------------------------------------------------
-        shift = rq.shift + (1 if self.fault == "requant-shift" else 0)
-        mult_shape = signed(rq.mult_bits + 1)
         for lane in range(g.lanes):
             channels = [grp * g.lanes + lane for grp in range(g.groups)]
-            if g.groups == 1:
-                mult = Const(rq.multipliers[lane], mult_shape)
-                offset = Const(rq.offsets[lane], signed(rq.product_bits))
+            if isinstance(rq, TfliteRequant):
+                code = self._tflite_requant(m, rq, acc[lane], lane, channels, b_group)
             else:
-                mult = Array(Const(rq.multipliers[c], mult_shape) for c in channels)[b_group]
-                offset = Array(Const(rq.offsets[c], signed(rq.product_bits)) for c in channels)[b_group]
-            scaled = Signal(signed(rq.product_bits), name=f"scaled{lane}")
-            m.d.comb += scaled.eq(acc[lane] * mult + offset)
-            q = Signal(signed(rq.product_bits - shift + 1), name=f"q{lane}")
-            m.d.comb += q.eq((scaled >> shift) + rq.zero_point)
-            code = Signal(unsigned(8), name=f"code{lane}")
-            with m.If(q < rq.low):
-                m.d.comb += code.eq(rq.low)
-            with m.Elif(q > rq.high):
-                m.d.comb += code.eq(rq.high)
-            with m.Else():
-                m.d.comb += code.eq(q[:8])
+                code = self._fixed_point_requant(m, rq, acc[lane], lane, channels, b_group)
             with m.If(b_valid):
                 m.d.sync += self.out_data[lane].eq(code)
         m.d.sync += self.out_valid.eq(b_valid)
         return m
+
+    def _per_channel(self, values: list[int], shape, b_group):
+        """Each channel's constant, chosen by the lane group (a constant when all are equal)."""
+        if len(set(values)) == 1:
+            return Const(values[0], shape)
+        return Array(Const(v, shape) for v in values)[b_group]
+
+    def _clamp(self, m: Module, q, low: int, high: int, lane: int):
+        code = Signal(unsigned(8), name=f"code{lane}")
+        with m.If(q < low):
+            m.d.comb += code.eq(low)
+        with m.Elif(q > high):
+            m.d.comb += code.eq(high)
+        with m.Else():
+            m.d.comb += code.eq(q[:8])
+        return code
+
+    def _tflite_requant(self, m: Module, rq: TfliteRequant, acc, lane: int, channels: list[int], b_group):
+        """TFLite's rounding, as ``TfliteRequant`` writes it: bias, left shift, Q31 multiply with
+        the 2**30 nudge and a 31-bit shift, then the rounding right shift of the channel."""
+        wide = signed(33 + 32 + 1)  # (int32 << left) x Q31 + nudge
+        faulty = 1 if self.fault == "requant-shift" else 0
+        bias = self._per_channel([rq.biases[c] for c in channels], signed(33), b_group)
+        left = self._per_channel([rq.left(c) for c in channels], unsigned(5), b_group)
+        right = [rq.right(c) + faulty for c in channels]
+        mult = self._per_channel([rq.multipliers[c] for c in channels], signed(33), b_group)
+        biased = Signal(signed(33), name=f"biased{lane}")
+        m.d.comb += biased.eq((acc + bias) << left)  # tflite_requant_params checked it stays in int32
+        high = Signal(signed(34), name=f"high{lane}")
+        m.d.comb += high.eq((biased * mult + Const(1 << 30, wide)) >> 31)
+        half = self._per_channel([(1 << (r - 1)) if r else 0 for r in right], unsigned(32), b_group)
+        away = self._per_channel([1 if r else 0 for r in right], unsigned(1), b_group)
+        shift = self._per_channel(right, unsigned(6), b_group)
+        y = Signal(signed(36), name=f"y{lane}")
+        m.d.comb += y.eq(((high + half - (high[-1] & away)) >> shift) + rq.zero_point)
+        return self._clamp(m, y, rq.low, rq.high, lane)
+
+    def _fixed_point_requant(self, m: Module, rq: Requant, acc, lane: int, channels: list[int], b_group):
+        shift = rq.shift + (1 if self.fault == "requant-shift" else 0)
+        mult = self._per_channel([rq.multipliers[c] for c in channels], signed(rq.mult_bits + 1), b_group)
+        offset = self._per_channel([rq.offsets[c] for c in channels], signed(rq.product_bits), b_group)
+        scaled = Signal(signed(rq.product_bits), name=f"scaled{lane}")
+        m.d.comb += scaled.eq(acc * mult + offset)
+        q = Signal(signed(rq.product_bits - shift + 1), name=f"q{lane}")
+        m.d.comb += q.eq((scaled >> shift) + rq.zero_point)
+        return self._clamp(m, q, rq.low, rq.high, lane)
 
 
 def cycles_per_image(geometry: Geometry, plan: LoadPlan, source_latency: int) -> int:

@@ -12,6 +12,10 @@ Dataflow (output-stationary, weights held per group of lanes):
           acc[lane] += sum_t (x_t - input_zero_point) * w[lane, s*T + t]      (int32-style)
         after the last slice: requantise acc[lane] -> one output word (P codes) for p
 
+A depthwise layer (each output channel reads its own input channel) takes P x T codes per word
+instead: lane l's T taps of its channel's window, lane after lane; the lanes share nothing but
+the schedule.
+
 So a weight fetched from the source is used ``reuse`` times (once per position of the chunk);
 ``reuse`` = all positions of an image loads each weight once per image.
 """
@@ -45,6 +49,12 @@ class Geometry:
     lanes: int  # P
     taps: int  # T
     reuse: int  # positions per weight load
+    depthwise: bool = False  # each lane reads its own input channel (P x T codes per word)
+
+    @property
+    def word_codes(self) -> int:
+        """Activation codes per input word."""
+        return self.taps * (self.lanes if self.depthwise else 1)
 
     @property
     def slices(self) -> int:
@@ -76,12 +86,22 @@ class Geometry:
 
     def to_json(self) -> dict:
         return {"channels": self.channels, "fan_in": self.fan_in, "positions": self.positions, "lanes": self.lanes,
-                "taps": self.taps, "reuse": self.reuse, "slices": self.slices, "groups": self.groups,
+                "taps": self.taps, "reuse": self.reuse, "depthwise": self.depthwise, "slices": self.slices,
+                "groups": self.groups,
                 "chunks": self.chunks, "words_per_image": self.words_per_image,
                 "loads_per_image": self.loads_per_image, "macs_per_image": self.macs_per_image}
 
 
-def resolve(config: EngineConfig, channels: int, fan_in: int, positions: int) -> Geometry:
+def layer_geometry(config: EngineConfig, layer) -> Geometry:
+    """The geometry of the engine for a ``QuantLayer``; UserError for a layer it cannot compute."""
+    if layer.groups != 1 and not layer.depthwise:
+        raise UserError(f"layer {layer.name} is a grouped convolution ({layer.groups} groups of "
+                        f"{layer.input_shape[0] // layer.groups} input channels): the engine computes dense "
+                        "(groups = 1) and depthwise (groups = input = output channels) layers only")
+    return resolve(config, layer.out_channels, layer.fan_in, layer.positions, layer.depthwise)
+
+
+def resolve(config: EngineConfig, channels: int, fan_in: int, positions: int, depthwise: bool = False) -> Geometry:
     lanes = channels if config.lanes is None else config.lanes
     taps = fan_in if config.taps is None else config.taps
     reuse = positions if config.reuse is None else config.reuse
@@ -93,7 +113,7 @@ def resolve(config: EngineConfig, channels: int, fan_in: int, positions: int) ->
         raise UserError(f"--reuse must lie in 1..{positions} (output positions per image), got {reuse}")
     if lanes * taps > 4096:
         raise UserError(f"{lanes} lanes x {taps} taps = {lanes * taps} MACs is more than this engine builds (4096)")
-    return Geometry(channels, fan_in, positions, lanes, taps, reuse)
+    return Geometry(channels, fan_in, positions, lanes, taps, reuse, depthwise)
 
 
 # --- filling the weight buffer ----------------------------------------------------------------
@@ -158,9 +178,13 @@ def kernel_writers(channels: int, fan_in: int) -> np.ndarray:
 
 # --- the streams --------------------------------------------------------------------------
 def input_words(windows: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """uint8 [words, T]: the input stream for windows uint8 [n, positions, K], in the order
-    image, group, position, slice."""
+    """uint8 [words, T] (depthwise: [words, P x T]): the input stream for windows uint8
+    [n, positions, K] (depthwise: [n, positions, C x K]), in the order image, group, position, slice."""
     n = windows.shape[0]
+    if geometry.depthwise:
+        g = geometry
+        per_lane = windows.reshape(n, g.positions, g.groups, g.lanes, g.slices, g.taps)
+        return np.ascontiguousarray(per_lane.transpose(0, 2, 1, 4, 3, 5)).reshape(-1, g.lanes * g.taps)
     per_group = windows.reshape(n, 1, geometry.positions, geometry.slices, geometry.taps)
     return np.ascontiguousarray(np.broadcast_to(
         per_group, (n, geometry.groups, geometry.positions, geometry.slices, geometry.taps))).reshape(-1, geometry.taps)

@@ -118,3 +118,98 @@ def _round_half_even(x: Fraction) -> int:
     floor = x.numerator // x.denominator
     rest = x - floor
     return floor + (1 if rest > Fraction(1, 2) or (rest == Fraction(1, 2) and floor % 2) else 0)
+
+
+# --- TFLite's integer requantisation ------------------------------------------------------
+@dataclass(frozen=True)
+class TfliteRequant:
+    """TFLite's per-channel requantisation (``cgphw.tflite_requant``) in the form the engine
+    computes it::
+
+        x = (acc + bias[c]) << left[c]
+        h = (x * M[c] + 2**30) >> 31                        SaturatingRoundingDoublingHighMul
+        y = (h + half[c] - (h < 0 and right[c] > 0)) >> right[c]     RoundingDivideByPOT
+        code = clamp(y + zero_point, low, high)
+
+    The high multiply's nudge and truncating division are one floor with 2**30 added (for
+    M >= 0 they agree on every x), and the rounding division's threshold is the half less one
+    for negative h: shifts and adds only, each channel's constants wired to its lane."""
+    multipliers: tuple[int, ...]  # Q31, 0 <= M < 2**31
+    shifts: tuple[int, ...]  # TFLite's exponent: left = max(s, 0), right = max(-s, 0)
+    biases: tuple[int, ...]  # int32
+    zero_point: int  # output zero point (codes 0..255: TFLite's int8 + 128)
+    low: int
+    high: int
+    acc_bits: int
+    mult_bits: int = 31
+    kind = "tflite"
+
+    @property
+    def channels(self) -> int:
+        return len(self.multipliers)
+
+    def left(self, c: int) -> int:
+        return max(self.shifts[c], 0)
+
+    def right(self, c: int) -> int:
+        return max(-self.shifts[c], 0)
+
+    def apply(self, acc: np.ndarray, channel_axis: int = -2) -> np.ndarray:
+        """uint8 codes of int64 accumulators (channels along ``channel_axis``), in the engine's form."""
+        acc = np.asarray(acc, np.int64)
+        shape = [1] * acc.ndim
+        shape[channel_axis] = self.channels
+
+        def per_channel(values):
+            return np.array(values, np.int64).reshape(shape)
+
+        right = per_channel([self.right(c) for c in range(self.channels)])
+        x = (acc + per_channel(self.biases)) << per_channel([self.left(c) for c in range(self.channels)])
+        h = (x * per_channel(self.multipliers) + (1 << 30)) >> 31
+        half = np.where(right > 0, np.int64(1) << np.maximum(right - 1, 0), 0)
+        y = (h + half - ((h < 0) & (right > 0))) >> right
+        return np.clip(y + self.zero_point, self.low, self.high).astype(np.uint8)
+
+    def reference(self, acc: np.ndarray, channel_axis: int = -2) -> np.ndarray:
+        """The same codes by TFLite's reference functions written out (``cgphw.tflite_requant``)."""
+        from cgphw.tflite_requant import requantize
+
+        acc = np.asarray(acc, np.int64)
+        shape = [1] * acc.ndim
+        shape[channel_axis] = self.channels
+        codes = requantize(acc + np.reshape(self.biases, shape), np.reshape(self.multipliers, shape),
+                           np.reshape(self.shifts, shape), self.zero_point - 128, self.low - 128, self.high - 128)
+        return (codes.astype(np.int16) + 128).astype(np.uint8)
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "multipliers": list(self.multipliers), "shifts": list(self.shifts),
+                "biases": list(self.biases), "zero_point": self.zero_point, "low": self.low, "high": self.high,
+                "acc_bits": self.acc_bits, "mult_bits": self.mult_bits}
+
+
+def tflite_requant_params(layer: QuantLayer) -> TfliteRequant:
+    """The Q31 multipliers and shifts TFLite derives from the layer's scales; UserError where
+    the layer's sums could leave TFLite's int32 arithmetic (C would overflow there)."""
+    from cgphw.tflite_requant import conv_multipliers
+
+    assert layer.int_bias is not None  # QuantLayer checks a TFLite layer has it
+    m, s = conv_multipliers(layer.input_scale, layer.weight_scales, layer.output_scale)
+    multipliers, shifts = tuple(int(v) for v in m), tuple(int(v) for v in s)
+    biases = tuple(int(b) for b in layer.int_bias)
+    if min(multipliers) < 0:
+        raise UserError(f"layer {layer.name}: a negative requantisation scale; the engine computes positive ones")
+    w = np.abs(layer.kernel_matrix.astype(np.int64)).sum(1)
+    zp = int(layer.input_zero_point)
+    widest = w * max(zp, 255 - zp) + np.abs(np.array(biases, np.int64))
+    worst = int(max(int(widest[c]) << max(shifts[c], 0) for c in range(len(shifts))))
+    if worst >= 1 << 31:
+        raise UserError(f"layer {layer.name}: its sums may reach {worst:,}, beyond the int32 arithmetic of TFLite's "
+                        "kernels (whose overflow the engine cannot reproduce)")
+    return TfliteRequant(multipliers, shifts, biases, int(layer.output_zero_point), layer.output_low,
+                         layer.output_high, acc_bits(layer.fan_in))
+
+
+def layer_requant(layer: QuantLayer, mult_bits: int = DEFAULT_MULT_BITS) -> Requant | TfliteRequant:
+    """The requantisation the layer's quantisation calls for: TFLite's integer one (fixed Q31,
+    ``mult_bits`` does not apply) or the exactly rounded fixed point for torch's layers."""
+    return tflite_requant_params(layer) if layer.quantisation == "tflite" else requant_params(layer, mult_bits)
