@@ -16,7 +16,8 @@ from cgphw.errors import UserError
 MAX_VALUES = 1 << 24  # elements per array: 16,777,216 (far above the study's largest task)
 MAX_BYTES = 1 << 28  # bytes per array once read: 256 MiB
 KIND_NAMES = {"b": "bool", "i": "signed integer", "u": "unsigned integer", "f": "floating point",
-              "U": "text"}
+              "c": "complex", "U": "text"}
+NUMBERS = "biufc"  # every kind of number (a reader that checks the exact dtype itself afterwards)
 
 
 def npz_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
@@ -55,7 +56,7 @@ def read_npz(path: str | os.PathLike, wanted: Mapping[str, str] | str, what: str
     for name, allowed in kinds.items():
         shape, dtype = headers[name]
         if dtype.kind not in allowed or dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
-            expected = " or ".join(KIND_NAMES.get(k, k) for k in allowed)
+            expected = "numeric" if allowed == NUMBERS else " or ".join(KIND_NAMES.get(k, k) for k in allowed)
             raise UserError(f"{what} {path} holds {name} of dtype {dtype.str}; it must hold {expected} values")
         values = int(np.prod(shape, dtype=object))
         if values > max_values:

@@ -18,11 +18,12 @@ import numpy as np
 
 from cgphw.errors import UserError
 from cgphw.files import atomic_file, parse_json
-from cgphw.npz import MAX_VALUES, read_npz  # noqa: F401  (MAX_VALUES: the cap other readers share)
+from cgphw.npz import MAX_VALUES, NUMBERS, read_npz  # noqa: F401  (MAX_VALUES: the cap other readers share)
 
 # The arrays a task file may hold and their dtype kinds (read_npz checks them, and their
-# sizes, from the .npy headers before anything is allocated; validate then checks exactly).
-ARRAYS = {"inputs": "i", "targets": "i", "weights": "iuf", "mask": "b", "meta": "U"}
+# sizes, from the .npy headers before anything is allocated): numbers of any kind are read,
+# so that validate says exactly what a task needs (int8, real weights, a bool mask).
+ARRAYS = {"inputs": NUMBERS, "targets": NUMBERS, "weights": NUMBERS, "mask": NUMBERS, "meta": "U"}
 
 
 @dataclass(frozen=True, eq=False)
