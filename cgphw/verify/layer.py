@@ -196,7 +196,7 @@ def _simulate(setup: LayerSetup, fault, stim: LayerStimulus, sim: str, export, w
                                                       exported.read_text(errors="replace")):
             verdict.problems.append(f"{exported.name} differs from the engine cgphw builds, so Amaranth's "
                                     "simulator cannot vouch for it; verify the file itself with --sim icarus")
-        return simulate_amaranth(engine, stim)
+        return simulate_amaranth(engine, stim, setup.top)
     if exported is not None:
         verilog = exported
         verdict.subject = f"exported Verilog {exported.name}"
