@@ -14,3 +14,8 @@ class MismatchError(UserError):
     Tampering or a mix-up, caught: exit 1, like a failed verification."""
 
     exit_code = 1
+
+
+class SimulatorError(UserError):
+    """A simulator that failed on its own (raised, crashed, stopped before its testbench
+    finished): no verdict on the design, so never exit 1 like a mismatch. Exit 2."""

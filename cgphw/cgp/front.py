@@ -103,6 +103,11 @@ def read_front(directory: Path, run_id: str, size: int, objective: str, grid: Gr
                             f"run keeps {size} for {objective!r}")
     if not 1 <= len(doc.points) <= size:
         raise UserError(f"{path} is malformed: it must hold 1 to {size} points, found {len(doc.points)}")
+    if not 0 <= doc.generation < 2**63 or not 0 <= doc.entered <= doc.offered < 2**63:
+        raise UserError(f"{path} is malformed: generation, offered and entered are counts (entered <= offered)")
+    if doc.entered < len(doc.points):
+        raise MismatchError(f"{path} holds {len(doc.points)} points but counts only {doc.entered} circuits that "
+                            "entered the archive")
     points = []
     for k, p in enumerate(doc.points):
         where = f"point {k} of {path}"
@@ -115,6 +120,13 @@ def read_front(directory: Path, run_id: str, size: int, objective: str, grid: Gr
             raise MismatchError(f"{where} claims threshold {p.metrics.threshold!r} but the run's is {threshold!r}")
         if p.metrics.n_targets != task.n_targets:
             raise MismatchError(f"{where} counts {p.metrics.n_targets} targets, the task {task.n_targets}")
+        if not 0 <= p.found <= doc.generation:
+            raise UserError(f"{where} is malformed: found must be a generation from 0 to {doc.generation}, "
+                            f"got {p.found}")
+        if points and sort_key(p.metrics) <= sort_key(points[-1].metrics):
+            # pareto.csv and `export --point K` count the points in this order
+            raise MismatchError(f"{where} is out of order: points are sorted by (error, energy, delay, gates), as "
+                                f"{PARETO_CSV} lists them")
         points.append(FrontPoint(k, genome, p.metrics, p.found))
     for a in points:
         for b in points:

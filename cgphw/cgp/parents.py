@@ -42,10 +42,12 @@ def restore_archive(engine: Engine, state, parent: Genome, source: str) -> None:
             at, values = np.asarray(m["at"], np.int64), np.asarray(m["genes"], np.int64)
             found, entry, digest = int(m["found"]), int(m["entry"]), str(m["hash"])
             outside = at.size and (at.min() < 0 or at.max() >= parent.genes.size)
-            if at.shape != values.shape or at.ndim != 1 or outside:
+            if at.shape != values.shape or at.ndim != 1 or outside or not 0 <= found <= engine.generation \
+                    or entry < 0:
                 raise ValueError
         except (KeyError, TypeError, ValueError, OverflowError):
-            raise UserError(f"{source} is malformed: archive member {i} needs at, genes, found, entry, hash") from None
+            raise UserError(f"{source} is malformed: archive member {i} needs at, genes, found (a generation from 0 to "
+                            f"{engine.generation}), entry (>= 0), hash") from None
         genes = parent.genes.copy()
         genes[at] = values
         if genes_digest(parent.grid, genes) != digest:
@@ -54,8 +56,11 @@ def restore_archive(engine: Engine, state, parent: Genome, source: str) -> None:
         members.append((engine.problem.to_internal(genome), found, entry))
     try:
         offered, entered = int(state.get("offered", 0)), int(state.get("entered", 0))
+        if not 0 <= entered <= offered:
+            raise ValueError
     except (TypeError, ValueError):
-        raise UserError(f"{source} is malformed: archive.offered and archive.entered are counts") from None
+        raise UserError(f"{source} is malformed: archive.offered and archive.entered are counts, "
+                        "entered <= offered") from None
     engine.set_members(members, offered, entered)
 
 

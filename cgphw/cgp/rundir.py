@@ -48,6 +48,7 @@ CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST = (
 # fact of the file format; today's defaults are SearchSettings').
 LEGACY: dict[str, Any] = {"mutation": "uniform", "adaptive": False, "start": "random", "objective": "lexicographic",
                           "pareto_size": 0, "rotate_every": 1000}
+MAX_COUNTER = 2**63  # the compiled loop counts in int64
 RUN_FILES = (CONFIG, TASK, COSTS, STATS, CHECKPOINT, BEST, PARETO, PARETO_CSV)  # a new file a run writes goes here too
 
 
@@ -274,7 +275,27 @@ def _read_checkpoint(directory: Path, config: RunConfig) -> Checkpoint:
     _same_run(checkpoint.run_id, config, path)
     if checkpoint.seconds < 0 or checkpoint.generation < 0:
         raise UserError(f"{path} is malformed: negative seconds or generation")
+    _check_state(checkpoint, path)
     return checkpoint
+
+
+# the engine's counters in a checkpoint's state: what each may hold (rng: the uint64 generator state)
+STATE_COUNTERS = {"rng": 2**64, "generation": MAX_COUNTER, "stall": MAX_COUNTER, "offspring": MAX_COUNTER,
+                  "evaluated": MAX_COUNTER, "node_evals": MAX_COUNTER}
+
+
+def _check_state(checkpoint: Checkpoint, path: Path) -> None:
+    """The state's counters are whole numbers in range (a negative generation would resume into
+    another genome), and its generation is the checkpoint's."""
+    state = checkpoint.state
+    for key, end in STATE_COUNTERS.items():
+        value = state.get(key, 0 if key == "node_evals" else None)  # node_evals: absent in older runs
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < end:
+            raise UserError(f"{path} is malformed: state.{key} must be a whole number from 0 to {end - 1}, "
+                            f"got {value!r}")
+    if state["generation"] != checkpoint.generation:
+        raise MismatchError(f"{path} records generation {checkpoint.generation} but its state is at generation "
+                            f"{state['generation']}: it was changed")
 
 
 def _read_best(directory: Path, config: RunConfig) -> BestRecord:

@@ -60,6 +60,8 @@ def make_task(model, selector: str, layer: str | None = None, filters: list[int]
         names = names or ([layer] if layer else [])
         if not names:
             raise UserError("selector const needs layers, e.g. const:conv1,conv2")
+        if len(set(names)) != len(names):  # a repeated layer would name each of its weights twice
+            raise UserError(f"selector {selector!r} names a layer more than once")
         task = _whole_task(model, [], names)
     elif name == "first-n":
         if not parts or not parts[0].isdigit() or int(parts[0]) < 1:
@@ -197,8 +199,35 @@ def place(model, task: Task, outputs: np.ndarray) -> dict[str, np.ndarray]:
         if name in codes and list(extract(model, name).shape) != list(shape):
             raise UserError(f"layer {name} has shape {list(extract(model, name).shape)} in this model "
                             f"but {shape} in the task: the task was made from another network")
+    _check_insert_map(task, where)
     for i, item in enumerate(where):
         for j, (name, index) in enumerate(item):
             if task.mask is None or task.mask[i, j]:
                 codes[name][index] = outputs[i, j]
     return {name: flat.astype(np.int8).reshape(extract(model, name).shape) for name, flat in codes.items()}
+
+
+def _check_insert_map(task: Task, where: list[list[tuple[str, int]]]) -> None:
+    """UserError when two counted outputs land on one weight (the later would silently win), or
+    an output lands on a stored input other than its own item's input of the same index (as
+    first-n's outputs re-emit the stored weights they start with)."""
+    try:
+        stored = expand_location_runs(task.meta["inputs_from"]) if "inputs_from" in task.meta else []
+    except ValueError:
+        raise UserError("the task's meta.inputs_from is malformed: per item it lists "
+                        "[layer, first flat index, count] runs") from None
+    inputs = {tuple(loc): (i, v) for i, item in enumerate(stored) for v, loc in enumerate(item)}
+    seen: dict[tuple[str, int], tuple[int, int]] = {}
+    for i, item in enumerate(where):
+        for j, (name, index) in enumerate(item):
+            if task.mask is not None and not task.mask[i, j]:
+                continue
+            loc = (name, index)
+            if loc in seen:
+                raise UserError(f"the task places item {seen[loc][0]} output {seen[loc][1]} and item {i} output {j} "
+                                f"both at {name}.flat[{index}]: its insert map names one weight twice")
+            seen[loc] = (i, j)
+            if loc in inputs and inputs[loc] != (i, j):
+                raise UserError(f"the task places item {i} output {j} at {name}.flat[{index}], the circuit's stored "
+                                f"input {inputs[loc][1]} of item {inputs[loc][0]}: it would overwrite what the "
+                                "circuit reads")

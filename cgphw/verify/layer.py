@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cgphw.errors import UserError
+from cgphw.errors import MismatchError, UserError
 from cgphw.hw.accel.plan import EngineConfig, input_words, locate, output_words
 from cgphw.verify import runner
 from cgphw.verify.layer_setup import LayerSetup, exported_layer, external_memory, prepare
@@ -179,7 +179,21 @@ def _setup(path, layer, chosen, model, config, source, exported):
     same = (config is None or config == made) and (source is None or source == kind)
     setup = prepare(path, layer, chosen.images, model, made if config is None else config, source or kind,
                     pipeline=exported.source.get("pipeline"))
+    if same:
+        check_claims(exported, setup, layer)
     return setup, exported if same else None
+
+
+def check_claims(exported, setup: LayerSetup, layer: str) -> None:
+    """MismatchError unless the layer manifest says what the engine it is verified as is: its
+    layer, requantisation and geometry (a manifest claiming another shift must not pass)."""
+    built = {"layer": layer, "requant": setup.requant.to_json(), "geometry": setup.geometry.to_json()}
+    for key, value in built.items():
+        claimed = exported.doc.get(key)
+        if claimed != value:
+            raise MismatchError(f"{exported.path} records {key} {claimed!r}, but the engine built from its circuit "
+                                f"and the network has {value!r}: the manifest was changed, or another network was "
+                                "given; export the layer again")
 
 
 def _simulate(setup: LayerSetup, fault, stim: LayerStimulus, sim: str, export, work: Path,
@@ -196,7 +210,7 @@ def _simulate(setup: LayerSetup, fault, stim: LayerStimulus, sim: str, export, w
                                                       exported.read_text(errors="replace")):
             verdict.problems.append(f"{exported.name} differs from the engine cgphw builds, so Amaranth's "
                                     "simulator cannot vouch for it; verify the file itself with --sim icarus")
-        return simulate_amaranth(engine, stim)
+        return simulate_amaranth(engine, stim, setup.top)
     if exported is not None:
         verilog = exported
         verdict.subject = f"exported Verilog {exported.name}"

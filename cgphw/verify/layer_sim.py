@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cgphw.errors import UserError
+from cgphw.errors import SimulatorError
 from cgphw.verify import runner
+from cgphw.verify.amaranth_backend import simulator_failures
 from cgphw.verify.layer_stimulus import RESET_CYCLES, LayerRun, LayerStimulus, Recorder, load_run
 
 CLOCK_PERIOD_S = 10e-9
 
 
-def simulate_amaranth(engine, stimulus: LayerStimulus) -> LayerRun:
-    """Run ``stimulus`` through an Amaranth layer engine in Amaranth's simulator."""
+def simulate_amaranth(engine, stimulus: LayerStimulus, top: str = "the layer engine") -> LayerRun:
+    """Run ``stimulus`` through an Amaranth layer engine in Amaranth's simulator; a failure of
+    the simulator itself is a SimulatorError (no verdict), never a mismatch."""
+    with simulator_failures(top):
+        return _simulate_amaranth(engine, stimulus)
+
+
+def _simulate_amaranth(engine, stimulus: LayerStimulus) -> LayerRun:
     from amaranth.hdl import ClockDomain, Module, Value
     from amaranth.sim import Simulator
 
@@ -56,6 +63,6 @@ def simulate_cocotb(sim: str, verilog: Path, top: str, stimulus_path: Path, work
     run = runner.run_cocotb(sim, [verilog], top, "cgphw.verify.tb_layer", workdir,
                             {"CGPHW_STIMULUS": str(Path(stimulus_path).resolve()), "CGPHW_LAYER_RUN": str(run_file)})
     if not run_file.is_file():
-        raise UserError(f"the {sim} simulation of {top} ended before its testbench finished; "
-                        f"log {run.log}:\n{run.log_tail()}")
+        raise SimulatorError(f"the {sim} simulation of {top} ended before its testbench finished, so there is no "
+                             f"verdict on the design; log {run.log}:\n{run.log_tail()}")
     return load_run(run_file)

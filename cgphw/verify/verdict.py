@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cgphw.cgp.problem import weighted_se
-from cgphw.errors import UserError
+from cgphw.errors import SimulatorError, UserError
 from cgphw.progress import ProgressCallback, step
 from cgphw.verify import runner
 from cgphw.verify.design import Design, load_design, resolve_manifest
@@ -117,46 +117,54 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
                progress: ProgressCallback | None = None) -> Verdict:
     """Simulate ``design`` with ``stimulus`` on ``sim`` and fill a Verdict (task claim included)."""
     start = time.perf_counter()
-    summary: dict | None  # the testbench's; None when a simulator stopped before writing it
     if sim == "amaranth":
         from cgphw.hw import emit
         from cgphw.verify.amaranth_backend import simulate_component
 
-        component = emit.build_component(design.genome, design.pipeline)
         verdict = Verdict(design.top, "amaranth", "Amaranth component rebuilt from the manifest genome",
                           design.latency)
+        component = emit.build_component(design.genome, design.pipeline)
         if not _same_verilog(emit.to_verilog(component, design.top), design.verilog.read_text(errors="replace")):
             verdict.problems.append(f"{design.verilog.name} differs from the Verilog of the component rebuilt "
                                     "from its genome, so Amaranth's simulator cannot vouch for it; "
                                     "verify the file itself with --sim icarus or --sim verilator")
-        summary = simulate_component(component, stimulus, progress).summary()
+        # the same logic with its buses cut into words: the simulator's limits hold at any width
+        summary = simulate_component(emit.build_word_circuit(design.genome, design.pipeline), stimulus,
+                                     progress).summary()
     else:
         verdict = Verdict(design.top, sim, f"exported Verilog {design.verilog.name}", design.latency)
         stim_path = workdir / "stimulus.json"
         stimulus.save(stim_path)
         run = runner.run_cocotb(sim, [design.verilog], design.top, "cgphw.verify.tb_circuit", workdir,
                                 {"CGPHW_STIMULUS": str(stim_path.resolve())}, progress)
-        summary = run.report
-        if summary is None:
-            verdict.problems.append(f"the {sim} simulation ended before its testbench finished; "
-                                    f"log {run.log}:\n{run.log_tail()}")
-            summary = {}
-        elif run.failed and not summary.get("mismatches"):
-            verdict.problems.append(f"cocotb reports {run.failed} failed test(s); log {run.log}")
-        elif not run.tests:
-            verdict.problems.append(f"cocotb recorded no test result; log {run.log}")
+        summary = cocotb_summary(sim, run)
+    if not summary.get("complete", False):
+        raise SimulatorError(f"the {sim} simulation stopped after {summary.get('cycles', 0)} of "
+                             f"{len(stimulus.cycles)} cycles: no verdict on the design")
     verdict.vectors = summary.get("vectors", 0)
     verdict.cycles = summary.get("cycles", 0)
     verdict.checks = summary.get("checks", 0)
     verdict.mismatches = summary.get("mismatches", 0)
     verdict.first_mismatch = summary.get("first_mismatch")
-    if summary and not summary.get("complete", False):
-        verdict.problems.append(f"only {verdict.cycles} of {len(stimulus.cycles)} cycles were simulated")
-    if summary:
-        verdict.task, problems = task_claim(design, summary.get("task_outputs"))
-        verdict.problems += problems
+    verdict.task, problems = task_claim(design, summary.get("task_outputs"))
+    verdict.problems += problems
     verdict.seconds = time.perf_counter() - start
     return verdict
+
+
+def cocotb_summary(sim: str, run: runner.CocotbRun) -> dict:
+    """What the cocotb testbench reported; SimulatorError when the simulator stopped before the
+    testbench wrote its summary or failed for another reason than mismatches (no verdict)."""
+    summary = run.report
+    if summary is None:
+        raise SimulatorError(f"the {sim} simulation ended before its testbench finished, so there is no verdict "
+                             f"on the design; log {run.log}:\n{run.log_tail()}")
+    if run.failed and not summary.get("mismatches"):
+        raise SimulatorError(f"cocotb reports {run.failed} failed test(s) without a mismatch: the testbench or "
+                             f"the simulator failed, no verdict on the design; log {run.log}:\n{run.log_tail()}")
+    if not run.tests:
+        raise SimulatorError(f"cocotb recorded no test result, so there is no verdict on the design; log {run.log}")
+    return summary
 
 
 def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS, seed: int = 0,

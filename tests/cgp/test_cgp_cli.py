@@ -234,3 +234,27 @@ def test_unwritable_path_is_one_error_line(capsys, tmp_path):
     err = _fails_in_process(capsys, "evolve", tmp_path / "ok.npz", "--rows", 2, "--cols", 2, "--quiet",
                             "--out", tmp_path / "afile" / "run")
     assert "cannot use" in err and "Not a directory" in err
+
+
+@pytest.mark.parametrize("key, value, code, start", [
+    ("generation", -3, 2, "state.generation must be a whole number from 0 to"),
+    ("stall", -1, 2, "state.stall must be a whole number from 0 to"),
+    ("rng", 2**64, 2, "state.rng must be a whole number from 0 to 18446744073709551615"),
+    ("evaluated", 1.5, 2, "state.evaluated must be a whole number"),
+    ("generation", 2, 1, "records generation 5 but its state is at generation 2")])
+def test_resume_range_checks_the_state_counters(capsys, tmp_path, key, value, code, start):
+    """A negative or foreign counter in the checkpoint's state would resume into another genome."""
+    from cgphw.cgp.search import evolve
+    from cgphw.cli import main
+
+    run = tmp_path / "run"
+    evolve(example_task(), rows=2, cols=2, generations=5, out=run)
+    doc = json.loads((run / "checkpoint.json").read_text())
+    assert doc["generation"] == doc["state"]["generation"] == 5
+    doc["state"][key] = value
+    (run / "checkpoint.json").write_text(json.dumps(doc))
+    with pytest.raises(SystemExit) as exc:
+        main(["evolve", "--resume", str(run), "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code == code and "\n" not in err, err
+    assert err.startswith(f"error: {run / 'checkpoint.json'} ") and start in err, err

@@ -132,3 +132,38 @@ def test_bad_archive_settings_are_user_errors():
                dict(rotate_every=0)):
         with pytest.raises(UserError):
             evolve(task, SearchSettings(rows=3, cols=3, **kw), Limits(generations=10))
+
+
+@pytest.mark.parametrize("edit, error, start", [
+    (lambda d: d["points"].reverse(), MismatchError, "point 1 of {path} is out of order"),
+    (lambda d: d["points"][0].update(found=-1), UserError, "point 0 of {path} is malformed: found must be"),
+    (lambda d: d["points"][0].update(found=d["generation"] + 1), UserError, "point 0 of {path} is malformed"),
+    (lambda d: d.update(offered=-5), UserError, "{path} is malformed: generation, offered and entered"),
+    (lambda d: d.update(entered=d["offered"] + 1), UserError, "{path} is malformed: generation, offered"),
+    (lambda d: d.update(entered=1), MismatchError, "{path} holds")])
+def test_front_fields_are_range_checked_and_ordered(tmp_path, edit, error, start):
+    """A reversed list would make `export --point K` export another circuit than row K of
+    pareto.csv; counts out of range are malformed."""
+    evolve(example_task(), SETTINGS, Limits(generations=3000), seed=5, out=tmp_path / "run")
+    path = tmp_path / "run" / "pareto.json"
+    doc = json.loads(path.read_text())
+    assert len(doc["points"]) >= 2
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(error) as caught:
+        load_run(tmp_path / "run")
+    assert str(caught.value).startswith(start.format(path=path)), caught.value
+    assert type(caught.value) is error
+
+
+@pytest.mark.parametrize("edit, start", [
+    (lambda a: a["members"][0].update(found=-1), "archive member 0 needs at, genes, found (a generation from 0 to"),
+    (lambda a: a.update(entered=a["offered"] + 1), "archive.offered and archive.entered are counts")])
+def test_resume_range_checks_the_checkpointed_archive(tmp_path, edit, start):
+    evolve(example_task(), SETTINGS, Limits(generations=3000), seed=5, out=tmp_path / "run")
+    path = tmp_path / "run" / "checkpoint.json"
+    doc = json.loads(path.read_text())
+    edit(doc["state"]["archive"])
+    path.write_text(json.dumps(doc))
+    with pytest.raises(UserError, match=f"^{path} is malformed: " + start.replace("(", r"\(")):
+        resume(tmp_path / "run", generations=3100)

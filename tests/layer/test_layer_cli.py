@@ -212,3 +212,31 @@ def test_an_export_missing_its_layer_manifest_is_refused(capsys, example_copy):
     code, _, err = cgphw(capsys, "verify-layer", str(example_copy), "--images", "1", "--sim", "amaranth")
     assert code == 2 and "holds lenet5_conv1_core_ring_conv1.v but not lenet5_conv1_core_ring_conv1.json" in err
     assert err.count("\n") == 1
+
+
+def test_failure_of_amaranths_simulator_is_not_a_mismatch(capsys, monkeypatch):
+    """Exit 1 means the engine is wrong; the simulator failing on its own is exit 2."""
+    from amaranth.sim import Simulator
+
+    def broken(self, *args, **kwargs):
+        raise ValueError("Exceeds the limit (4300 digits) for integer string conversion")
+
+    monkeypatch.setattr(Simulator, "add_testbench", broken)
+    code, out, err = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "1", "--sim", "amaranth")
+    assert code == 2 and out == ""
+    assert err.startswith(f"error: Amaranth's simulator failed on {EXAMPLE.name}_conv1 (ValueError: Exceeds the limit")
+
+
+@pytest.mark.parametrize("edit, start", [
+    (lambda d: d.update(layer="conv2"), "records layer 'conv2', but the engine built from its circuit"),
+    (lambda d: d["requant"].update(shift=d["requant"]["shift"] + 1), "records requant {"),
+    (lambda d: d["geometry"].update(positions=1), "records geometry {")])
+def test_layer_manifest_contradicting_the_engine_is_a_mismatch(capsys, example_copy, edit, start):
+    """The manifest's own claims (it is not hashed) must be the engine's, or verify-layer refuses: exit 1."""
+    path = example_copy / f"{example_copy.name}_conv1.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    code, out, err = cgphw(capsys, "verify-layer", str(example_copy), "--images", "1", "--sim", "amaranth")
+    assert code == 1 and out == "", out
+    assert err.startswith(f"error: {path} {start}") and "\n" not in err.strip(), err

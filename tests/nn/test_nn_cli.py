@@ -215,3 +215,35 @@ def test_json_outputs_name_the_shipped_model_portably(capsys, tmp_path):
         "cgphw:models/lenet5_mnist5k.pt"
     run(capsys, "task", "make", "--selector", "core-ring", "--out", str(tmp_path / "t.npz"))
     assert load_task(tmp_path / "t.npz").meta["model"]["path"] == "cgphw:models/lenet5_mnist5k.pt"
+
+
+def test_selector_naming_a_layer_twice_is_refused(capsys, tmp_path):
+    err = fails(capsys, "task", "make", "--selector", "const:conv1,conv1", "--out", str(tmp_path / "t.npz"))
+    assert err.startswith("error: selector 'const:conv1,conv1' names a layer more than once")
+    assert not (tmp_path / "t.npz").exists()
+
+
+@pytest.mark.parametrize("edit, start", [
+    (lambda m: m["targets_at"][0].append(["conv2", 0, 1]),  # core-ring's output 16 also on the weight of output 0
+     "the task places item 0 output 0 and item 0 output 16 both at conv2.flat[0]"),
+    (lambda m: m["targets_at"][0].__setitem__(1, ["conv2", 6, 1]),  # output 6 onto the core's first weight
+     "the task places item 0 output 6 at conv2.flat[6], the circuit's stored input 0 of item 0")])
+def test_insert_map_naming_a_weight_twice_or_a_stored_input_is_refused(capsys, tmp_path, edit, start):
+    """An edited insert map (the task's targets_at) must not place two outputs on one weight, nor
+    an output over a stored weight the circuit reads: one error line, exit 2, nothing inserted."""
+    from cgphw.nn.model import load_model
+    from cgphw.task import Task, location_runs
+
+    task = make_task(load_model(), "core-ring:conv2", filters=[0])  # one item per input channel: keep the first
+    meta = dict(task.meta, inputs_from=task.meta["inputs_from"][:1],
+                targets_at=[[list(run) for run in task.meta["targets_at"][0]]])
+    assert meta["targets_at"][0][0][:2] == ["conv2", 0] and location_runs([("conv2", 6)]) == [["conv2", 6, 1]]
+    edit(meta)
+    n_out = sum(run[2] for run in meta["targets_at"][0])
+    targets = np.resize(task.targets[0], n_out)[None, :]
+    custom = Task(task.inputs[:1], targets, meta=meta)
+    n = custom.n_inputs
+    grid = Grid(n, n_out, rows=1, cols=1, levels_back=2, function_ids=(13,))
+    record_run(Genome(grid, np.array([0, 0, 13] + [0] * n_out)), custom, tmp_path / "run", threshold=200.0)
+    err = fails(capsys, "insert", str(tmp_path / "run"), "--limit", "10")
+    assert err.startswith("error: " + start), err
