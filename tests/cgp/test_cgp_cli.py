@@ -244,11 +244,11 @@ def test_unwritable_path_is_one_error_line(capsys, tmp_path):
     ("generation", 2, 1, "records generation 5 but its state is at generation 2")])
 def test_resume_range_checks_the_state_counters(capsys, tmp_path, key, value, code, start):
     """A negative or foreign counter in the checkpoint's state would resume into another genome."""
-    from cgphw.cgp.search import evolve
+    from cgphw import Limits, SearchSettings, evolve
     from cgphw.cli import main
 
     run = tmp_path / "run"
-    evolve(example_task(), rows=2, cols=2, generations=5, out=run)
+    evolve(example_task(), SearchSettings(rows=2, cols=2), Limits(generations=5), out=run)
     doc = json.loads((run / "checkpoint.json").read_text())
     assert doc["generation"] == doc["state"]["generation"] == 5
     doc["state"][key] = value
