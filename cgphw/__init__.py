@@ -20,14 +20,7 @@ The Python API (each command is a thin layer over one of these):
   write_report(dir) -> report.html
 Errors a user can cause raise UserError (the CLI: exit 2); files that contradict each other
 or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
-
-``cgphw.verify`` is always the function, also after the subpackage of the same name has been
-imported; reach that subpackage's modules with ``from cgphw.verify import runner`` (not
-``import cgphw.verify.runner as runner``, which Python resolves through the attribute).
 """
-import sys
-import types
-
 from cgphw.errors import MismatchError, UserError
 
 __all__ = ["Accuracy", "ExportResult", "Manifest", "Metrics", "MismatchError", "Run", "RunConfig", "RunResult",
@@ -49,28 +42,16 @@ _LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task",
          "export": "cgphw.hw.export", "ExportResult": "cgphw.hw.export",
          "load_manifest": "cgphw.hw.manifest", "Manifest": "cgphw.hw.manifest",
          "synth": "cgphw.hw.synth_report", "SynthReport": "cgphw.hw.synth_report",
-         "verify": "cgphw.verify.verdict", "Verdict": "cgphw.verify.verdict",
+         "verify": "cgphw.verification.verdict", "Verdict": "cgphw.verification.verdict",
          "insert": "cgphw.insertion", "Insertion": "cgphw.insertion", "Accuracy": "cgphw.nn.accuracy",
-         "verify_layer": "cgphw.verify.layer", "LayerVerdict": "cgphw.verify.layer",
-         "run_engine": "cgphw.verify.layer", "QuantLayer": "cgphw.quantlayer",
-         "layer_energy": "cgphw.verify.layer_energy", "LayerEnergy": "cgphw.verify.layer_energy",
-         "export_layer": "cgphw.verify.layer_export", "LayerExport": "cgphw.verify.layer_export",
+         "verify_layer": "cgphw.layer.verify", "LayerVerdict": "cgphw.layer.verify",
+         "run_engine": "cgphw.layer.verify", "QuantLayer": "cgphw.quantlayer",
+         "layer_energy": "cgphw.layer.energy", "LayerEnergy": "cgphw.layer.energy",
+         "export_layer": "cgphw.layer.export", "LayerExport": "cgphw.layer.export",
          "run_campaign": "cgphw.campaign.runner", "CampaignResult": "cgphw.campaign.runner",
          "load_experiment": "cgphw.campaign.experiment", "load_results": "cgphw.campaign.results",
          "summarize": "cgphw.campaign.results", "write_report": "cgphw.campaign.report"}
 
-
-class _Package(types.ModuleType):
-    """The import system sets ``cgphw.<name>`` to every subpackage it loads; where the API
-    has a function of that name (``verify``), the function stays (served by ``__getattr__``)."""
-
-    def __setattr__(self, name, value):
-        if isinstance(value, types.ModuleType) and _LAZY.get(name, "").startswith(f"{__name__}.{name}."):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name):

@@ -12,7 +12,7 @@ from cgphw.cli import main
 from cgphw.errors import UserError
 from cgphw.npz import read_npz
 from cgphw.task import example_task, load_task
-from cgphw.verify.layer_stimulus import load_stimulus
+from cgphw.layer.stimulus import load_stimulus
 
 
 def npz_of_headers(path, arrays: dict[str, tuple[str, tuple]]):

@@ -71,7 +71,7 @@ def _recorder():
 
 
 def test_verify_gates_reports_every_input_pair():
-    from cgphw.verify.conformance import check_amaranth
+    from cgphw.verification.conformance import check_amaranth
 
     seen, progress = _recorder()
     assert check_amaranth(ids=(1, 8), progress=progress).passed
@@ -115,8 +115,8 @@ def test_sensitivity_reports_each_row(what):
 
 @pytest.mark.parametrize("sim", ["amaranth", "icarus"])
 def test_verify_reports_its_build_and_simulation(tmp_path, sim):
-    from cgphw.verify.runner import missing_reason
-    from cgphw.verify.verdict import verify
+    from cgphw.verification.runner import missing_reason
+    from cgphw.verification.verdict import verify
 
     if missing_reason(sim):
         pytest.skip(missing_reason(sim))

@@ -12,7 +12,7 @@ from typing import Any
 from cgphw.cgp.settings import (MAX_SEED, SEED, SEED_KNOB, WORKERS_KNOB, Knob, Limits, SearchSettings, check_seed,
                                 knobs, settings_of)
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, MAX_EVALUATIONS
-from cgphw.verify.verdict import DEFAULT_RANDOM_VECTORS, MAX_VECTORS
+from cgphw.verification.verdict import DEFAULT_RANDOM_VECTORS, MAX_VECTORS
 
 FORMAT = "cgphw-experiment/1"
 STAGES = ("evolve", "export", "synth", "verify", "insert")

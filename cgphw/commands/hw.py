@@ -63,7 +63,7 @@ def export_cmd(source, pipeline, name, out_dir, force, layer, stimulus_images, m
 
 
 def _export_layer(source, pipeline, name, out_dir, force, layer, images, model_path, as_json) -> None:
-    from cgphw.verify.layer_export import export_layer
+    from cgphw.layer.export import export_layer
 
     result = export_layer(source, layer, out_dir, name, pipeline, force, images, model_path)
     lm = result.layer

@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from cgphw.verify.runner import SIMULATORS
+from cgphw.verification.runner import SIMULATORS
 
 FAULTS = ("requant-shift", "weight-bit", "acc-reset")
 SOURCES = ("circuit", "circuit-sram", "rom", "sram")
@@ -80,14 +80,14 @@ def verify_layer_command(path, layer, images, sim, source, lanes, taps, reuse, m
     image, channel, position, expected, got); 2: bad input."""
     config = engine_config(lanes, taps, reuse, mult_bits)
     if stimulus_out:
-        from cgphw.verify.layer import write_layer_stimulus
+        from cgphw.layer.verify import write_layer_stimulus
 
         doc = write_layer_stimulus(path, stimulus_out, layer, images, model_path, data, split, config, source)
         _emit(doc, as_json, [f"wrote {stimulus_out}: {doc['words']} input words, {doc['results']} results for "
-                             f"{doc['top']} ({doc['images']} images); run cgphw.verify.tb_layer with "
+                             f"{doc['top']} ({doc['images']} images); run cgphw.layer.testbench with "
                              f"CGPHW_STIMULUS={stimulus_out}"])
         return
-    from cgphw.verify.layer import verify_layer
+    from cgphw.layer.verify import verify_layer
 
     verdict = verify_layer(path, layer, images, sim, model_path, data, split, config, source, fault, workdir,
                            all_accumulators)
@@ -127,7 +127,7 @@ def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, mo
     source; each source is synthesised alone and driven with the datapath's requests; SRAM
     reads cost gate_costs.json's memory.sram_read_pj_per_byte. A last row synthesises the
     engine together with its ROM (constant weights folded into the multipliers)."""
-    from cgphw.verify.layer_energy import layer_energy
+    from cgphw.layer.energy import layer_energy
 
     config = engine_config(lanes, taps, None, mult_bits)
     chosen = tuple(reuses) if reuses else (None, 1)

@@ -8,8 +8,8 @@ import sys
 import click
 
 from cgphw.progress import terminal_progress
-from cgphw.verify.runner import SIMULATORS
-from cgphw.verify.verdict import DEFAULT_RANDOM_VECTORS, MAX_VECTORS
+from cgphw.verification.runner import SIMULATORS
+from cgphw.verification.verdict import DEFAULT_RANDOM_VECTORS, MAX_VECTORS
 
 
 def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:
@@ -43,7 +43,7 @@ def verify_command(path, sim, n_random, seed, pipeline, workdir, stimulus_out, a
     exported first) in simulation against cgphw's evaluator, bit for bit and cycle by cycle.
 
     Exit 0: pass; 1: a mismatch (or a broken claim about the task); 2: bad input."""
-    from cgphw.verify import verdict as V
+    from cgphw.verification import verdict as V
 
     if stimulus_out:
         _write_stimulus(path, n_random, seed, pipeline, stimulus_out, as_json)
@@ -60,9 +60,9 @@ def _write_stimulus(path, n_random, seed, pipeline, out, as_json) -> None:
     from pathlib import Path
 
     from cgphw.files import accepted_by, check_replaceable
-    from cgphw.verify.design import load_design, resolve_manifest
-    from cgphw.verify.stimulus import load_stimulus
-    from cgphw.verify.verdict import design_stimulus
+    from cgphw.verification.design import load_design, resolve_manifest
+    from cgphw.verification.stimulus import load_stimulus
+    from cgphw.verification.verdict import design_stimulus
 
     check_replaceable(out, None, accepted_by(load_stimulus), "stimulus file")  # replaces only its own
     with tempfile.TemporaryDirectory(prefix="cgphw-stim-") as tmp:
@@ -81,7 +81,7 @@ def _write_stimulus(path, n_random, seed, pipeline, out, as_json) -> None:
 def verify_gates_command(sim, as_json):
     """Check every gate of the registry, as hardware, against its int8 semantics on all
     65,536 input pairs. Exit 0: all equal; 1: a gate differs; 2: bad input."""
-    from cgphw.verify import conformance
+    from cgphw.verification import conformance
 
     with terminal_progress() as progress:
         result = (conformance.check_amaranth(progress=progress) if sim == "amaranth"

@@ -62,7 +62,7 @@ def test_archive_holds_only_non_dominated_points_that_reevaluate(tmp_path):
 
 
 def test_export_of_a_chosen_point_verifies(tmp_path):
-    from cgphw.verify.verdict import verify
+    from cgphw.verification.verdict import verify
 
     task = example_task()
     evolve(task, SETTINGS, Limits(generations=20_000), seed=5, out=tmp_path / "run")

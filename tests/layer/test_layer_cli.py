@@ -14,7 +14,7 @@ import pytest
 from layer_fixtures import EXAMPLE, REPO
 
 from cgphw.cli import main
-from cgphw.verify.runner import missing_reason
+from cgphw.verification.runner import missing_reason
 
 NO_ICARUS = missing_reason("icarus")
 NO_VERILATOR = missing_reason("verilator")
@@ -153,7 +153,7 @@ def test_write_stimulus_for_your_own_flow(capsys, tmp_path):
     out_file = tmp_path / "stim.npz"
     code, out, _ = cgphw(capsys, "verify-layer", str(EXAMPLE), "--images", "2", "--write-stimulus", str(out_file))
     assert code == 0 and "wrote" in out
-    from cgphw.verify.layer_stimulus import load_stimulus
+    from cgphw.layer.stimulus import load_stimulus
 
     stim = load_stimulus(out_file)
     assert stim.words.shape == (2 * 576, 25) and stim.expected.shape == (2 * 576, 6)

@@ -9,8 +9,8 @@ from cgphw.errors import UserError
 from cgphw.hw.accel.plan import EngineConfig
 from cgphw.hw.accel.requant import requant_params
 from cgphw.nn.reference import torch_layer_output
-from cgphw.verify.layer import run_engine
-from cgphw.verify.runner import missing_reason
+from cgphw.layer.verify import run_engine
+from cgphw.verification.runner import missing_reason
 
 CASES = {
     # name: (layer arguments, engine config)

@@ -9,7 +9,7 @@ from layer_fixtures import random_layer
 
 from cgphw.hw.accel.requant import exact_requant, requant_params
 from cgphw.nn.reference import fbgemm_requant, requant_table
-from cgphw.verify.requant_check import accumulator_range, requant_check
+from cgphw.layer.requant_check import accumulator_range, requant_check
 
 
 def _every_accumulator(layer):

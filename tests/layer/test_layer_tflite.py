@@ -21,9 +21,9 @@ from cgphw.tflite_requant import (
     rounding_divide_by_pot,
     saturating_rounding_doubling_high_mul,
 )
-from cgphw.verify.layer import run_engine
-from cgphw.verify.requant_check import tflite_requant_check
-from cgphw.verify.runner import missing_reason
+from cgphw.layer.verify import run_engine
+from cgphw.layer.requant_check import tflite_requant_check
+from cgphw.verification.runner import missing_reason
 
 needs_model = pytest.mark.skipif(missing_model() is not None, reason=str(missing_model()))
 

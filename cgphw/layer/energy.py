@@ -25,7 +25,7 @@ from cgphw.errors import UserError
 from cgphw.hw.accel.energy import cells_pj_per_cycle, run_netlist, run_source, synthesise_engine
 from cgphw.hw.accel.plan import EngineConfig, input_words, output_words
 from cgphw.hw.accel.source import SourceSpec, build_source
-from cgphw.verify.layer_setup import LayerSetup, prepare
+from cgphw.layer.setup import LayerSetup, prepare
 
 DEFAULT_IMAGES = 64  # one gate-level run: one image per lane
 
@@ -190,8 +190,8 @@ def _streams(setup: LayerSetup):
 
 
 def _datapath(setup: LayerSetup, library, say):
-    from cgphw.verify.layer import build_engine
-    from cgphw.verify.layer_setup import external_memory
+    from cgphw.layer.verify import build_engine
+    from cgphw.layer.setup import external_memory
 
     engine = build_engine(setup)
     say(f"synthesising the datapath (reuse {setup.geometry.reuse}; a few minutes)")

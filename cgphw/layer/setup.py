@@ -69,7 +69,7 @@ def load_circuit(path: str | os.PathLike) -> Circuit:
         source = load_source(path, force=True)  # verification does not need the threshold met
         assert source.task is not None  # a run directory holds its task
         return Circuit(source.default_name, source.genome, source.task, None)
-    from cgphw.verify.design import load_design
+    from cgphw.verification.design import load_design
 
     design = load_design(path)  # format, hashes, genome and task checked
     if design.task is None:

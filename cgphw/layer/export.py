@@ -5,7 +5,7 @@ and, beside it in the same directory, the layer engine fed by that circuit:
   NAME_LAYER.json           its manifest (cgphw-layer/1: ports, protocol, geometry, requantisation,
                             the layer's quantisation, what it was built from, file hashes)
   NAME_LAYER_stim.npz       a stimulus of real images with torch's expected results
-  NAME_LAYER_tb.py          a cocotb test module (cgphw.verify.tb_layer) for your own flow
+  NAME_LAYER_tb.py          a cocotb test module (cgphw.layer.testbench) for your own flow
 
 Run the testbench in your CI with ``make -C sim NAME=NAME_LAYER RTL=rtl_out/NAME TEST=NAME_LAYER_tb
 CGPHW_STIMULUS=$PWD/rtl_out/NAME/NAME_LAYER_stim.npz`` (see sim/README.md).
@@ -25,11 +25,11 @@ DEFAULT_STIMULUS_IMAGES = 10
 
 TESTBENCH = '''"""cocotb test module for the layer engine {top} (written by `cgphw export --layer`).
 
-The testbench lives in the installed package (cgphw.verify.tb_layer), so `cgphw verify-layer`
+The testbench lives in the installed package (cgphw.layer.testbench), so `cgphw verify-layer`
 and your flow run the same code. Set CGPHW_STIMULUS to {stimulus} (or a file from
 `cgphw verify-layer RTLDIR --layer {layer} --write-stimulus FILE`).
 """
-from cgphw.verify.tb_layer import layer_matches_network  # noqa: F401  (cocotb finds it here)
+from cgphw.layer.testbench import layer_matches_network  # noqa: F401  (cocotb finds it here)
 '''
 
 
@@ -53,8 +53,8 @@ def export_layer(path, layer: str = "conv1", out_dir: str | os.PathLike = "rtl_o
     from cgphw.hw.export import build_files, check_name, load_source, write_export
     from cgphw.hw.manifest import load_manifest
     from cgphw.nn.data import load_split
-    from cgphw.verify.layer import build_engine, layer_stimulus
-    from cgphw.verify.layer_setup import prepare
+    from cgphw.layer.verify import build_engine, layer_stimulus
+    from cgphw.layer.setup import prepare
 
     pipeline = emit.check_pipeline(pipeline)
     run = load_source(path, force)

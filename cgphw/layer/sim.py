@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from cgphw.errors import SimulatorError
-from cgphw.verify import runner
-from cgphw.verify.amaranth_backend import simulator_failures
-from cgphw.verify.layer_stimulus import RESET_CYCLES, LayerRun, LayerStimulus, Recorder, load_run
+from cgphw.verification import runner
+from cgphw.verification.amaranth_backend import simulator_failures
+from cgphw.layer.stimulus import RESET_CYCLES, LayerRun, LayerStimulus, Recorder, load_run
 
 CLOCK_PERIOD_S = 10e-9
 
@@ -60,7 +60,7 @@ def simulate_cocotb(sim: str, verilog: Path, top: str, stimulus_path: Path, work
     """Build ``verilog`` on Icarus or Verilator and run ``tb_layer`` with the stimulus file."""
     run_file = Path(workdir).resolve() / f"{sim}_layer_run.npz"
     run_file.unlink(missing_ok=True)
-    run = runner.run_cocotb(sim, [verilog], top, "cgphw.verify.tb_layer", workdir,
+    run = runner.run_cocotb(sim, [verilog], top, "cgphw.layer.testbench", workdir,
                             {"CGPHW_STIMULUS": str(Path(stimulus_path).resolve()), "CGPHW_LAYER_RUN": str(run_file)})
     if not run_file.is_file():
         raise SimulatorError(f"the {sim} simulation of {top} ended before its testbench finished, so there is no "

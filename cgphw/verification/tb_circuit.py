@@ -13,8 +13,8 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, Timer
 
-from cgphw.verify.scoreboard import Scoreboard, describe_mismatch, pack
-from cgphw.verify.stimulus import load_stimulus
+from cgphw.verification.scoreboard import Scoreboard, describe_mismatch, pack
+from cgphw.verification.stimulus import load_stimulus
 
 CLOCK_PERIOD_NS = 10
 

@@ -12,8 +12,8 @@ import pytest
 from sim_fixtures import corrupt
 
 from cgphw.cli import main
-from cgphw.verify import verify
-from cgphw.verify.runner import missing_reason
+from cgphw.verification import verify
+from cgphw.verification.runner import missing_reason
 
 REPO = Path(__file__).resolve().parents[2]
 

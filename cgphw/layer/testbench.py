@@ -15,7 +15,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly
 
-from cgphw.verify.layer_stimulus import RESET_CYCLES, Recorder, load_stimulus
+from cgphw.layer.stimulus import RESET_CYCLES, Recorder, load_stimulus
 
 CLOCK_PERIOD_NS = 10
 

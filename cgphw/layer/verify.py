@@ -20,9 +20,9 @@ import numpy as np
 
 from cgphw.errors import MismatchError, UserError
 from cgphw.hw.accel.plan import EngineConfig, input_words, locate, output_words
-from cgphw.verify import runner
-from cgphw.verify.layer_setup import LayerSetup, exported_layer, external_memory, prepare
-from cgphw.verify.layer_stimulus import LayerRun, LayerStimulus
+from cgphw.verification import runner
+from cgphw.layer.setup import LayerSetup, exported_layer, external_memory, prepare
+from cgphw.layer.stimulus import LayerRun, LayerStimulus
 
 DEFAULT_IMAGES = 100
 
@@ -163,7 +163,7 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
     _judge(setup, stim, run, verdict)
     _top1(setup, chosen, run, verdict)
     if all_accumulators:
-        from cgphw.verify.requant_check import requant_check
+        from cgphw.layer.requant_check import requant_check
 
         verdict.requant = requant_check(setup.layer, setup.requant).to_json()
     verdict.seconds, verdict.cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
@@ -190,6 +190,8 @@ def check_claims(exported, setup: LayerSetup, layer: str) -> None:
     built = {"layer": layer, "requant": setup.requant.to_json(), "geometry": setup.geometry.to_json()}
     for key, value in built.items():
         claimed = exported.doc.get(key)
+        if key == "geometry" and isinstance(claimed, dict):
+            claimed = {"depthwise": False, **claimed}  # exported before depthwise layers existed
         if claimed != value:
             raise MismatchError(f"{exported.path} records {key} {claimed!r}, but the engine built from its circuit "
                                 f"and the network has {value!r}: the manifest was changed, or another network was "
@@ -199,7 +201,7 @@ def check_claims(exported, setup: LayerSetup, layer: str) -> None:
 def _simulate(setup: LayerSetup, fault, stim: LayerStimulus, sim: str, export, work: Path,
               verdict: LayerVerdict) -> LayerRun:
     from cgphw.hw import emit
-    from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
+    from cgphw.layer.sim import simulate_amaranth, simulate_cocotb
 
     exported = export.files["verilog"] if export is not None else None
     if sim == "amaranth" or exported is None:
@@ -271,7 +273,7 @@ def _top1(setup: LayerSetup, chosen, run: LayerRun, verdict: LayerVerdict) -> No
 
 def _replaceable_stimulus(out: Path) -> None:
     """``out`` may be written: absent, or a stimulus file cgphw wrote (never a user's file)."""
-    from cgphw.verify.layer_stimulus import load_stimulus
+    from cgphw.layer.stimulus import load_stimulus
 
     if out.exists() or out.is_symlink():
         try:
@@ -285,7 +287,7 @@ def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_
                          data: str = "mnist5k", split: str = "test", config: EngineConfig | None = None,
                          source: str | None = None) -> dict:
     """Write the stimulus file of ``images`` real images for the engine built from PATH (for
-    ``cgphw.verify.tb_layer`` in your own cocotb flow); returns what was written."""
+    ``cgphw.layer.testbench`` in your own cocotb flow); returns what was written."""
     from cgphw.nn.data import load_split
 
     if images < 1:
@@ -312,7 +314,7 @@ def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source:
     from cgphw.hw.accel.plan import kernel_writers, layer_geometry, outputs_from_words, plan_load
     from cgphw.hw.accel.requant import layer_requant
     from cgphw.hw.accel.source import SourceSpec
-    from cgphw.verify.layer_sim import simulate_amaranth, simulate_cocotb
+    from cgphw.layer.sim import simulate_amaranth, simulate_cocotb
 
     config = config or EngineConfig()
     x = layer.check_inputs(x)

@@ -13,10 +13,10 @@ import numpy as np
 from cgphw.cgp.problem import weighted_se
 from cgphw.errors import SimulatorError, UserError
 from cgphw.progress import ProgressCallback, step
-from cgphw.verify import runner
-from cgphw.verify.design import Design, load_design, resolve_manifest
-from cgphw.verify.scoreboard import describe_mismatch
-from cgphw.verify.stimulus import Stimulus, build_stimulus
+from cgphw.verification import runner
+from cgphw.verification.design import Design, load_design, resolve_manifest
+from cgphw.verification.scoreboard import describe_mismatch
+from cgphw.verification.stimulus import Stimulus, build_stimulus
 
 DEFAULT_RANDOM_VECTORS = 1000
 MAX_VECTORS = 1_000_000  # random vectors per verification (the CLI and a campaign)
@@ -119,7 +119,7 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
     start = time.perf_counter()
     if sim == "amaranth":
         from cgphw.hw import emit
-        from cgphw.verify.amaranth_backend import simulate_component
+        from cgphw.verification.amaranth_backend import simulate_component
 
         verdict = Verdict(design.top, "amaranth", "Amaranth component rebuilt from the manifest genome",
                           design.latency)
@@ -135,7 +135,7 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
         verdict = Verdict(design.top, sim, f"exported Verilog {design.verilog.name}", design.latency)
         stim_path = workdir / "stimulus.json"
         stimulus.save(stim_path)
-        run = runner.run_cocotb(sim, [design.verilog], design.top, "cgphw.verify.tb_circuit", workdir,
+        run = runner.run_cocotb(sim, [design.verilog], design.top, "cgphw.verification.tb_circuit", workdir,
                                 {"CGPHW_STIMULUS": str(stim_path.resolve())}, progress)
         summary = cocotb_summary(sim, run)
     if not summary.get("complete", False):

@@ -12,7 +12,7 @@ from cgphw.cgp.metrics import Metrics
 from cgphw.errors import UserError
 from cgphw.hw.manifest import Manifest, find_manifest, load_manifest
 from cgphw.task import Task
-from cgphw.verify.stimulus import Ports
+from cgphw.verification.stimulus import Ports
 
 
 @dataclass(frozen=True, eq=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from cgphw.files import write_json_atomic
-from cgphw.verify.stimulus import Stimulus
+from cgphw.verification.stimulus import Stimulus
 
 
 def pack(values) -> int:

@@ -10,10 +10,10 @@ from amaranth.lib.wiring import In, Out
 from sim_fixtures import claim_latency, corrupt, manifest_of
 
 from cgphw.hw.emit import build_component
-from cgphw.verify import verify
-from cgphw.verify.amaranth_backend import simulate_component
-from cgphw.verify.design import load_design
-from cgphw.verify.verdict import design_stimulus
+from cgphw.verification import verify
+from cgphw.verification.amaranth_backend import simulate_component
+from cgphw.verification.design import load_design
+from cgphw.verification.verdict import design_stimulus
 
 
 def test_combinational_circuit_passes(rtl_comb):

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from cgphw import gates as G
-from cgphw.verify import conformance as C
-from cgphw.verify.runner import missing_reason
+from cgphw.verification import conformance as C
+from cgphw.verification.runner import missing_reason
 
 
 def test_pair_schedule_covers_every_pair_once():

@@ -8,8 +8,8 @@ import pytest
 
 from cgphw.cgp.genome import grid_for, random_genome
 from cgphw.errors import UserError
-from cgphw.verify.scoreboard import Scoreboard, describe_mismatch, pack, unpack
-from cgphw.verify.stimulus import (CORNERS, Ports, build_stimulus, corner_vectors, load_stimulus,
+from cgphw.verification.scoreboard import Scoreboard, describe_mismatch, pack, unpack
+from cgphw.verification.stimulus import (CORNERS, Ports, build_stimulus, corner_vectors, load_stimulus,
                                    pipeline_model)
 
 PIPE = Ports(clock="clk", reset="rst", valid_in="valid_in", valid_out="valid_out")

@@ -10,8 +10,8 @@ import numpy as np
 
 from cgphw.errors import SimulatorError, UserError
 from cgphw.progress import ProgressCallback, step
-from cgphw.verify.scoreboard import Scoreboard
-from cgphw.verify.stimulus import Stimulus
+from cgphw.verification.scoreboard import Scoreboard
+from cgphw.verification.stimulus import Stimulus
 
 CLOCK_PERIOD_S = 10e-9
 PROGRESS_EVERY = 256  # cycles

@@ -13,11 +13,11 @@ from cgphw.cli import main
 from cgphw.errors import SimulatorError
 from cgphw.hw.emit import SIM_WORD, build_component, build_word_circuit, word_sizes
 from cgphw.task import Task
-from cgphw.verify import verify
-from cgphw.verify.amaranth_backend import simulate_component
-from cgphw.verify.runner import CocotbRun
-from cgphw.verify.stimulus import Ports, build_stimulus
-from cgphw.verify.verdict import cocotb_summary
+from cgphw.verification import verify
+from cgphw.verification.amaranth_backend import simulate_component
+from cgphw.verification.runner import CocotbRun
+from cgphw.verification.stimulus import Ports, build_stimulus
+from cgphw.verification.verdict import cocotb_summary
 
 COMB = Ports(stored="stored", weights="weights")
 PIPE = Ports(stored="stored", weights="weights", clock="clk", reset="rst", valid_in="valid_in", valid_out="valid_out")
