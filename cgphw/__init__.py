@@ -18,6 +18,8 @@ The Python API (each command is a thin layer over one of these):
   run_campaign(experiment) -> CampaignResult   every run of an experiment file, on Dask
   load_experiment(file or name) -> Experiment; load_results(dir) -> DataFrame; summarize(table);
   write_report(dir) -> report.html
+  The common steps: load_model(name or file), make_task(model, selector, layer), example_task(),
+  Genome (a circuit: evaluate, expressions).
 Errors a user can cause raise UserError (the CLI: exit 2); files that contradict each other
 or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
 """
@@ -29,11 +31,13 @@ __all__ = ["Accuracy", "ExportResult", "Manifest", "Metrics", "MismatchError", "
            "load_task", "record_run", "resume", "synth", "verify", "insert", "Insertion",
            "verify_layer", "LayerVerdict", "layer_energy", "LayerEnergy", "export_layer", "LayerExport",
            "run_engine", "QuantLayer",
-           "run_campaign", "CampaignResult", "load_experiment", "load_results", "summarize", "write_report"]
+           "run_campaign", "CampaignResult", "load_experiment", "load_results", "summarize", "write_report",
+           "load_model", "make_task", "example_task", "Genome"]
 
 # Loaded on first use (even numpy: `cgphw` starts fast and Ctrl-C at start-up is one line);
 # the CGP engine brings numba, export Amaranth, verify cocotb, insertion torch.
-_LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task",
+_LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task", "example_task": "cgphw.task",
+         "load_model": "cgphw.nn.networks", "make_task": "cgphw.nn.tasks", "Genome": "cgphw.cgp.genome",
          "evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
          "record_run": "cgphw.cgp.search",
          "SearchSettings": "cgphw.cgp.settings", "Limits": "cgphw.cgp.settings",
@@ -51,7 +55,6 @@ _LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task",
          "run_campaign": "cgphw.campaign.runner", "CampaignResult": "cgphw.campaign.runner",
          "load_experiment": "cgphw.campaign.experiment", "load_results": "cgphw.campaign.results",
          "summarize": "cgphw.campaign.results", "write_report": "cgphw.campaign.report"}
-
 
 
 def __getattr__(name):

@@ -347,5 +347,5 @@ def environment_path(value: str, key: str, required: bool = True) -> str | None:
         return None
     if not found:
         raise UserError(f"{key} is taken from the environment variable {name}, which is not set: "
-                        f"export {name}=PATH or pass --set {key}=PATH (see README, MobileNetV2)")
+                        f"export {name}=PATH or pass --set {key}=PATH (see docs/tflite.md)")
     return str(Path(found).expanduser().resolve())

@@ -149,7 +149,7 @@ class SearchSettings:
     pareto_size: int = _knob(64, kind="int", low=0, high=PARETO_MAX,
                              help=f"Capacity of the Pareto archive of (error, energy, delay, gates) written to "
                                   f"pareto.json ({PARETO_MIN}..{PARETO_MAX}; 0: none). When full, the most crowded "
-                                  "point goes (README).")
+                                  "point goes (docs/search.md).")
     rotate_every: int = _knob(1000, kind="int", low=1, high=10**9,
                               help="objective pareto: generations between parent moves along the front.")
     value_bank: bool = _knob(False, kind="bool", help="Evolve the distinct values only, then wire each weight.")

@@ -145,7 +145,8 @@ def save_model(model: Int8Model, path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike | None = None) -> Int8Model:
-    path = Path(path) if path is not None else DEFAULT_MODEL
+    """A cgphw int8 model file; None or a shipped name ('lenet5') is the shipped LeNet-5."""
+    path = DEFAULT_MODEL if path is None or str(path) in SHIPPED_NAMES else Path(path)
     if not path.is_file():
         if path == DEFAULT_MODEL:
             raise UserError(f"the shipped model {SHIPPED_NAME} is missing from this installation ({path}): "

@@ -36,6 +36,11 @@ def core_and_ring(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_task(model, selector: str, layer: str | None = None, filters: list[int] | None = None) -> Task:
+    """The task ``selector`` picks from the network ``model`` (a network, or what
+    ``cgphw.load_model`` takes: None, 'mobilenetv2', a .pt or .tflite file)."""
+    from cgphw.nn.networks import load_model
+
+    model = load_model(model)
     name, _, rest = selector.partition(":")
     parts = [p for p in rest.split(":") if p] if rest else []
     if name in ("core-ring", "ring-core"):

@@ -14,7 +14,7 @@ one multiplier per output channel and one shift per layer::
 computed from the exact binary values of the scales (``fractions.Fraction``), with S chosen so
 the largest multiplier has ``mult_bits`` bits. ``>> S`` is an arithmetic shift (floor), so
 ``R`` carries the bias and the rounding half. With 32 bits the fixed-point error is far below
-float32's (see README: mismatches against torch, measured over every accumulator value).
+float32's (docs/layer-engine.md: mismatches against torch, measured over every accumulator value).
 """
 from __future__ import annotations
 
