@@ -91,7 +91,7 @@ def test_results_summarise_per_setting(campaign, capsys):
     assert {r["task"] for r in rows} == {"kernel 0", "kernel 1"} and all(r["runs"] == 1 for r in rows)
     code, _, err = cli(capsys, "results", str(out), "--group-by", "colour")
     assert code == 2 and err.startswith("error: cannot group by 'colour'")
-    # --figures: exactly the figures asked for (the side-by-side row of docs/results.mds)
+    # --figures: exactly the figures asked for (docs/results.md's side-by-side rows)
     text = run_cli(capsys, "results", str(out), "--group-by", "threshold", "--figures",
                    "gates,top1_after,wall_seconds").out
     assert re.split(r"\s{2,}", text.splitlines()[0].strip()) == \

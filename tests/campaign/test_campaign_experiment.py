@@ -30,7 +30,7 @@ def runs(path, profile="full", overrides=()):
 def test_every_study_experiment_is_shipped_and_valid():
     found = shipped()
     assert set(STUDY) <= set(found)
-    for name in ("single-filter", "single-channel", "layer-bypass", "no-input"):  # the side-by-side row of docs/results.mds
+    for name in ("single-filter", "single-channel", "layer-bypass", "no-input"):  # docs/results.md's side-by-side rows
         study = expand(load_experiment(name, "study"), MODEL, DATA)
         assert len({s.search["seed"] for s in study}) >= 3 and study[0].stages == STAGES
         assert all(s.search["mutation"] == "single" and s.search["start"] == "auto" for s in study)
