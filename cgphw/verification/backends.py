@@ -36,7 +36,7 @@ class LayerJob(Protocol):
 
 
 class SimulatorBackend(Protocol):
-    name: str
+    name: ClassVar[str]
 
     def environment(self) -> dict[str, str]: ...
 
@@ -204,7 +204,8 @@ class VerilatorBackend(CocotbBackend):
         return {} if shutil.which("verilator") else None
 
 
-BACKENDS: dict[str, type[_Backend]] = {b.name: b for b in (AmaranthBackend, IcarusBackend, VerilatorBackend)}
+BACKENDS: dict[str, type[AmaranthBackend | CocotbBackend]] = {
+    b.name: b for b in (AmaranthBackend, IcarusBackend, VerilatorBackend)}
 SIMULATORS = tuple(BACKENDS)
 
 
@@ -212,8 +213,7 @@ def get_backend(name: str) -> SimulatorBackend:
     """The backend called ``name``; UserError listing the supported names otherwise."""
     if name not in BACKENDS:
         raise UserError(f"unknown simulator {name!r}; choose one of {', '.join(SIMULATORS)}")
-    backend: SimulatorBackend = BACKENDS[name]()  # type: ignore[assignment]
-    return backend
+    return BACKENDS[name]()
 
 
 def cocotb_backend(name: str) -> CocotbBackend:
