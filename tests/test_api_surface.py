@@ -38,7 +38,7 @@ def test_every_api_name_is_its_documented_object_after_the_submodules_are_import
 def test_cgphw_verify_is_the_function_beside_the_verification_package():
     import cgphw
     from cgphw import verify
-    from cgphw.verification import runner, verdict
+    from cgphw.verification import backends, verdict
 
     assert verify is cgphw.verify is verdict.verify and callable(verify)
-    assert runner.SIMULATORS and cgphw.Accuracy.__name__ == "Accuracy"
+    assert backends.SIMULATORS and cgphw.Accuracy.__name__ == "Accuracy"

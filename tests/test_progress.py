@@ -115,7 +115,7 @@ def test_sensitivity_reports_each_row(what):
 
 @pytest.mark.parametrize("sim", ["amaranth", "icarus"])
 def test_verify_reports_its_build_and_simulation(tmp_path, sim):
-    from cgphw.verification.runner import missing_reason
+    from cgphw.verification.backends import missing_reason
     from cgphw.verification.verdict import verify
 
     if missing_reason(sim):

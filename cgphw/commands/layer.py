@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from cgphw.verification.runner import SIMULATORS
+from cgphw.verification.backends import SIMULATORS
 
 FAULTS = ("requant-shift", "weight-bit", "acc-reset")
 SOURCES = ("circuit", "circuit-sram", "rom", "sram")

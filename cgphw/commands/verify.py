@@ -8,7 +8,7 @@ import sys
 import click
 
 from cgphw.progress import terminal_progress
-from cgphw.verification.runner import SIMULATORS
+from cgphw.verification.backends import SIMULATORS
 from cgphw.verification.verdict import DEFAULT_RANDOM_VECTORS, MAX_VECTORS
 
 
@@ -81,11 +81,10 @@ def _write_stimulus(path, n_random, seed, pipeline, out, as_json) -> None:
 def verify_gates_command(sim, as_json):
     """Check every gate of the registry, as hardware, against its int8 semantics on all
     65,536 input pairs. Exit 0: all equal; 1: a gate differs; 2: bad input."""
-    from cgphw.verification import conformance
+    from cgphw.verification.backends import get_backend
 
     with terminal_progress() as progress:
-        result = (conformance.check_amaranth(progress=progress) if sim == "amaranth"
-                  else conformance.check_cocotb(sim, progress=progress))
+        result = get_backend(sim).check_gates(progress=progress)
     doc = result.to_json()
     line = (f"{'PASS' if result.passed else 'FAIL'} {doc['gates']} gates on {sim}: {doc['pairs_per_gate']} pairs "
             f"each, {sum(result.wrong.values())} wrong results ({doc['seconds']} s)")

@@ -1,13 +1,13 @@
 """Simulators for the layer engine, all driven by the same ``Recorder`` loop: Amaranth's own
 simulator on the component, or Icarus / Verilator on its Verilog through cocotb
-(``tb_layer``, run by the one cocotb runner of ``verify.runner``)."""
+(``cgphw.layer.testbench``, run by a cocotb backend of ``cgphw.verification.backends``)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from cgphw.errors import SimulatorError
-from cgphw.verification import runner
 from cgphw.verification.amaranth_backend import simulator_failures
+from cgphw.verification.backends import CocotbBackend
 from cgphw.layer.stimulus import RESET_CYCLES, LayerRun, LayerStimulus, Recorder, load_run
 
 CLOCK_PERIOD_S = 10e-9
@@ -56,12 +56,14 @@ def _simulate_amaranth(engine, stimulus: LayerStimulus) -> LayerRun:
     return rec.result("amaranth")
 
 
-def simulate_cocotb(sim: str, verilog: Path, top: str, stimulus_path: Path, workdir: Path) -> LayerRun:
-    """Build ``verilog`` on Icarus or Verilator and run ``tb_layer`` with the stimulus file."""
+def simulate_cocotb(backend: CocotbBackend, verilog: Path, top: str, stimulus_path: Path, workdir: Path) -> LayerRun:
+    """Build ``verilog`` on ``backend`` (Icarus, Verilator) and run the layer testbench with the stimulus file."""
+    sim = backend.name
     run_file = Path(workdir).resolve() / f"{sim}_layer_run.npz"
     run_file.unlink(missing_ok=True)
-    run = runner.run_cocotb(sim, [verilog], top, "cgphw.layer.testbench", workdir,
-                            {"CGPHW_STIMULUS": str(Path(stimulus_path).resolve()), "CGPHW_LAYER_RUN": str(run_file)})
+    run = backend.run_testbench([verilog], top, "cgphw.layer.testbench", workdir,
+                                {"CGPHW_STIMULUS": str(Path(stimulus_path).resolve()),
+                                 "CGPHW_LAYER_RUN": str(run_file)})
     if not run_file.is_file():
         raise SimulatorError(f"the {sim} simulation of {top} ended before its testbench finished, so there is no "
                              f"verdict on the design; log {run.log}:\n{run.log_tail()}")

@@ -137,8 +137,9 @@ def check_cocotb(sim: str, ids=None, lanes: int = DEFAULT_LANES, workdir: str | 
     """The same design converted to Verilog by Amaranth, checked by tb_gates.py on ``sim``."""
     from amaranth.back import verilog
 
-    from cgphw.verification.runner import run_cocotb
+    from cgphw.verification.backends import cocotb_backend
 
+    backend = cocotb_backend(sim)
     ids = tuple(ids or all_gate_ids())
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cgphw-gates-") as tmp:
@@ -148,8 +149,8 @@ def check_cocotb(sim: str, ids=None, lanes: int = DEFAULT_LANES, workdir: str | 
         source.write_text(verilog.convert(gates_component(ids, lanes), name="cgphw_gates"))
         a, b = pair_schedule(lanes)
         np.savez(work / "gates_stimulus.npz", ids=np.array(ids), a=a, b=b, expected=expected_bytes(ids, lanes))
-        run = run_cocotb(sim, [source], "cgphw_gates", "cgphw.verification.tb_gates", work,
-                         {"CGPHW_STIMULUS": str(work / "gates_stimulus.npz")}, progress)
+        run = backend.run_testbench([source], "cgphw_gates", "cgphw.verification.tb_gates", work,
+                                    {"CGPHW_STIMULUS": str(work / "gates_stimulus.npz")}, progress)
         result = Conformance(sim, ids)
         if run.report is None:
             raise RuntimeError(f"the {sim} conformance simulation did not finish:\n{run.log_tail()}")

@@ -14,7 +14,7 @@ import pytest
 from layer_fixtures import EXAMPLE, REPO
 
 from cgphw.cli import main
-from cgphw.verification.runner import missing_reason
+from cgphw.verification.backends import missing_reason
 
 NO_ICARUS = missing_reason("icarus")
 NO_VERILATOR = missing_reason("verilator")

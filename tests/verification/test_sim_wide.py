@@ -17,7 +17,7 @@ from cgphw.verification import verify
 from cgphw.verification.amaranth_backend import simulate_component
 from cgphw.verification.runner import CocotbRun
 from cgphw.verification.stimulus import Ports, build_stimulus
-from cgphw.verification.verdict import cocotb_summary
+from cgphw.verification.backends import cocotb_summary
 
 COMB = Ports(stored="stored", weights="weights")
 PIPE = Ports(stored="stored", weights="weights", clock="clk", reset="rst", valid_in="valid_in", valid_out="valid_out")
