@@ -36,6 +36,7 @@ def test_committed_table_states_its_origin(committed):
     load_costs()  # the search's reader accepts it
 
 
+@pytest.mark.yosys
 @pytest.mark.parametrize("gate_id", [1, 3, 13])
 def test_committed_entries_recompute_exactly(committed, gate_id):
     seed = int(committed["generated"]["activity"]["seed"].split()[0])
@@ -55,6 +56,7 @@ def test_free_gates_synthesise_to_nothing(committed):
         assert committed["gates"][str(G.GATES_BY_NAME[name].id)]["n_cells"] > 0
 
 
+@pytest.mark.yosys
 @pytest.mark.parametrize("gate_id", SEED27_LOGIC)
 def test_operator_netlist_equals_its_amaranth_description(gate_id):
     """Yosys miter + SAT over all 2^16 operand pairs, and the activity simulator's outputs
@@ -92,6 +94,7 @@ def test_cell_table_figures_follow_its_stated_model():
     assert doc["cells"]["$_NOT_"]["area"] == 0.532 and doc["cells"]["$_NAND_"]["area"] == 0.798
 
 
+@pytest.mark.yosys
 @pytest.mark.slow
 def test_calibrate_command_regenerates_the_committed_table(tmp_path, cli, committed):
     out = tmp_path / "costs.json"
@@ -102,6 +105,7 @@ def test_calibrate_command_regenerates_the_committed_table(tmp_path, cli, commit
     assert doc["gates"] == committed["gates"] and doc["sanity"] == committed["sanity"]
 
 
+@pytest.mark.yosys
 def test_other_cell_table_changes_energies(tmp_path, cli):
     doc = json.loads(default_cells_path().read_text())
     for ctype, row in doc["cells"].items():
@@ -145,6 +149,7 @@ def test_calibrate_refuses_evaluations_out_of_range(tmp_path, cli, evaluations):
     assert not out.exists()
 
 
+@pytest.mark.yosys
 def test_calibrate_writes_to_the_working_folder_and_needs_force_to_overwrite(tmp_path, cli, monkeypatch,
                                                                              committed):
     monkeypatch.chdir(tmp_path)

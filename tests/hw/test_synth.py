@@ -49,6 +49,7 @@ def comb_dir(comb_synth):
     return comb_synth[0]
 
 
+@pytest.mark.yosys
 def test_combinational_report_with_proof(comb_synth):
     comb_dir, doc = comb_synth
     assert doc["ok"] and set(doc["proof"]) == {"circuit_rtlil", "circuit_verilog", "baseline_rtlil", "baseline_verilog"}
@@ -76,12 +77,14 @@ def test_cgp_estimate_sums_active_gates_once():
     assert est["energy_pj_after_folding_and_sharing"] == pytest.approx(e[1] + e[2] + e[3] + e[7], abs=1e-9)
 
 
+@pytest.mark.yosys
 def test_estimate_agrees_with_synthesis_within_tolerance(comb_synth):
     est = comb_synth[1]["estimate"]
     assert est["agree"] and est["tolerance"][0] <= est["ratio"] <= est["tolerance"][1]
     assert "constant folding" in est["explanation"]
 
 
+@pytest.mark.yosys
 @pytest.mark.slow
 def test_pipelined_circuit_proves_over_its_latency(tmp_path):
     result = export(make_run(tmp_path, MIXED), out_dir=tmp_path / "rtl", name="mixedp", pipeline=1)
@@ -93,6 +96,7 @@ def test_pipelined_circuit_proves_over_its_latency(tmp_path):
     assert doc["circuit"]["simulation"]["matches_genome"]
 
 
+@pytest.mark.yosys
 def test_broken_netlist_fails_the_proof(comb_dir, tmp_path, cli):
     broken = tmp_path / "mixed"
     shutil.copytree(comb_dir, broken)
@@ -110,6 +114,7 @@ def test_broken_netlist_fails_the_proof(comb_dir, tmp_path, cli):
     assert code == 0 and "EQUIVALENT" in out, err
 
 
+@pytest.mark.yosys
 def test_zero_input_circuit_folds_away(tmp_path, cli):
     # n0 = const_1, n1 = const_127, n2 = add(n0, n1), n3 = mul(n2, n2), n4 = neg(n3)
     genome = chain_genome(0, [[0, 0, 22], [0, 0, 26], [0, 1, 1], [2, 2, 3], [3, 0, 4]], [2, 4, 1])
@@ -137,6 +142,7 @@ def _rehash(rtl: Path, manifest: dict, name: str) -> None:
 MISMATCHES = {"edited_rtlil", "edited_verilog", "genome_swapped", "rom_edited"}  # exit 1: caught, not malformed
 
 
+@pytest.mark.yosys
 @pytest.mark.parametrize("case", ["missing", "empty", "no_file", "bad_genome", "bad_rtl", "bad_costs",
                                   "bad_latency", "other_genome", "file_not_str", "baseline_file_not_str",
                                   "latency_past_evaluations", "costs_memory_list", "negative_seed",
@@ -233,6 +239,7 @@ def test_malformed_or_tampered_rtldir_is_refused(comb_dir, tmp_path, cli, case):
     assert not (rtl / "mixed.synth.json").exists()
 
 
+@pytest.mark.yosys
 def test_prove_checks_the_verilog_too(comb_dir, tmp_path, cli):
     """`synth --prove` never read the .v: a Verilog that differs from the RTLIL (here with its
     hash recorded, as a careful tamperer would) passed. Now the .v is proven on its own."""
@@ -251,6 +258,7 @@ def test_prove_checks_the_verilog_too(comb_dir, tmp_path, cli):
     assert "proof (circuit netlist = mixed.v): FAILED" in out
 
 
+@pytest.mark.yosys
 def test_address_circuit_is_compared_with_its_rom(tmp_path, cli):
     from cgphw.nn.tasks import address_inputs
 

@@ -44,6 +44,7 @@ def test_injected_faults_fail_with_the_first_mismatch(cli, fault):
     assert "first mismatch: image 0, channel" in out and "expected" in out and "got" in out
 
 
+@pytest.mark.simulator
 @pytest.mark.skipif(NO_ICARUS is not None, reason=str(NO_ICARUS))
 def test_exported_engine_in_icarus_and_an_edit_is_caught(cli, example_copy):
     code, out, _ = cli("verify-layer", str(example_copy), "--images", "2", "--sim", "icarus", "--json")
@@ -58,6 +59,7 @@ def test_exported_engine_in_icarus_and_an_edit_is_caught(cli, example_copy):
 
 
 @pytest.mark.slow  # one Verilator build (~35 s of CPU, most of it Verilator's runtime library)
+@pytest.mark.simulator
 @pytest.mark.skipif(NO_VERILATOR is not None, reason=str(NO_VERILATOR))
 def test_exported_engine_in_verilator(cli, tmp_path):
     """The engine's Verilog built by Verilator (--output-split 0: one C++ file) and run by cocotb."""
@@ -106,6 +108,7 @@ def test_export_layer_then_verify_and_run_the_testbench(cli, example_run, tmp_pa
     assert code == 0, out
 
 
+@pytest.mark.simulator
 @pytest.mark.skipif(NO_ICARUS is not None or shutil.which("make") is None,
                     reason=str(NO_ICARUS or "make is not installed"))
 def test_sim_makefile_runs_the_exported_testbench(example_copy, tmp_path):
@@ -128,6 +131,7 @@ def test_sim_makefile_runs_the_exported_testbench(example_copy, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.simulator
 @pytest.mark.skipif(NO_ICARUS is not None, reason=str(NO_ICARUS))
 def test_done_when_100_images_in_amaranth_and_icarus(cli):
     """The issue's acceptance run: the committed example on 100 real images, both simulators."""

@@ -34,6 +34,7 @@ class Accumulator(wiring.Component):
         return m
 
 
+@pytest.mark.yosys
 def test_gate_simulation_with_feedback_matches_the_rtl_in_every_lane():
     library = load_cells()
     mapped = synthesise_engine(Accumulator(), "accumulator", library)
@@ -66,6 +67,7 @@ def _engine(layer, config, source):
     return LayerEngine(g, requant_params(layer), plan, spec, layer.input_zero_point), g, words, spec
 
 
+@pytest.mark.yosys
 def test_engine_netlist_equals_torch_and_its_energy_is_measured():
     library = load_cells()
     layer, x = random_layer(4, kind="linear", c_in=16, c_out=4, images=6)

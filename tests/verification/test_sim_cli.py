@@ -12,6 +12,7 @@ needs_icarus = pytest.mark.skipif(missing_reason("icarus") is not None,
                                   reason=str(missing_reason("icarus")))
 
 
+@pytest.mark.simulator
 @needs_icarus
 def test_exported_circuit_passes_in_icarus(rtl_comb, cli):
     code, out, _ = cli("verify", str(rtl_comb), "--sim", "icarus", "--vectors", "300")
@@ -21,6 +22,7 @@ def test_exported_circuit_passes_in_icarus(rtl_comb, cli):
     assert "task: 16/16 simulated weights equal targets, SE 0 (reported 0)" in out
 
 
+@pytest.mark.simulator
 @needs_icarus
 def test_corrupted_verilog_is_caught_by_icarus(rtl_comb, cli):
     changed = corrupt(rtl_comb)
@@ -35,6 +37,7 @@ def test_corrupted_verilog_is_caught_by_icarus(rtl_comb, cli):
     assert doc["task"]["equal"] == 15
 
 
+@pytest.mark.simulator
 @needs_icarus
 def test_pipelined_circuit_cycle_accurate_in_icarus(rtl_pipe, cli):
     code, out, _ = cli("verify", str(rtl_pipe), "--sim", "icarus", "--vectors", "200")
@@ -93,6 +96,7 @@ def test_write_stimulus_for_own_flow(rtl_pipe, tmp_path, cli):
     assert doc["ports"]["clock"] == "clk" and doc["ports"]["valid_out"] == "valid_out"
 
 
+@pytest.mark.simulator
 @needs_icarus
 @pytest.mark.parametrize("pipeline", [None, 1])
 def test_circuit_without_inputs(tmp_path, cli, pipeline):
