@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CGPHW  := $(VENV)/bin/cgphw
 
-.PHONY: demo test lint bench example example-layer clean
+.PHONY: demo test test-fast lint bench example example-layer clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# everything but the tests marked slow (pyproject.toml lists the markers)
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
 
 # ruff over the tree, mypy over the modules pyproject.toml lists ([tool.ruff], [tool.mypy])
 lint: $(VENV)/.installed

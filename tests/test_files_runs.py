@@ -17,20 +17,9 @@ import numpy as np
 import pytest
 
 from cgphw import Limits, MismatchError, SearchSettings, UserError, evolve, load_run, resume
-from cgphw.cli import main
 from cgphw.task import Task, example_task
 
 CLI = [sys.executable, "-c", "from cgphw.cli import main; main()"]
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in argv])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error(code_err, code: int, fragment: str) -> str:
@@ -50,7 +39,7 @@ def evolve_args(task, out, *extra):
 
 
 # --- data loss -----------------------------------------------------------------------------------
-def test_evolve_into_a_folder_of_user_files_touches_nothing(tmp_path, capsys):
+def test_evolve_into_a_folder_of_user_files_touches_nothing(tmp_path, cli):
     """`evolve task.npz --costs costs.json --out .` deleted costs.json; a user's best.json or
     stats.csv in --out were overwritten. Now a folder cgphw did not write is refused, even with --force."""
     from cgphw.costs import default_costs_path
@@ -61,19 +50,19 @@ def test_evolve_into_a_folder_of_user_files_touches_nothing(tmp_path, capsys):
     (tmp_path / "stats.csv").write_text("a,b\n1,2\n")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     for force in ([], ["--force"]):
-        out = run_cli(capsys, *evolve_args(tmp_path / "task.npz", tmp_path, "--costs", tmp_path / "costs.json", *force))
+        out = cli(*evolve_args(tmp_path / "task.npz", tmp_path, "--costs", tmp_path / "costs.json", *force))
         one_error(out[::2], 2, "was not written by cgphw")
         assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_force_replaces_only_the_run_files(tmp_path, capsys):
+def test_force_replaces_only_the_run_files(tmp_path, cli):
     run = tmp_path / "run"
     small_run(run)
     (run / "notes.txt").write_text("mine")
     first_id = json.loads((run / "config.json").read_text())["run_id"]
-    one_error(run_cli(capsys, *evolve_args(example_task().save(tmp_path / "t.npz"), run))[::2], 2,
+    one_error(cli(*evolve_args(example_task().save(tmp_path / "t.npz"), run))[::2], 2,
               "already holds a run")
-    assert run_cli(capsys, *evolve_args(tmp_path / "t.npz", run, "--force"))[0] == 0
+    assert cli(*evolve_args(tmp_path / "t.npz", run, "--force"))[0] == 0
     assert (run / "notes.txt").read_text() == "mine"
     assert json.loads((run / "config.json").read_text())["run_id"] != first_id
     assert load_run(run).checkpoint.generation == 20
@@ -116,7 +105,7 @@ def _other_genome(run):
     ("checkpoint-of-another-run", "belongs to another run"),
     ("metrics-edited", "claims energy_pj"),
 ])
-def test_tampered_run_is_a_mismatch_for_show_export_resume(tmp_path, capsys, case, fragment):
+def test_tampered_run_is_a_mismatch_for_show_export_resume(tmp_path, cli, case, fragment):
     """show and export trusted stored metrics (a genome edited under metrics still claiming
     SE 0 exported with exit 0); a swapped task of the same shape resumed silently; files of
     two runs were accepted together. Each is now caught: exit 1, one line."""
@@ -140,34 +129,34 @@ def test_tampered_run_is_a_mismatch_for_show_export_resume(tmp_path, capsys, cas
         _edit_json(run / "best.json", lambda d: d["metrics"].update(energy_pj=0.001))
     for argv in (["show", run], ["show", run / "best.json", "--json"],
                  ["export", run, "--out", tmp_path / "o", "--force"], ["evolve", "--resume", run, "--quiet"]):
-        one_error(run_cli(capsys, *argv)[::2], 1, fragment)
+        one_error(cli(*argv)[::2], 1, fragment)
     assert not (tmp_path / "o").exists()
     with pytest.raises(MismatchError):
         load_run(run)
 
 
-def test_run_format_from_another_version_is_refused(tmp_path, capsys):
+def test_run_format_from_another_version_is_refused(tmp_path, cli):
     run = tmp_path / "run"
     small_run(run, generations=2)
     _edit_json(run / "best.json", lambda d: d.update(format="cgphw-run/99"))
-    one_error(run_cli(capsys, "show", run)[::2], 2,
+    one_error(cli("show", run)[::2], 2,
               "'cgphw-run/99', expected 'cgphw-run/2': it is from another version")
-    one_error(run_cli(capsys, "show", run / "best.json")[::2], 2, "another version")
+    one_error(cli("show", run / "best.json")[::2], 2, "another version")
 
 
-def test_show_json_is_strict_json(tmp_path, capsys):
+def test_show_json_is_strict_json(tmp_path, cli):
     """`show --json` emitted NaN; stored NaN is refused on reading and output is strict JSON."""
     run = tmp_path / "run"
     small_run(run, generations=2)
-    code, out, _ = run_cli(capsys, "show", run, "--json")
+    code, out, _ = cli("show", run, "--json")
     assert code == 0
     json.loads(out, parse_constant=lambda c: pytest.fail(f"show --json printed {c}"))
     best = (run / "best.json").read_text()
     (run / "best.json").write_text(best.replace('"energy_pj": ', '"energy_pj": NaN, "x": ', 1))
-    one_error(run_cli(capsys, "show", run, "--json")[::2], 2, "NaN is not a number JSON allows")
+    one_error(cli("show", run, "--json")[::2], 2, "NaN is not a number JSON allows")
 
 
-def test_a_second_writer_is_kept_out_by_the_lock(tmp_path, capsys):
+def test_a_second_writer_is_kept_out_by_the_lock(tmp_path, cli):
     """`--force` while another process writes the run left config and best.json of two runs."""
     from cgphw.dirs import DirLock
 
@@ -176,13 +165,13 @@ def test_a_second_writer_is_kept_out_by_the_lock(tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     held = DirLock(run).acquire()  # what a running `cgphw evolve` holds
     try:
-        one_error(run_cli(capsys, *evolve_args(example_task().save(tmp_path / "t.npz"), run, "--force"))[::2], 2,
+        one_error(cli(*evolve_args(example_task().save(tmp_path / "t.npz"), run, "--force"))[::2], 2,
                   "another cgphw process is writing")
-        one_error(run_cli(capsys, "evolve", "--resume", run, "--generations", 10)[::2], 2, "another cgphw process")
+        one_error(cli("evolve", "--resume", run, "--generations", 10)[::2], 2, "another cgphw process")
     finally:
         held.release()
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
-    assert run_cli(capsys, "evolve", "--resume", run, "--generations", 10, "--quiet")[0] == 0
+    assert cli("evolve", "--resume", run, "--generations", 10, "--quiet")[0] == 0
 
 
 @pytest.mark.slow
@@ -216,14 +205,14 @@ def _npz_with_header(path, shapes):
                 np.lib.format.write_array_header_1_0(fh, {"descr": "|i1", "fortran_order": False, "shape": shape})
 
 
-def test_a_task_too_large_is_refused_before_reading(tmp_path, capsys):
+def test_a_task_too_large_is_refused_before_reading(tmp_path, cli):
     _npz_with_header(tmp_path / "big.npz", {"inputs": (75_000_000, 9), "targets": (75_000_000, 16)})
-    line = one_error(run_cli(capsys, *evolve_args(tmp_path / "big.npz", tmp_path / "r"))[::2], 2,
+    line = one_error(cli(*evolve_args(tmp_path / "big.npz", tmp_path / "r"))[::2], 2,
                      "75,000,000 x 9; at most 16,777,216 values per array")
     assert "task file" in line and not (tmp_path / "r").exists()
 
 
-def test_json_nested_too_deep_is_one_line(tmp_path, capsys):
+def test_json_nested_too_deep_is_one_line(tmp_path, cli):
     deep = "[" * 100_000 + "]" * 100_000
     (tmp_path / "g.json").write_text(deep)
     run = tmp_path / "run"
@@ -231,15 +220,15 @@ def test_json_nested_too_deep_is_one_line(tmp_path, capsys):
     (run / "best.json").write_text('{"format": "cgphw-run/2", "genome": ' + deep + "}")
     for argv in (["show", tmp_path / "g.json"], ["export", tmp_path / "g.json", "--out", tmp_path / "o"],
                  ["show", run], ["export", run, "--out", tmp_path / "o"]):
-        one_error(run_cli(capsys, *argv)[::2], 2, "nests JSON deeper than 64 levels")
+        one_error(cli(*argv)[::2], 2, "nests JSON deeper than 64 levels")
 
 
 @pytest.mark.parametrize("key", ["rows", "task", "lambda", "run_id"])
-def test_an_edited_config_is_one_line(tmp_path, capsys, key):
+def test_an_edited_config_is_one_line(tmp_path, cli, key):
     run = tmp_path / "run"
     small_run(run, generations=2)
     _edit_json(run / "config.json", lambda d: d.pop(key))
-    one_error(run_cli(capsys, "evolve", "--resume", run)[::2], 2, f"is malformed: it lacks {key!r}")
+    one_error(cli("evolve", "--resume", run)[::2], 2, f"is malformed: it lacks {key!r}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -248,7 +237,7 @@ def _uninterrupted():
 
 
 @pytest.mark.parametrize("error", [errno.ENOSPC, errno.EROFS])
-def test_full_disk_during_evolve_leaves_a_resumable_run(tmp_path, capsys, monkeypatch, error):
+def test_full_disk_during_evolve_leaves_a_resumable_run(tmp_path, cli, monkeypatch, error):
     """A full disk (or a folder turned read-only) during evolve gave a traceback and a run that
     could be neither resumed nor run again. Now: one line; the last checkpoint is whole; the
     resumed run equals the uninterrupted one; and the run can be started again with --force."""
@@ -267,17 +256,17 @@ def test_full_disk_during_evolve_leaves_a_resumable_run(tmp_path, capsys, monkey
     run = tmp_path / "run"
     argv = ["evolve", tmp_path / "t.npz", "--rows", 5, "--cols", 5, "--seed", 4, "--generations", 300_000,
             "--checkpoint-every", "0.02", "--quiet", "--out", run]
-    line = one_error(run_cli(capsys, *argv)[::2], 2, "cgphw evolve --resume")
+    line = one_error(cli(*argv)[::2], 2, "cgphw evolve --resume")
     assert "cannot write" in line and "checkpoint (generation" in line
     monkeypatch.setattr(rundir, "write_json_atomic", real)
     state = load_run(run).checkpoint
     assert 0 < state.generation < 300_000 and state.stop_reason is None
     resumed = resume(run)
     assert resumed.generations == 300_000 and resumed.genome == _uninterrupted().genome
-    assert run_cli(capsys, *argv[:-1], run, "--force", "--generations", 10)[0] == 0  # and it can run again
+    assert cli(*argv[:-1], run, "--force", "--generations", 10)[0] == 0  # and it can run again
 
 
-def test_stats_that_cannot_be_written_stop_the_run_cleanly(tmp_path, capsys, monkeypatch):
+def test_stats_that_cannot_be_written_stop_the_run_cleanly(tmp_path, cli, monkeypatch):
     """A failed flush of stats.csv (OSError without a file name) was a traceback."""
     import cgphw.cgp.runwriter as rundir
 
@@ -293,13 +282,13 @@ def test_stats_that_cannot_be_written_stop_the_run_cleanly(tmp_path, capsys, mon
     run = tmp_path / "run"
     argv = [*evolve_args(example_task().save(tmp_path / "t.npz"), run)[:-2], "--generations", 100_000_000,
             "--time-budget", 30, "--out", run]
-    line = one_error(run_cli(capsys, *argv)[::2], 2, "stats.csv (File too large)")
+    line = one_error(cli(*argv)[::2], 2, "stats.csv (File too large)")
     assert "cgphw evolve --resume" in line
     checkpoint = load_run(run).checkpoint
     assert f"generation {checkpoint.generation:,})" in line  # saved after the failure: nothing lost
 
 
-def test_sigint_during_start_up_is_one_line_and_leaves_nothing(tmp_path, capsys, monkeypatch):
+def test_sigint_during_start_up_is_one_line_and_leaves_nothing(tmp_path, cli, monkeypatch):
     import cgphw.cgp.search as search
     import cgphw.task as task_mod
 
@@ -312,13 +301,13 @@ def test_sigint_during_start_up_is_one_line_and_leaves_nothing(tmp_path, capsys,
     for where in ((search, "setup_engine"), (task_mod.Task, "save")):  # compiling; writing the run's first files
         with monkeypatch.context() as m:
             m.setattr(*where, interrupted)
-            code, _, err = run_cli(capsys, *evolve_args(tmp_path / "t.npz", run))
+            code, _, err = cli(*evolve_args(tmp_path / "t.npz", run))
         assert code == 130 and err.strip() == "interrupted", err
         assert not run.exists()
-    assert run_cli(capsys, *evolve_args(tmp_path / "t.npz", run))[0] == 0  # and it runs afterwards
+    assert cli(*evolve_args(tmp_path / "t.npz", run))[0] == 0  # and it runs afterwards
 
 
-def test_a_run_of_the_previous_version_can_be_replaced_with_force(tmp_path, capsys):
+def test_a_run_of_the_previous_version_can_be_replaced_with_force(tmp_path, cli):
     """Runs written before markers existed (config format cgphw-run-config/1) stay replaceable:
     `make demo` and `make example` rerun over them; only their run files go."""
     old = tmp_path / "old"
@@ -327,12 +316,12 @@ def test_a_run_of_the_previous_version_can_be_replaced_with_force(tmp_path, caps
     (old / "best.json").write_text("{}")
     (old / "notes.txt").write_text("mine")
     task = example_task().save(tmp_path / "t.npz")
-    one_error(run_cli(capsys, *evolve_args(task, old))[::2], 2, "already holds a run")
-    assert run_cli(capsys, *evolve_args(task, old, "--force"))[0] == 0
+    one_error(cli(*evolve_args(task, old))[::2], 2, "already holds a run")
+    assert cli(*evolve_args(task, old, "--force"))[0] == 0
     assert (old / "notes.txt").read_text() == "mine" and load_run(old).checkpoint.generation == 20
 
 
-def test_full_disk_at_the_start_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+def test_full_disk_at_the_start_leaves_nothing_behind(tmp_path, cli, monkeypatch):
     import cgphw.cgp.runwriter as runwriter
 
     def full(path, *a, **kw):
@@ -340,11 +329,11 @@ def test_full_disk_at_the_start_leaves_nothing_behind(tmp_path, capsys, monkeypa
 
     monkeypatch.setattr(runwriter, "write_json_atomic", full)
     run = tmp_path / "run"
-    line = one_error(run_cli(capsys, *evolve_args(example_task().save(tmp_path / "t.npz"), run))[::2], 2,
+    line = one_error(cli(*evolve_args(example_task().save(tmp_path / "t.npz"), run))[::2], 2,
                      "cannot start the run")
     assert "No space left on device" in line and not run.exists()
     monkeypatch.undo()
-    assert run_cli(capsys, *evolve_args(tmp_path / "t.npz", run))[0] == 0
+    assert cli(*evolve_args(tmp_path / "t.npz", run))[0] == 0
 
 
 SCRIPT = Path(sys.executable).with_name("cgphw")  # the console script of this environment

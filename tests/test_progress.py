@@ -79,6 +79,7 @@ def test_verify_gates_reports_every_input_pair():
     assert counts[0] == (0, 65536) and counts[-1] == (65536, 65536)
 
 
+@pytest.mark.yosys
 def test_calibration_reports_each_synthesised_operator():
     from cgphw.hw.calibrate import REFERENCES, calibrate
     from cgphw.hw.cells import load_cells
@@ -113,7 +114,7 @@ def test_sensitivity_reports_each_row(what):
     assert len(rows) == 2 and counted == [(0, 2), (1, 2), (2, 2)]
 
 
-@pytest.mark.parametrize("sim", ["amaranth", "icarus"])
+@pytest.mark.parametrize("sim", ["amaranth", pytest.param("icarus", marks=pytest.mark.simulator)])
 def test_verify_reports_its_build_and_simulation(tmp_path, sim):
     from cgphw.verification.backends import missing_reason
     from cgphw.verification.verdict import verify

@@ -6,7 +6,6 @@ import re
 import pandas as pd
 import pytest
 
-from cgphw.cli import main
 
 from campaign_fixtures import experiment_file
 
@@ -29,20 +28,10 @@ limit = 200
 """
 
 
-def cli(capsys, *args):
-    with pytest.raises(SystemExit) as code:
-        main(list(args))
-    out = capsys.readouterr()
-    return code.value.code, out.out, out.err
-
-
-def run_cli(capsys, *args):
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        if exc.code:
-            raise
-    return capsys.readouterr()
+def run_cli(cli, *args):
+    result = cli(*args)
+    assert result.code == 0, result.err
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +42,9 @@ def campaign(tmp_path_factory, dask_client):
     return path, out, dask_client.scheduler.address
 
 
-def test_a_campaign_runs_every_stage_and_writes_table_and_report(campaign, capsys):
+def test_a_campaign_runs_every_stage_and_writes_table_and_report(campaign, cli):
     path, out, address = campaign
-    printed = run_cli(capsys, "run", str(path), "--out", str(out), "--cluster", address, "--quiet")
+    printed = run_cli(cli, "run", str(path), "--out", str(out), "--cluster", address, "--quiet")
     assert "2 runs: 2 ran now" in printed.out and "report:" in printed.out
     table = pd.read_parquet(out / "results.parquet")
     assert len(table) == 2 and set(pd.read_csv(out / "results.csv")["run"]) == set(table["run"])
@@ -81,23 +70,23 @@ def test_a_campaign_runs_every_stage_and_writes_table_and_report(campaign, capsy
     assert all(r in html for r in table["run"])
 
 
-def test_results_summarise_per_setting(campaign, capsys):
+def test_results_summarise_per_setting(campaign, cli):
     _, out, _ = campaign
-    text = run_cli(capsys, "results", str(out), "--group-by", "grid,threshold").out
+    text = run_cli(cli, "results", str(out), "--group-by", "grid,threshold").out
     header, line = text.splitlines()[:2]
     assert header.split()[:4] == ["grid", "threshold", "runs", "reached"]
     assert re.match(r"5x5\s+0\s+2\s+\d/2", line)
-    rows = json.loads(run_cli(capsys, "results", str(out), "--json").out)
+    rows = json.loads(run_cli(cli, "results", str(out), "--json").out)
     assert {r["task"] for r in rows} == {"kernel 0", "kernel 1"} and all(r["runs"] == 1 for r in rows)
-    code, _, err = cli(capsys, "results", str(out), "--group-by", "colour")
+    code, _, err = cli("results", str(out), "--group-by", "colour")
     assert code == 2 and err.startswith("error: cannot group by 'colour'")
     # --figures: exactly the figures asked for (docs/results.md's side-by-side rows)
-    text = run_cli(capsys, "results", str(out), "--group-by", "threshold", "--figures",
+    text = run_cli(cli, "results", str(out), "--group-by", "threshold", "--figures",
                    "gates,top1_after,wall_seconds").out
     assert re.split(r"\s{2,}", text.splitlines()[0].strip()) == \
         ["threshold", "runs", "reached", "verified", "gates", "top-1 %", "wall s"]
     assert re.match(r"0\s+2\s+\d/2\s+\d/2\s", text.splitlines()[1])  # counts, not 2.0 (a row of numbers only)
-    code, _, err = cli(capsys, "results", str(out), "--figures", "speed")
+    code, _, err = cli("results", str(out), "--figures", "speed")
     assert code == 2 and err.startswith("error: no figure 'speed'")
 
 
@@ -108,27 +97,27 @@ def test_the_figure_names_in_the_help_are_the_summary_s():
     assert FIGURE_NAMES == tuple(FIGURES)
 
 
-def test_a_finished_campaign_does_no_work_and_other_folders_are_refused(campaign, capsys, tmp_path):
+def test_a_finished_campaign_does_no_work_and_other_folders_are_refused(campaign, cli, tmp_path):
     path, out, address = campaign
-    printed = run_cli(capsys, "run", str(path), "--out", str(out), "--cluster", address, "--quiet", "--no-report")
+    printed = run_cli(cli, "run", str(path), "--out", str(out), "--cluster", address, "--quiet", "--no-report")
     assert "0 ran now, 2 were already finished" in printed.out
     (tmp_path / "mine.txt").write_text("a user's file")
-    code, _, err = cli(capsys, "run", str(path), "--out", str(tmp_path), "--cluster", address)
+    code, _, err = cli("run", str(path), "--out", str(tmp_path), "--cluster", address)
     assert code == 2 and "is not a campaign folder" in err
     assert (tmp_path / "mine.txt").read_text() == "a user's file"
-    code, _, err = cli(capsys, "results", str(tmp_path))
+    code, _, err = cli("results", str(tmp_path))
     assert code == 2 and "not a campaign folder" in err
 
 
-def test_bad_settings_stop_before_any_run_and_leave_a_usable_folder(tmp_path, capsys):
+def test_bad_settings_stop_before_any_run_and_leave_a_usable_folder(tmp_path, cli):
     path = experiment_file(tmp_path / "bad.toml", ALL_STAGES, name="bad")
     out = tmp_path / "out"
-    code, _, err = cli(capsys, "run", str(path), "--out", str(out), "--set", "search.function_set=add,foo")
+    code, _, err = cli("run", str(path), "--out", str(out), "--set", "search.function_set=add,foo")
     assert code == 2 and "unknown function set or gate 'foo'" in err and "bad.toml" in err
     assert not (out / "runs").exists()
-    code, _, err = cli(capsys, "results", str(out))
+    code, _, err = cli("results", str(out))
     assert code == 2 and "no results.parquet yet" in err  # the folder is the campaign's, ready to run again
-    code, _, err = cli(capsys, "run", str(path), "--out", str(out), "--set", "search.grid=1x1000000000")
+    code, _, err = cli("run", str(path), "--out", str(out), "--set", "search.grid=1x1000000000")
     assert code == 2 and "nodes" in err
 
 

@@ -39,19 +39,12 @@ memory = "4GB"
 """
 
 
-def cli(capsys, *args):
-    with pytest.raises(SystemExit) as code:
-        main(list(args))
-    out = capsys.readouterr()
-    return code.value.code, out.out, out.err
-
-
 @pytest.mark.parametrize("kind,command", [("slurm", "sbatch"), ("pbs", "qsub")])
-def test_a_batch_system_that_is_not_installed_is_one_line_at_once(tmp_path, capsys, monkeypatch, kind, command):
+def test_a_batch_system_that_is_not_installed_is_one_line_at_once(tmp_path, cli, monkeypatch, kind, command):
     path = experiment_file(tmp_path / "e.toml", SEARCH_ONLY)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     start = time.monotonic()
-    code, _, err = cli(capsys, "run", str(path), "--out", str(tmp_path / "out"), "--cluster", kind,
+    code, _, err = cli("run", str(path), "--out", str(tmp_path / "out"), "--cluster", kind,
                        "--walltime", "01:00:00", "--memory", "1GB", "--quiet")
     assert code == 2 and time.monotonic() - start < 60
     assert err.startswith(f"error: --cluster {kind} needs the {kind.upper()} commands") and err.count("\n") == 1
@@ -96,12 +89,12 @@ GARBAGE = {
 
 
 @pytest.mark.parametrize("name", GARBAGE)
-def test_a_server_that_is_not_a_dask_scheduler_is_one_line(tmp_path, capsys, name):
+def test_a_server_that_is_not_a_dask_scheduler_is_one_line(tmp_path, cli, name):
     server = _Server(GARBAGE[name])
     try:
         path = experiment_file(tmp_path / "e.toml", SEARCH_ONLY)
         start = time.monotonic()
-        code, _, err = cli(capsys, "run", str(path), "--out", str(tmp_path / "out"), "--cluster", server.address,
+        code, _, err = cli("run", str(path), "--out", str(tmp_path / "out"), "--cluster", server.address,
                            "--quiet")
     finally:
         server.close()

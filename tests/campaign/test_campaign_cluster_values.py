@@ -4,7 +4,6 @@
 import pytest
 
 from cgphw.campaign.cluster import ClusterSettings, job_script
-from cgphw.cli import main
 from cgphw.errors import UserError
 
 from campaign_fixtures import experiment_file
@@ -53,39 +52,33 @@ HOSTILE_FLAGS = [
 ]
 
 
-def cli(capsys, *args):
-    with pytest.raises(SystemExit) as code:
-        main(list(args))
-    out = capsys.readouterr()
-    return code.value.code, out.out, out.err
-
-
-def rendered(capsys, *args) -> str:
-    main(list(args))
-    return capsys.readouterr().out
+def rendered(cli, *args) -> str:
+    code, out, err = cli(*args)
+    assert code == 0, err
+    return out
 
 
 @pytest.mark.parametrize("key", HOSTILE_IN_FILE)
-def test_a_hostile_value_in_the_experiment_file_is_refused_naming_the_file_and_key(tmp_path, capsys, key):
+def test_a_hostile_value_in_the_experiment_file_is_refused_naming_the_file_and_key(tmp_path, cli, key):
     body = "\n".join(line for line in BASE.splitlines() if not line.startswith(f"{key} ="))
     path = experiment_file(tmp_path / "shared.toml", body + f"\n{key} = {HOSTILE_IN_FILE[key]}\n")
-    code, out, err = cli(capsys, "run", str(path), "--job-script")
+    code, out, err = cli("run", str(path), "--job-script")
     assert code == 2 and out == ""
     assert err.startswith(f"error: {path}: cluster.{key}: ") and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize("flag,value", HOSTILE_FLAGS)
-def test_a_hostile_flag_is_refused_before_any_job_script_is_made(tmp_path, capsys, flag, value):
+def test_a_hostile_flag_is_refused_before_any_job_script_is_made(tmp_path, cli, flag, value):
     path = experiment_file(tmp_path / "e.toml", BASE)
-    code, out, err = cli(capsys, "run", str(path), "--job-script", f"{flag}={value}")
+    code, out, err = cli("run", str(path), "--job-script", f"{flag}={value}")
     assert code == 2 and out == ""
     assert err.startswith(f"error: {flag}: ") and err.count("\n") == 1, err
     assert "pwned" not in out and "rm -rf" not in out
 
 
-def test_control_characters_are_named_as_the_reason(tmp_path, capsys):
+def test_control_characters_are_named_as_the_reason(tmp_path, cli):
     path = experiment_file(tmp_path / "e.toml", BASE)
-    _, _, err = cli(capsys, "run", str(path), "--job-script", "--walltime", "01:00:00\necho pwned")
+    _, _, err = cli("run", str(path), "--job-script", "--walltime", "01:00:00\necho pwned")
     assert "control character" in err and "'01:00:00\\necho pwned'" in err
 
 
@@ -102,10 +95,10 @@ def test_the_python_api_checks_the_same_values():
         ClusterSettings.from_table({"kind": "pbs", "memory": "lots"}, "exp.toml")
 
 
-def test_good_values_of_every_shape_still_render(tmp_path, capsys):
+def test_good_values_of_every_shape_still_render(tmp_path, cli):
     path = experiment_file(tmp_path / "e.toml", BASE + 'job_extra = ["--gres=gpu:1", "-o /scratch/me/%j.out"]\n'
                                                       'queue = "qcpu"\naccount = "OPEN-33.3"\n')
-    text = rendered(capsys, "run", str(path), "--job-script", "--walltime", "2-00:00:00", "--memory", "500MB",
+    text = rendered(cli, "run", str(path), "--job-script", "--walltime", "2-00:00:00", "--memory", "500MB",
                     "--job-extra=--mail-user=me@example.org", "--job-extra", "--exclusive")
     for line in ("#SBATCH -t 2-00:00:00", "#SBATCH --mem=477M", "#SBATCH -p qcpu", "#SBATCH -A OPEN-33.3",
                  "#SBATCH --mail-user=me@example.org", "#SBATCH --exclusive"):
@@ -123,10 +116,10 @@ def test_pbs_refuses_the_slurm_only_day_form_of_a_wall_time():
         job_script(ClusterSettings(kind="pbs", walltime="1-00:00:00", memory="1GB"))
 
 
-def test_every_line_of_a_rendered_script_is_a_directive_an_export_or_the_worker(tmp_path, capsys):
+def test_every_line_of_a_rendered_script_is_a_directive_an_export_or_the_worker(tmp_path, cli):
     """Nothing a user wrote became a command of its own: the shape of the whole script."""
     path = experiment_file(tmp_path / "e.toml", BASE + 'job_extra = ["--qos=high", "-l nodes=1:ppn=2"]\n')
-    lines = [line for line in rendered(capsys, "run", str(path), "--job-script").splitlines() if line]
+    lines = [line for line in rendered(cli, "run", str(path), "--job-script").splitlines() if line]
     assert lines[0] == "#!/usr/bin/env bash"
     commands = [line for line in lines[1:] if not line.startswith("#SBATCH ")]
     assert len(commands) == 2 and commands[0].startswith("export OMP_NUM_THREADS=1")

@@ -30,6 +30,7 @@ def imagenet_env(tmp_path_factory):
             "CGPHW_IMAGENET_CAL": str(folder)}
 
 
+@pytest.mark.yosys
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(shipped()))
 def test_every_shipped_experiment_runs_its_quick_profile(name, tmp_path, dask_client, imagenet_env, monkeypatch):
@@ -45,6 +46,7 @@ def test_every_shipped_experiment_runs_its_quick_profile(name, tmp_path, dask_cl
         assert pd.isna(row["top1_after"]) != network  # inserted where the weights live
 
 
+@pytest.mark.yosys
 @pytest.mark.slow
 def test_mobilenetv2_quick_profile_on_torchvision_weights(tmp_path, dask_client, imagenet_env, monkeypatch):
     monkeypatch.setenv("CGPHW_IMAGENET_VAL", imagenet_env["CGPHW_IMAGENET_VAL"])

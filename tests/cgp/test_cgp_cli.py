@@ -85,13 +85,10 @@ def test_demo_and_bench(tmp_path):
 
 
 # --- adversarial input, in process (fast): one `error:` line, exit 2, nothing written -------
-def _fails_in_process(capsys, *argv) -> str:
-    from cgphw.cli import main
-
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    err = capsys.readouterr().err.strip()
-    assert exc.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
+def _fails_in_process(cli, *argv) -> str:
+    code, _, err = cli(*argv)
+    err = err.strip()
+    assert code == 2 and err.startswith("error: ") and "\n" not in err, err
     return err
 
 
@@ -111,9 +108,9 @@ def _bad_costs(tmp_path, case):
 @pytest.mark.parametrize("case, fragment", [
     ("memory-list", "memory must be a JSON object"), ("nan", "NaN is not a number"), ("negative", "from 0 to"),
     ("huge", "from 0 to")])
-def test_evolve_refuses_a_malformed_cost_table(capsys, tmp_path, case, fragment):
+def test_evolve_refuses_a_malformed_cost_table(cli, tmp_path, case, fragment):
     example_task().save(tmp_path / "ok.npz")
-    err = _fails_in_process(capsys, "evolve", tmp_path / "ok.npz", "--rows", 2, "--cols", 2, "--quiet",
+    err = _fails_in_process(cli, "evolve", tmp_path / "ok.npz", "--rows", 2, "--cols", 2, "--quiet",
                             "--costs", _bad_costs(tmp_path, case), "--out", tmp_path / "r")
     assert fragment in err and not (tmp_path / "r").exists()
 
@@ -121,7 +118,7 @@ def test_evolve_refuses_a_malformed_cost_table(capsys, tmp_path, case, fragment)
 @pytest.mark.parametrize("case, fragment", [
     ("meta-list", "not a JSON object"), ("complex-weights", "real numbers"),
     ("all-masked", "no target that counts"), ("zero-weights", "no target that counts")])
-def test_evolve_refuses_a_malformed_task(capsys, tmp_path, case, fragment):
+def test_evolve_refuses_a_malformed_task(cli, tmp_path, case, fragment):
     arrays = {"inputs": np.zeros((1, 2), np.int8), "targets": np.ones((1, 3), np.int8)}
     if case == "meta-list":
         arrays["meta"] = np.array("[1, 2]")
@@ -132,7 +129,7 @@ def test_evolve_refuses_a_malformed_task(capsys, tmp_path, case, fragment):
     else:
         arrays["weights"] = np.ones((1, 3), complex)
     np.savez(tmp_path / "t.npz", **arrays)
-    err = _fails_in_process(capsys, "evolve", tmp_path / "t.npz", "--rows", 2, "--cols", 2, "--quiet",
+    err = _fails_in_process(cli, "evolve", tmp_path / "t.npz", "--rows", 2, "--cols", 2, "--quiet",
                             "--out", tmp_path / "r")
     assert fragment in err and not (tmp_path / "r").exists()
 
@@ -144,13 +141,13 @@ def test_evolve_refuses_a_malformed_task(capsys, tmp_path, case, fragment):
     (["--rows", 2, "--cols", 2, "--lambda", 10**9], "lambda must be from 1 to"),
     (["--rows", 2, "--cols", 2, "--patience", 10**23], "patience must be from 1 to"),
     (["--rows", 2, "--cols", 2, "--generations", 10**23], "generations must be from 1 to")])
-def test_evolve_refuses_impossible_grids_flags_and_out(capsys, tmp_path, args, fragment):
+def test_evolve_refuses_impossible_grids_flags_and_out(cli, tmp_path, args, fragment):
     example_task().save(tmp_path / "ok.npz")
     (tmp_path / "afile").write_text("")
     args = [str(a).replace("{file}", str(tmp_path / "afile")) for a in args]
     if "--out" not in args:
         args += ["--out", str(tmp_path / "r")]
-    err = _fails_in_process(capsys, "evolve", tmp_path / "ok.npz", "--quiet", "--generations", 10, *args)
+    err = _fails_in_process(cli, "evolve", tmp_path / "ok.npz", "--quiet", "--generations", 10, *args)
     assert fragment in err and not (tmp_path / "r").exists()
 
 
@@ -167,11 +164,11 @@ def _genome_doc():
     (lambda g: g.update(rows="2"), "rows must be a whole number"),
     (lambda g: g.update(rows=True), "rows must be a whole number"),
     (lambda g: g.update(rows=10**12), "at most 1,000,000")])
-def test_show_refuses_malformed_genome_numbers(capsys, tmp_path, edit, fragment):
+def test_show_refuses_malformed_genome_numbers(cli, tmp_path, edit, fragment):
     doc = _genome_doc()
     edit(doc)
     (tmp_path / "g.json").write_text(json.dumps(doc))
-    assert fragment in _fails_in_process(capsys, "show", tmp_path / "g.json")
+    assert fragment in _fails_in_process(cli, "show", tmp_path / "g.json")
 
 
 @pytest.mark.parametrize("field, value, code, fragment", [
@@ -179,7 +176,7 @@ def test_show_refuses_malformed_genome_numbers(capsys, tmp_path, edit, fragment)
     ("metrics", {}, 2, "it lacks 'energy_pj'"), ("energy_pj", "x", 2, "energy_pj must be a finite number"),
     ("energy_pj", float("nan"), 2, "NaN is not a number"), ("value_bank", [1], 2, "value_bank must be a JSON object"),
     ("value_bank", {"x": 1}, 1, "holds a value bank but the run does not use one")])
-def test_show_refuses_malformed_best_json(capsys, tmp_path, field, value, code, fragment):
+def test_show_refuses_malformed_best_json(capsys, cli, tmp_path, field, value, code, fragment):
     from cgphw.cgp.search import evolve
     from cgphw.cgp.settings import Limits, SearchSettings
     from cgphw.cli import main
@@ -198,7 +195,7 @@ def test_show_refuses_malformed_best_json(capsys, tmp_path, field, value, code, 
 @pytest.mark.parametrize("file, key, value", [
     ("config.json", "rows", "x"), ("config.json", "lambda", None), ("config.json", "costs", [1]),
     ("config.json", "value_bank", None), ("config.json", "threshold", "x"), ("checkpoint.json", "seconds", "x")])
-def test_resume_refuses_malformed_run_files(capsys, tmp_path, file, key, value):
+def test_resume_refuses_malformed_run_files(cli, tmp_path, file, key, value):
     from cgphw.cgp.search import evolve
     from cgphw.cgp.settings import Limits, SearchSettings
 
@@ -210,28 +207,28 @@ def test_resume_refuses_malformed_run_files(capsys, tmp_path, file, key, value):
     else:
         doc[key] = value
     (run / file).write_text(json.dumps(doc))
-    assert "is malformed" in _fails_in_process(capsys, "evolve", "--resume", run, "--quiet")
+    assert "is malformed" in _fails_in_process(cli, "evolve", "--resume", run, "--quiet")
 
 
 @pytest.mark.parametrize("seconds", ["inf", "nan", "0"])
-def test_bench_refuses_endless_or_empty_timing(capsys, seconds):
-    assert "--seconds" in _fails_in_process(capsys, "bench", "--seconds", seconds)
+def test_bench_refuses_endless_or_empty_timing(cli, seconds):
+    assert "--seconds" in _fails_in_process(cli, "bench", "--seconds", seconds)
 
 
 @pytest.mark.parametrize("argv, fragment", [
     (["evolve", "ok.npz", "--rows", "x", "--cols", 2], "'--rows'"), (["nosuchcommand"], "No such command"),
     (["evolve", ".", "--rows", 2, "--cols", 2], "is a directory"), (["show"], "Missing argument")])
-def test_click_usage_errors_are_one_error_line(capsys, tmp_path, monkeypatch, argv, fragment):
+def test_click_usage_errors_are_one_error_line(cli, tmp_path, monkeypatch, argv, fragment):
     monkeypatch.chdir(tmp_path)
     example_task().save(tmp_path / "ok.npz")
-    assert fragment in _fails_in_process(capsys, *argv)
+    assert fragment in _fails_in_process(cli, *argv)
 
 
-def test_unwritable_path_is_one_error_line(capsys, tmp_path):
+def test_unwritable_path_is_one_error_line(cli, tmp_path):
     """An OSError on a path the user named (here: --out below a file) is exit 2, not a traceback."""
     example_task().save(tmp_path / "ok.npz")
     (tmp_path / "afile").write_text("")
-    err = _fails_in_process(capsys, "evolve", tmp_path / "ok.npz", "--rows", 2, "--cols", 2, "--quiet",
+    err = _fails_in_process(cli, "evolve", tmp_path / "ok.npz", "--rows", 2, "--cols", 2, "--quiet",
                             "--out", tmp_path / "afile" / "run")
     assert "cannot use" in err and "Not a directory" in err
 
@@ -242,7 +239,7 @@ def test_unwritable_path_is_one_error_line(capsys, tmp_path):
     ("rng", 2**64, 2, "state.rng must be a whole number from 0 to 18446744073709551615"),
     ("evaluated", 1.5, 2, "state.evaluated must be a whole number"),
     ("generation", 2, 1, "records generation 5 but its state is at generation 2")])
-def test_resume_range_checks_the_state_counters(capsys, tmp_path, key, value, code, start):
+def test_resume_range_checks_the_state_counters(capsys, cli, tmp_path, key, value, code, start):
     """A negative or foreign counter in the checkpoint's state would resume into another genome."""
     from cgphw import Limits, SearchSettings, evolve
     from cgphw.cli import main

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from cgphw import gates as G
-from cgphw.cli import main
 from cgphw.costs import default_costs_path, load_costs
 from cgphw.hw.calibrate import RATIO_BAND, gate_entry, gate_rtlil, price_operator
 from cgphw.hw.cells import default_cells_path, load_cells
@@ -21,16 +20,6 @@ SEED27_LOGIC = tuple(range(27))
 @pytest.fixture(scope="module")
 def committed() -> dict:
     return json.loads(default_costs_path().read_text())
-
-
-def run_cli(args, capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_committed_table_states_its_origin(committed):
@@ -47,6 +36,7 @@ def test_committed_table_states_its_origin(committed):
     load_costs()  # the search's reader accepts it
 
 
+@pytest.mark.yosys
 @pytest.mark.parametrize("gate_id", [1, 3, 13])
 def test_committed_entries_recompute_exactly(committed, gate_id):
     seed = int(committed["generated"]["activity"]["seed"].split()[0])
@@ -66,6 +56,7 @@ def test_free_gates_synthesise_to_nothing(committed):
         assert committed["gates"][str(G.GATES_BY_NAME[name].id)]["n_cells"] > 0
 
 
+@pytest.mark.yosys
 @pytest.mark.parametrize("gate_id", SEED27_LOGIC)
 def test_operator_netlist_equals_its_amaranth_description(gate_id):
     """Yosys miter + SAT over all 2^16 operand pairs, and the activity simulator's outputs
@@ -103,17 +94,19 @@ def test_cell_table_figures_follow_its_stated_model():
     assert doc["cells"]["$_NOT_"]["area"] == 0.532 and doc["cells"]["$_NAND_"]["area"] == 0.798
 
 
+@pytest.mark.yosys
 @pytest.mark.slow
-def test_calibrate_command_regenerates_the_committed_table(tmp_path, capsys, committed):
+def test_calibrate_command_regenerates_the_committed_table(tmp_path, cli, committed):
     out = tmp_path / "costs.json"
-    code, stdout, stderr = run_cli(["calibrate", "--out", str(out)], capsys)
+    code, stdout, stderr = cli("calibrate", "--out", str(out))
     assert code == 0, stderr
     assert "ratio" in stdout and stdout.count(": ok") == 2
     doc = json.loads(out.read_text())
     assert doc["gates"] == committed["gates"] and doc["sanity"] == committed["sanity"]
 
 
-def test_other_cell_table_changes_energies(tmp_path, capsys):
+@pytest.mark.yosys
+def test_other_cell_table_changes_energies(tmp_path, cli):
     doc = json.loads(default_cells_path().read_text())
     for ctype, row in doc["cells"].items():
         row["energy_fj"] *= 3.0 if ctype == "$_XOR_" else 1.0
@@ -123,7 +116,7 @@ def test_other_cell_table_changes_energies(tmp_path, capsys):
     for name, cells in (("default", None), ("alt", alt)):
         out = tmp_path / f"{name}.json"
         args = ["calibrate", "--out", str(out), "--function-set", "and,xor", "--evaluations", "512"]
-        code, _, stderr = run_cli(args + (["--cells", str(cells)] if cells else []), capsys)
+        code, _, stderr = cli(*args + (["--cells", str(cells)] if cells else []))
         assert code == 0, stderr
         results[name] = json.loads(out.read_text())
     d, a = results["default"]["gates"], results["alt"]["gates"]
@@ -133,7 +126,7 @@ def test_other_cell_table_changes_energies(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("content", [None, "not json", '{"format": "other"}', "MISSING_ROW"])
-def test_bad_cells_file_exits_2(tmp_path, capsys, content):
+def test_bad_cells_file_exits_2(tmp_path, cli, content):
     path = tmp_path / "cells.json"
     if content == "MISSING_ROW":
         doc = json.loads(default_cells_path().read_text())
@@ -142,37 +135,38 @@ def test_bad_cells_file_exits_2(tmp_path, capsys, content):
     if content is not None:
         path.write_text(content)
     out = tmp_path / "never.json"
-    code, _, stderr = run_cli(["calibrate", "--cells", str(path), "--out", str(out)], capsys)
+    code, _, stderr = cli("calibrate", "--cells", str(path), "--out", str(out))
     assert code == 2 and stderr.startswith("error: cell table") and "Traceback" not in stderr
     assert not out.exists()
 
 
 @pytest.mark.parametrize("evaluations", ["0", str(10**11)])
-def test_calibrate_refuses_evaluations_out_of_range(tmp_path, capsys, evaluations):
+def test_calibrate_refuses_evaluations_out_of_range(tmp_path, cli, evaluations):
     out = tmp_path / "never.json"
-    code, _, stderr = run_cli(["calibrate", "--function-set", "add", "--evaluations", evaluations,
-                               "--out", str(out)], capsys)
+    code, _, stderr = cli(*["calibrate", "--function-set", "add", "--evaluations", evaluations,
+                               "--out", str(out)])
     assert code == 2 and stderr.startswith("error: --evaluations") and "\n" not in stderr.strip()
     assert not out.exists()
 
 
-def test_calibrate_writes_to_the_working_folder_and_needs_force_to_overwrite(tmp_path, capsys, monkeypatch,
+@pytest.mark.yosys
+def test_calibrate_writes_to_the_working_folder_and_needs_force_to_overwrite(tmp_path, cli, monkeypatch,
                                                                              committed):
     monkeypatch.chdir(tmp_path)
     packaged = default_costs_path().read_bytes()
     args = ["calibrate", "--function-set", "and", "--evaluations", "64"]
-    code, _, stderr = run_cli(args, capsys)
+    code, _, stderr = cli(*args)
     assert code == 0, stderr
     assert "--costs gate_costs.json" in stderr and default_costs_path().read_bytes() == packaged
     written = (tmp_path / "gate_costs.json").read_text()
     assert list(json.loads(written)["gates"]) == ["8"]
     (tmp_path / "gate_costs.json").write_text("mine")  # a user's file of that name is never replaced silently
-    code, _, stderr = run_cli(args, capsys)
+    code, _, stderr = cli(*args)
     assert code == 2 and stderr.strip() == ("error: gate_costs.json exists: pass --force to replace it, "
                                             "or --out FILE to write elsewhere")
     assert (tmp_path / "gate_costs.json").read_text() == "mine"
-    code, _, stderr = run_cli(args + ["--force"], capsys)
+    code, _, stderr = cli(*args + ["--force"])
     assert code == 0, stderr
     assert json.loads((tmp_path / "gate_costs.json").read_text())["gates"] == json.loads(written)["gates"]
-    code, _, stderr = run_cli(args + ["--out", "nodir/costs.json"], capsys)
+    code, _, stderr = cli(*args + ["--out", "nodir/costs.json"])
     assert code == 2 and "folder nodir does not exist" in stderr and not (tmp_path / "nodir").exists()

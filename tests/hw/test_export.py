@@ -11,7 +11,6 @@ from test_emit import chain_genome, simulate_comb, yosys_ports
 
 from cgphw import gates as G
 from cgphw.cgp.genome import Genome
-from cgphw.cli import main
 from cgphw.hw.emit import build_component
 from cgphw.hw.export import verilog_name
 from cgphw.task import example_task
@@ -64,26 +63,16 @@ def make_run(tmp_path, genome: Genome, reached=True, task=None, name="run1"):
     return run
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_ring_genome_is_exact():
     task = example_task()
     np.testing.assert_array_equal(ring_genome().evaluate(task.inputs), task.targets)
 
 
-def test_export_run_dir_writes_rtl_manifest_and_baseline(tmp_path, capsys):
+def test_export_run_dir_writes_rtl_manifest_and_baseline(tmp_path, cli):
     genome = ring_genome()
     run = make_run(tmp_path, genome, name="lenet5-ring")
     out = tmp_path / "rtl"
-    code, stdout, err = cli(capsys, "export", run, "--out", out, "--json")
+    code, stdout, err = cli("export", run, "--out", out, "--json")
     assert code == 0, err
     summary = json.loads(stdout)
     name = "lenet5_ring"
@@ -122,15 +111,15 @@ def test_export_run_dir_writes_rtl_manifest_and_baseline(tmp_path, capsys):
     assert got.tolist() == m["task"]["targets"]
 
 
-def test_export_is_deterministic_and_overwrites(tmp_path, capsys):
+def test_export_is_deterministic_and_overwrites(tmp_path, cli):
     run = make_run(tmp_path, ring_genome())
     out = tmp_path / "rtl"
-    assert cli(capsys, "export", run, "--out", out, "--name", "ring")[0] == 0
+    assert cli("export", run, "--out", out, "--name", "ring")[0] == 0
     first = {f: (out / "ring" / f).read_bytes() for f in os.listdir(out / "ring")}
-    assert cli(capsys, "export", run, "--out", out, "--name", "ring")[0] == 0
+    assert cli("export", run, "--out", out, "--name", "ring")[0] == 0
     again = {f: (out / "ring" / f).read_bytes() for f in os.listdir(out / "ring")}
     assert again == first  # same bytes
-    code, stdout, _ = cli(capsys, "export", run, "--out", out, "--name", "ring", "--pipeline", "2", "--json")
+    code, stdout, _ = cli("export", run, "--out", out, "--name", "ring", "--pipeline", "2", "--json")
     assert code == 0
     m = json.loads((out / "ring" / "ring.json").read_text())
     assert m["pipeline"] == 2 and m["latency"] == json.loads(stdout)["latency"] >= 1
@@ -139,11 +128,11 @@ def test_export_is_deterministic_and_overwrites(tmp_path, capsys):
     assert sorted(os.listdir(out)) == ["ring"]
 
 
-def test_export_bare_genome_and_zero_input(tmp_path, capsys):
+def test_export_bare_genome_and_zero_input(tmp_path, cli):
     genome = ring_genome()
     path = tmp_path / "my ring-v2.json"
     genome.save(path)
-    code, _, err = cli(capsys, "export", path, "--out", tmp_path / "o")
+    code, _, err = cli("export", path, "--out", tmp_path / "o")
     assert code == 0, err
     m = json.loads((tmp_path / "o" / "my_ring_v2" / "my_ring_v2.json").read_text())
     assert m["task"] is None and m["baseline"] is None and "unknown" in m["baseline_note"]
@@ -152,7 +141,7 @@ def test_export_bare_genome_and_zero_input(tmp_path, capsys):
     const_genome = chain_genome(0, [[0, 0, 26], [0, 0, 22], [0, 1, 2]], [0, 2, 1, 2], "seed27")
     const_path = tmp_path / "7consts.json"
     const_genome.save(const_path)
-    assert cli(capsys, "export", const_path, "--out", tmp_path / "o")[0] == 0
+    assert cli("export", const_path, "--out", tmp_path / "o")[0] == 0
     m = json.loads((tmp_path / "o" / "c_7consts" / "c_7consts.json").read_text())
     assert m["baseline"]["values"] == [127, 126, 1, 126] and m["inputs_map"] == []
     assert m["gates"] == 1 and m["constants"] == 2  # the search's count: no constants, no wires
@@ -160,7 +149,7 @@ def test_export_bare_genome_and_zero_input(tmp_path, capsys):
     assert [p["name"] for p in m["ports"]] == ["weights"]
 
 
-def test_value_bank_run_outputs_map(tmp_path, capsys):
+def test_value_bank_run_outputs_map(tmp_path, cli):
     # two items, outputs wired to shared value nodes; ROM holds items x outputs
     from cgphw.task import Task
 
@@ -168,7 +157,7 @@ def test_value_bank_run_outputs_map(tmp_path, capsys):
     inputs = np.array([[5], [-3]], np.int8)
     task = Task(inputs, genome.evaluate(inputs), meta={"input_names": ["w0"], "output_names": list("abcd")})
     run = make_run(tmp_path, genome, task=task)
-    assert cli(capsys, "export", run / "best.json", "--out", tmp_path / "o")[0] == 0
+    assert cli("export", run / "best.json", "--out", tmp_path / "o")[0] == 0
     m = json.loads((tmp_path / "o" / "run1" / "run1.json").read_text())
     assert [e["driver"] for e in m["outputs_map"]] == ["n0", "n0", "n2", "n0"]
     assert [e["weight"] for e in m["outputs_map"]] == list("abcd") and m["inputs_map"][0]["weight"] == "w0"
@@ -179,23 +168,23 @@ def _nothing_written(out):
     return not out.exists() or os.listdir(out) == []
 
 
-def test_threshold_not_reached_needs_force(tmp_path, capsys):
+def test_threshold_not_reached_needs_force(tmp_path, cli):
     run = make_run(tmp_path, ring_genome(), reached=False)
     out = tmp_path / "o"
-    code, _, err = cli(capsys, "export", run, "--out", out)
+    code, _, err = cli("export", run, "--out", out)
     assert code == 2 and "never reached its error threshold" in err and "--force" in err
     assert "Traceback" not in err and _nothing_written(out)
-    assert cli(capsys, "export", run, "--out", out, "--force")[0] == 0
+    assert cli("export", run, "--out", out, "--force")[0] == 0
     assert (out / "run1" / "run1.v").is_file()
 
 
-def test_failed_export_keeps_the_previous_one(tmp_path, capsys):
+def test_failed_export_keeps_the_previous_one(tmp_path, cli):
     good = make_run(tmp_path, ring_genome(), name="good")
     out = tmp_path / "o"
-    assert cli(capsys, "export", good, "--out", out, "--name", "x")[0] == 0
+    assert cli("export", good, "--out", out, "--name", "x")[0] == 0
     before = {f: (out / "x" / f).read_bytes() for f in os.listdir(out / "x")}
     bad = make_run(tmp_path, ring_genome(), reached=False, name="bad")
-    assert cli(capsys, "export", bad, "--out", out, "--name", "x")[0] == 2
+    assert cli("export", bad, "--out", out, "--name", "x")[0] == 2
     assert {f: (out / "x" / f).read_bytes() for f in os.listdir(out / "x")} == before
     assert sorted(os.listdir(out)) == ["x"]
 
@@ -243,10 +232,10 @@ def _corrupt(tmp_path, what):
     ("bad-task", 1, "not the task the run started with"), ("task-shape", 1, "not the task the run started with"),
     ("huge-gene", 2, "whole numbers"), ("float-rows", 2, "whole number"),
 ])
-def test_malformed_run_dir_is_refused_and_writes_nothing(tmp_path, capsys, what, code, message):
+def test_malformed_run_dir_is_refused_and_writes_nothing(tmp_path, cli, what, code, message):
     run = _corrupt(tmp_path, what)
     out = tmp_path / "o"
-    got, _, err = cli(capsys, "export", run, "--out", out)
+    got, _, err = cli("export", run, "--out", out)
     assert got == code and err.startswith("error: ") and message in err, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert _nothing_written(out)
@@ -259,22 +248,22 @@ def test_malformed_run_dir_is_refused_and_writes_nothing(tmp_path, capsys, what,
     (["GENOME", "--pipeline", "0"], "--pipeline must be"),
     (["GARBAGE"], "not a valid cgphw genome"),
 ])
-def test_bad_arguments_are_exit_2(tmp_path, capsys, args, message):
+def test_bad_arguments_are_exit_2(tmp_path, cli, args, message):
     ring_genome().save(tmp_path / "g.json")
     (tmp_path / "garbage.json").write_text(json.dumps({"format": "cgphw-genome/1", "rows": 1}))
     subst = {"GENOME": tmp_path / "g.json", "GARBAGE": tmp_path / "garbage.json",
              "missing-dir": tmp_path / "missing-dir"}
     out = tmp_path / "o"
-    code, _, err = cli(capsys, "export", *[subst.get(a, a) for a in args], "--out", out)
+    code, _, err = cli("export", *[subst.get(a, a) for a in args], "--out", out)
     assert code == 2 and message in err, err
     assert _nothing_written(out)
 
 
-def test_out_path_that_is_a_file(tmp_path, capsys):
+def test_out_path_that_is_a_file(tmp_path, cli):
     ring_genome().save(tmp_path / "g.json")
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "g").write_text("a file")
-    code, _, err = cli(capsys, "export", tmp_path / "g.json", "--out", tmp_path / "o")
+    code, _, err = cli("export", tmp_path / "g.json", "--out", tmp_path / "o")
     assert code == 2 and "not a directory" in err
     assert (tmp_path / "o" / "g").read_text() == "a file"
 
@@ -284,7 +273,7 @@ def test_verilog_names():
     assert verilog_name("3x") == "c_3x" and verilog_name("wire") == "wire_c" and verilog_name("--") == "circuit"
 
 
-def test_maps_follow_the_task_meta_of_cgphw_task(tmp_path, capsys):
+def test_maps_follow_the_task_meta_of_cgphw_task(tmp_path, cli):
     # the meta `cgphw task make core-ring:conv1` writes: runs [layer, first flat index, count]
     from cgphw.task import Task
 
@@ -300,7 +289,7 @@ def test_maps_follow_the_task_meta_of_cgphw_task(tmp_path, capsys):
             "inputs_from": [runs(0, core_flat), runs(25, core_flat)],
             "targets_at": [runs(0, ring_flat), runs(25, ring_flat)]}
     run = make_run(tmp_path, genome, task=Task(inputs, genome.evaluate(inputs), meta=meta))
-    assert cli(capsys, "export", run, "--out", tmp_path / "o")[0] == 0
+    assert cli("export", run, "--out", tmp_path / "o")[0] == 0
     m = json.loads((tmp_path / "o" / "run1" / "run1.json").read_text())
     assert m["inputs_map"][1]["weight"] == "kernel [1][2]"
     assert m["inputs_map"][1]["at"] == ["conv1[0,0,1,2]", "conv1[1,0,1,2]"]
@@ -309,7 +298,7 @@ def test_maps_follow_the_task_meta_of_cgphw_task(tmp_path, capsys):
     assert m["baseline"]["words"] == 32
 
 
-def test_committed_example_is_current(tmp_path, capsys):
+def test_committed_example_is_current(tmp_path, cli):
     """rtl_out/lenet5_core_ring (regenerated by the documented command) must match what this
     emitter writes for its genome, and its genome must make the thesis ring exactly."""
     from pathlib import Path
@@ -321,7 +310,7 @@ def test_committed_example_is_current(tmp_path, capsys):
     np.testing.assert_array_equal(genome.evaluate(task.inputs), task.targets)
     assert m["task"]["inputs"] == task.inputs.tolist() and m["genome_hash"] == genome.digest()
     run = make_run(tmp_path, genome, name="lenet5_core_ring")
-    assert cli(capsys, "export", run, "--out", tmp_path / "o")[0] == 0
+    assert cli("export", run, "--out", tmp_path / "o")[0] == 0
     fresh = tmp_path / "o" / "lenet5_core_ring"
     for f in ("lenet5_core_ring.v", "lenet5_core_ring.il", "lenet5_core_ring_rom.v", "lenet5_core_ring_rom.il"):
         assert (fresh / f).read_text() == (example / f).read_text(), f

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_export import cli, make_run, ring_genome
+from test_export import make_run, ring_genome
 
 import cgphw
 from cgphw.task import example_task
@@ -16,20 +16,20 @@ def _tree(path: Path) -> dict:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
-def test_export_refuses_a_folder_of_user_files(tmp_path, capsys):
+def test_export_refuses_a_folder_of_user_files(tmp_path, cli):
     """`export RUN --out proj --name docs` removed the user's proj/docs/ tree."""
     docs = tmp_path / "proj" / "docs"
     (docs / "sub").mkdir(parents=True)
     (docs / "index.md").write_text("my documentation")
     (docs / "sub" / "figure.txt").write_text("keep me")
     before = _tree(tmp_path / "proj")
-    code, _, err = cli(capsys, "export", make_run(tmp_path, ring_genome()), "--out", tmp_path / "proj",
+    code, _, err = cli("export", make_run(tmp_path, ring_genome()), "--out", tmp_path / "proj",
                        "--name", "docs")
     assert code == 2 and "was not written by cgphw" in err and len(err.strip().splitlines()) == 1
     assert _tree(tmp_path / "proj") == before
 
 
-def test_reexport_keeps_user_files_and_replaces_its_own(tmp_path, capsys):
+def test_reexport_keeps_user_files_and_replaces_its_own(tmp_path, cli):
     """A re-export deleted files the user added to rtl_out/NAME/. Now they stay; cgphw's own
     files are replaced, and those the new export does not write (an old synthesis report) go."""
     run = make_run(tmp_path, ring_genome())
@@ -48,19 +48,19 @@ def test_reexport_keeps_user_files_and_replaces_its_own(tmp_path, capsys):
     assert again.manifest.pipeline == 2 and again.manifest.latency >= 1
     # the files it lists as exported are its own, not the user's kept beside them
     assert again.files == ("ring.il", "ring.json", "ring.v", "ring_rom.il", "ring_rom.v")
-    printed = cli(capsys, "export", run, "--out", out, "--name", "ring")[1].splitlines()
+    printed = cli("export", run, "--out", out, "--name", "ring")[1].splitlines()
     assert [line.strip() for line in printed[1:]] == [str(target / f) for f in again.files]
     assert sorted(json.loads((target / ".cgphw").read_text())["files"]) == sorted(
         ["ring.v", "ring.il", "ring_rom.v", "ring_rom.il", "ring.json"])
 
 
-def test_a_user_file_named_like_a_new_export_file_stops_the_export(tmp_path, capsys):
+def test_a_user_file_named_like_a_new_export_file_stops_the_export(tmp_path, cli):
     genome_file = tmp_path / "g.json"
     ring_genome().save(genome_file)
     out = tmp_path / "rtl"
-    assert cli(capsys, "export", genome_file, "--out", out, "--name", "x")[0] == 0  # no task: no ROM baseline
+    assert cli("export", genome_file, "--out", out, "--name", "x")[0] == 0  # no task: no ROM baseline
     (out / "x" / "x_rom.v").write_text("// my own ROM")
-    code, _, err = cli(capsys, "export", make_run(tmp_path, ring_genome()), "--out", out, "--name", "x")
+    code, _, err = cli("export", make_run(tmp_path, ring_genome()), "--out", out, "--name", "x")
     assert code == 2 and "x_rom.v, which cgphw did not write" in err
     assert (out / "x" / "x_rom.v").read_text() == "// my own ROM"
 

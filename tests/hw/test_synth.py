@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from cgphw.cgp.genome import Genome, grid_for
-from test_calibrate import run_cli  # the same CLI runner (tests/hw is on sys.path)
 from cgphw.costs import load_costs
 from cgphw.hw.cells import load_cells
 from cgphw.hw.export import export
@@ -50,6 +49,7 @@ def comb_dir(comb_synth):
     return comb_synth[0]
 
 
+@pytest.mark.yosys
 def test_combinational_report_with_proof(comb_synth):
     comb_dir, doc = comb_synth
     assert doc["ok"] and set(doc["proof"]) == {"circuit_rtlil", "circuit_verilog", "baseline_rtlil", "baseline_verilog"}
@@ -77,12 +77,14 @@ def test_cgp_estimate_sums_active_gates_once():
     assert est["energy_pj_after_folding_and_sharing"] == pytest.approx(e[1] + e[2] + e[3] + e[7], abs=1e-9)
 
 
+@pytest.mark.yosys
 def test_estimate_agrees_with_synthesis_within_tolerance(comb_synth):
     est = comb_synth[1]["estimate"]
     assert est["agree"] and est["tolerance"][0] <= est["ratio"] <= est["tolerance"][1]
     assert "constant folding" in est["explanation"]
 
 
+@pytest.mark.yosys
 @pytest.mark.slow
 def test_pipelined_circuit_proves_over_its_latency(tmp_path):
     result = export(make_run(tmp_path, MIXED), out_dir=tmp_path / "rtl", name="mixedp", pipeline=1)
@@ -94,30 +96,32 @@ def test_pipelined_circuit_proves_over_its_latency(tmp_path):
     assert doc["circuit"]["simulation"]["matches_genome"]
 
 
-def test_broken_netlist_fails_the_proof(comb_dir, tmp_path, capsys):
+@pytest.mark.yosys
+def test_broken_netlist_fails_the_proof(comb_dir, tmp_path, cli):
     broken = tmp_path / "mixed"
     shutil.copytree(comb_dir, broken)
     netlist = broken / "mixed.synth.v"
     text = netlist.read_text()
     assert "\\$_XOR_ " in text
     netlist.write_text(text.replace("\\$_XOR_ ", "\\$_XNOR_ ", 1))  # one inverted cell
-    code, out, err = run_cli(["synth", str(broken), "--prove", "--netlist", str(netlist)], capsys)
+    code, out, err = cli("synth", str(broken), "--prove", "--netlist", str(netlist))
     assert code == 1 and "proof FAILED for the circuit (mixed.il) and circuit (mixed.v)" in err
     assert "Traceback" not in err
     report = json.loads((broken / "mixed.synth.json").read_text())
     for key in ("circuit_rtlil", "circuit_verilog"):
         assert report["proof"][key]["equivalent"] is False and "gold_weights" in report["proof"][key]["detail"]
-    code, out, err = run_cli(["synth", str(comb_dir), "--prove", "--netlist", str(comb_dir / "mixed.synth.v")], capsys)
+    code, out, err = cli("synth", str(comb_dir), "--prove", "--netlist", str(comb_dir / "mixed.synth.v"))
     assert code == 0 and "EQUIVALENT" in out, err
 
 
-def test_zero_input_circuit_folds_away(tmp_path, capsys):
+@pytest.mark.yosys
+def test_zero_input_circuit_folds_away(tmp_path, cli):
     # n0 = const_1, n1 = const_127, n2 = add(n0, n1), n3 = mul(n2, n2), n4 = neg(n3)
     genome = chain_genome(0, [[0, 0, 22], [0, 0, 26], [0, 1, 1], [2, 2, 3], [3, 0, 4]], [2, 4, 1])
     source = tmp_path / "g.json"
     genome.save(source)
     target = export(source, out_dir=tmp_path / "rtl", name="consts").directory
-    code, out, err = run_cli(["synth", str(target), "--prove", "--json"], capsys)
+    code, out, err = cli("synth", str(target), "--prove", "--json")
     assert code == 0, err
     doc = json.loads(out)
     assert doc["circuit"]["n_cells"] == 0 and doc["circuit"]["energy_pj"] == 0.0
@@ -138,6 +142,7 @@ def _rehash(rtl: Path, manifest: dict, name: str) -> None:
 MISMATCHES = {"edited_rtlil", "edited_verilog", "genome_swapped", "rom_edited"}  # exit 1: caught, not malformed
 
 
+@pytest.mark.yosys
 @pytest.mark.parametrize("case", ["missing", "empty", "no_file", "bad_genome", "bad_rtl", "bad_costs",
                                   "bad_latency", "other_genome", "file_not_str", "baseline_file_not_str",
                                   "latency_past_evaluations", "costs_memory_list", "negative_seed",
@@ -145,7 +150,7 @@ MISMATCHES = {"edited_rtlil", "edited_verilog", "genome_swapped", "rom_edited"} 
                                   "baseline_values_not_int8", "baseline_latency_str", "costs_sram_str",
                                   "absolute_verilog", "dotdot_rtlil", "link_outside", "old_format", "deep_json",
                                   "sha256_missing", *sorted(MISMATCHES)])
-def test_malformed_or_tampered_rtldir_is_refused(comb_dir, tmp_path, capsys, case):
+def test_malformed_or_tampered_rtldir_is_refused(comb_dir, tmp_path, cli, case):
     """Malformed: one `error:` line, exit 2. Tampered (a file or the genome no longer what
     the export recorded): exit 1. Nothing is written either way."""
     rtl = tmp_path / "mixed"
@@ -228,13 +233,14 @@ def test_malformed_or_tampered_rtldir_is_refused(comb_dir, tmp_path, capsys, cas
         if case == "deep_json":
             text = text[:-1] + ', "deep": ' + "[" * 100_000 + "]" * 100_000 + "}"
         (rtl / "mixed.json").write_text(text)
-    code, _, err = run_cli(args, capsys)
+    code, _, err = cli(*args)
     last = err.strip().splitlines()[-1]  # earlier lines: progress
     assert code == (1 if case in MISMATCHES else 2) and last.startswith("error: ") and "Traceback" not in err, err
     assert not (rtl / "mixed.synth.json").exists()
 
 
-def test_prove_checks_the_verilog_too(comb_dir, tmp_path, capsys):
+@pytest.mark.yosys
+def test_prove_checks_the_verilog_too(comb_dir, tmp_path, cli):
     """`synth --prove` never read the .v: a Verilog that differs from the RTLIL (here with its
     hash recorded, as a careful tamperer would) passed. Now the .v is proven on its own."""
     rtl = tmp_path / "mixed"
@@ -246,13 +252,14 @@ def test_prove_checks_the_verilog_too(comb_dir, tmp_path, capsys):
     manifest = json.loads((rtl / "mixed.json").read_text())
     _rehash(rtl, manifest, "mixed.v")
     (rtl / "mixed.json").write_text(json.dumps(manifest))
-    code, out, err = run_cli(["synth", str(rtl), "--prove"], capsys)
+    code, out, err = cli("synth", str(rtl), "--prove")
     assert code == 1 and "proof FAILED for the circuit (mixed.v)" in err and "mixed.il" not in err.splitlines()[-1]
     assert "proof (circuit netlist = mixed.il): EQUIVALENT" in out
     assert "proof (circuit netlist = mixed.v): FAILED" in out
 
 
-def test_address_circuit_is_compared_with_its_rom(tmp_path, capsys):
+@pytest.mark.yosys
+def test_address_circuit_is_compared_with_its_rom(tmp_path, cli):
     from cgphw.nn.tasks import address_inputs
 
     # a computed ROM of 6 words, weight = (address << 3) - 2: n0 = shl3(in0), n1 = const_1, n2 = sub(n0, n1),
@@ -263,7 +270,7 @@ def test_address_circuit_is_compared_with_its_rom(tmp_path, capsys):
     from cgphw.cgp.search import record_run
     record_run(genome, task, tmp_path / "run")
     target = export(tmp_path / "run", out_dir=tmp_path / "rtl", name="addr").directory
-    code, out, err = run_cli(["synth", str(target), "--json"], capsys)
+    code, out, err = cli("synth", str(target), "--json")
     assert code == 0, err
     doc = json.loads(out)
     c, b, cmp_ = doc["circuit"], doc["baseline"], doc["comparison"]
@@ -273,7 +280,7 @@ def test_address_circuit_is_compared_with_its_rom(tmp_path, capsys):
     for figure, circuit, rom in (("cells", c["n_cells"], b["n_cells"]), ("area", c["area"], b["area"]),
                                  ("energy_pj_per_weight", c["energy_pj_per_weight"], b["energy_pj_per_weight"])):
         assert cmp_["smaller"][figure] == ("circuit" if circuit < rom else "ROM baseline" if rom < circuit else "equal")
-    code, out, err = run_cli(["synth", str(target)], capsys)
+    code, out, err = cli("synth", str(target))
     assert code == 0, err
     assert "smaller: an address circuit (a computed ROM) vs its ROM: " in out
     assert "inputs are addresses (no stored weights read)" in out

@@ -19,6 +19,7 @@ def cell(ctype, **conn):
     return {"type": ctype, "connections": {k: [v] for k, v in conn.items()}}
 
 
+@pytest.mark.yosys
 def test_yosys_errors_name_the_command():
     with pytest.raises(YosysError, match=r"read_rtlil missing\.il.*not found"):
         run_yosys(["read_rtlil missing.il"])

@@ -46,6 +46,7 @@ def wait_for(marker: str, present: bool, seconds: float = 60.0) -> bool:
     return False
 
 
+@pytest.mark.yosys
 def test_a_timeout_ends_the_whole_process_group(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     command, marker = probe()
@@ -55,6 +56,7 @@ def test_a_timeout_ends_the_whole_process_group(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []  # the scratch directory (ABC's TMPDIR too) is gone
 
 
+@pytest.mark.yosys
 def test_ctrl_c_ends_the_whole_process_group():
     command, marker = probe()
     interrupt = threading.Thread(target=lambda: wait_for(marker, present=True) and os.kill(os.getpid(), signal.SIGINT))
@@ -70,6 +72,7 @@ def test_ctrl_c_ends_the_whole_process_group():
     assert wait_for(marker, present=False, seconds=5), "yosys' child outlived Ctrl-C"
 
 
+@pytest.mark.yosys
 def test_sigterm_ends_the_whole_process_group_then_the_process(tmp_path):
     command, marker = probe()
     script = "import os\nfrom cgphw.hw.yosys import run_yosys\nrun_yosys([os.environ['PROBE']], timeout_s=120)\n" \
@@ -88,6 +91,7 @@ def test_sigterm_ends_the_whole_process_group_then_the_process(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.yosys
 def test_ending_children_stops_yosys_running_in_worker_threads():
     """Ctrl-C reaches only the main thread: ending_children() kills the children of the others."""
     command, marker = probe()

@@ -44,6 +44,7 @@ def test_engine_reads_an_external_weight_memory():
                                   torch_layer_output(layer, x))
 
 
+@pytest.mark.simulator
 @pytest.mark.skipif(missing_reason("icarus") is not None, reason=str(missing_reason("icarus")))
 def test_engine_verilog_in_icarus_equals_torch():
     layer, x = random_layer(11, kind="conv", c_in=2, c_out=4, size=7, kernel=3, stride=2, padding=1)

@@ -154,6 +154,7 @@ def test_a_wrong_engine_differs_from_litert(name, fault):
 
 @needs_model
 @pytest.mark.slow
+@pytest.mark.simulator
 @pytest.mark.skipif(missing_reason("icarus") is not None, reason=str(missing_reason("icarus")))
 @pytest.mark.parametrize("name", FAULTY)
 def test_engine_verilog_in_icarus_equals_litert(name, tmp_path):

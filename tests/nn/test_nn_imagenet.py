@@ -87,4 +87,7 @@ def test_bad_state_dicts_are_refused(imagenet, tmp_path):
     with pytest.raises(UserError, match="missing"):
         import_mobilenet_v2(tmp_path / "broken.pth", tmp_path / "m.pt")
     assert not (tmp_path / "m.pt").exists()
-    assert per_tensor_skeleton("mobilenetv2", {"width": 0.35}) is not None
+    skeleton = per_tensor_skeleton("mobilenetv2", {"width": 0.35})
+    convs = [m for m in skeleton.modules() if isinstance(m, torch.ao.nn.quantized.Conv2d)]
+    assert len(convs) == 52 and all(c.weight().dtype == torch.qint8 for c in convs)
+    assert (convs[0].out_channels, convs[-1].out_channels) == (16, 1280)  # 32 x 0.35 rounds up to 16; 1280 kept

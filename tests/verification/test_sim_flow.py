@@ -25,6 +25,7 @@ def run_make(sim_dir: Path, rtl: Path, stimulus: Path) -> subprocess.CompletedPr
                            f"CGPHW_STIMULUS={stimulus}"], env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.simulator
 @pytest.mark.skipif(missing_reason("icarus") is not None or shutil.which("make") is None,
                     reason=str(missing_reason("icarus") or "make is not installed"))
 def test_readme_makefile_flow_passes_and_catches_corruption(rtl_pipe, tmp_path):
@@ -41,6 +42,7 @@ def test_readme_makefile_flow_passes_and_catches_corruption(rtl_pipe, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.simulator
 @pytest.mark.skipif(missing_reason("verilator") is not None, reason=str(missing_reason("verilator")))
 def test_pipelined_circuit_in_verilator(rtl_pipe):
     v = verify(rtl_pipe, sim="verilator", n_random=200)

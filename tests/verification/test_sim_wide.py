@@ -9,7 +9,6 @@ import pytest
 
 from cgphw import gates as G
 from cgphw.cgp.genome import Genome, Grid, random_genome
-from cgphw.cli import main
 from cgphw.errors import SimulatorError
 from cgphw.hw.emit import SIM_WORD, build_component, build_word_circuit, word_sizes
 from cgphw.task import Task
@@ -42,16 +41,6 @@ def rewired(genome: Genome, output: int, vectors: np.ndarray) -> Genome:
     raise AssertionError("no node differs from the output on these vectors")
 
 
-def cgphw(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_words_cut_a_bus_of_any_width():
     assert word_sizes(0) == []
     assert word_sizes(SIM_WORD) == [SIM_WORD]
@@ -74,9 +63,9 @@ def wide_rtl(tmp_path_factory):
     return export(root / "wide", out_dir=root / "rtl").directory
 
 
-def test_circuit_of_2550_outputs_verifies_on_amaranth(wide_rtl, capsys):
+def test_circuit_of_2550_outputs_verifies_on_amaranth(wide_rtl, cli):
     """The issue's case: 20,400-bit buses failed with Python's int-string limit and exit 1."""
-    code, out, err = cgphw(capsys, "verify", str(wide_rtl), "--sim", "amaranth", "--vectors", "20")
+    code, out, err = cli("verify", str(wide_rtl), "--sim", "amaranth", "--vectors", "20")
     assert code == 0, out + err
     assert out.startswith("PASS wide on amaranth (Amaranth component rebuilt from the manifest genome, latency 0)")
     assert " 0 mismatches; task: 2550/2550 simulated weights equal targets, SE 0 (reported 0)" in out
@@ -106,7 +95,7 @@ def test_much_wider_circuit_is_exact_and_a_wrong_wire_is_caught(pipeline, ports)
     assert bad["mismatches"] > 0 and bad["first_mismatch"]["wrong_outputs"] == [wrong]
 
 
-def test_exception_inside_the_simulator_is_not_a_mismatch(wide_rtl, capsys, monkeypatch):
+def test_exception_inside_the_simulator_is_not_a_mismatch(wide_rtl, cli, monkeypatch):
     from amaranth.sim import Simulator
 
     def broken(self, *args, **kwargs):
@@ -115,7 +104,7 @@ def test_exception_inside_the_simulator_is_not_a_mismatch(wide_rtl, capsys, monk
     monkeypatch.setattr(Simulator, "add_testbench", broken)
     with pytest.raises(SimulatorError, match="^Amaranth's simulator failed on wide"):
         verify(wide_rtl, sim="amaranth", n_random=2)
-    code, out, err = cgphw(capsys, "verify", str(wide_rtl), "--sim", "amaranth", "--vectors", "2")
+    code, out, err = cli("verify", str(wide_rtl), "--sim", "amaranth", "--vectors", "2")
     assert code == 2 and out == ""
     assert err.startswith("error: Amaranth's simulator failed on wide (RuntimeError: simulator crashed); "
                           "this says nothing about the design")
