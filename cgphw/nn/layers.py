@@ -7,6 +7,7 @@ import numpy as np
 
 from cgphw.errors import UserError
 from cgphw.nn import quant
+from cgphw.nn.tflite_model import checked_codes
 
 
 @dataclass(frozen=True)
@@ -84,16 +85,7 @@ def insert(model, replacements: dict[str, np.ndarray]):
     """A copy of the model with these layers' int8 codes replaced (scales, zero points, bias kept)."""
     if _tflite(model) is not None:
         return model.with_codes(replacements)
-    checked = {}
-    for name, codes in replacements.items():
-        current = extract(model, name)
-        codes = np.asarray(codes)
-        if codes.dtype != np.int8:
-            raise UserError(f"weights for layer {name} must be int8, got {codes.dtype}")
-        if codes.shape != current.shape:
-            raise UserError(f"weights for layer {name} have shape {list(codes.shape)}, "
-                            f"the layer needs {list(current.shape)}")
-        checked[name] = codes
+    checked = {name: checked_codes(name, codes, extract(model, name).shape) for name, codes in replacements.items()}
     out = model.copy()
     for name, codes in checked.items():
         quant.write_int8(layer_module(out, name), codes)

@@ -27,6 +27,17 @@ DTYPES = {0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 7: "in
 MAX_BYTES = 1 << 31  # flatbuffers address 2 GiB; larger models keep weights outside the tree
 
 
+
+def checked_codes(name: str, codes, shape) -> np.ndarray:
+    """Replacement weights for layer ``name`` of any network (torch or TFLite): int8 of the
+    layer's ``shape``, else one UserError saying which."""
+    codes = np.asarray(codes)
+    if codes.dtype != np.int8:
+        raise UserError(f"weights for layer {name} must be int8, got {codes.dtype}")
+    if codes.shape != tuple(shape):
+        raise UserError(f"weights for layer {name} have shape {list(codes.shape)}, the layer needs {list(shape)}")
+    return codes
+
 @dataclass(frozen=True, eq=False)
 class Tensor:
     index: int
@@ -114,12 +125,7 @@ class TFLiteModel:
             content[self.outputs_at:self.outputs_at + 4] = np.int32(output).astype("<i4").tobytes()
         for name, codes in replacements.items():
             tensor = self.layer(name).weights
-            codes = np.asarray(codes)
-            if codes.dtype != np.int8:
-                raise UserError(f"weights for layer {name} must be int8, got {codes.dtype}")
-            if codes.shape != tensor.shape:
-                raise UserError(f"weights for layer {name} have shape {list(codes.shape)}, "
-                                f"the layer needs {list(tensor.shape)}")
+            codes = checked_codes(name, codes, tensor.shape)
             assert tensor.data_offset is not None  # a weight layer's weights are constant (checked on reading)
             content[tensor.data_offset:tensor.data_offset + tensor.data_size] = codes.tobytes()
         return bytes(content)
