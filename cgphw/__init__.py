@@ -20,7 +20,7 @@ The Python API (each command is a thin layer over one of these):
   write_report(dir) -> report.html
   The common steps: load_model(name or file), make_task(model, selector, layer), example_task(),
   Genome (a circuit: evaluate, expressions).
-Errors a user can cause raise UserError (the CLI: exit 2); files that contradict each other
+Errors a user can cause raise UserError, a ValueError (the CLI: exit 2); files that contradict each other
 or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
 """
 from cgphw.errors import MismatchError, UserError

@@ -1,8 +1,10 @@
 """Errors a user can cause: the CLI prints the message as one sentence and exits 2 (1 for a
-mismatch: files that are well formed but disagree with each other or with a re-evaluation)."""
+mismatch: files that are well formed but disagree with each other or with a re-evaluation).
+Each is a ValueError, so a notebook's ``except ValueError`` catches it; inside cgphw an ``except
+ValueError`` around code that can raise one lets it through first (``except UserError: raise``)."""
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Bad input (file, shape, genome, config, flag). The message is one clear sentence."""
 
     exit_code = 2

@@ -57,6 +57,8 @@ def from_json(cls, doc, source: str):
         raise UserError(f"{source} is malformed: unknown field {unknown[0]!r}")
     try:
         return cls(**values)
+    except UserError:  # the record's own check (a MismatchError: exit 1) keeps its kind and text
+        raise
     except (TypeError, ValueError) as exc:
         raise UserError(f"{source} is malformed: {exc}") from None
 

@@ -371,3 +371,46 @@ def test_real_sigint_during_start_up(tmp_path, moment):
         resume(run, generations=load_run(run).checkpoint.generation + 10)
     elif run.exists():
         assert evolve(example_task(), SearchSettings(3, 3), Limits(5), out=run, force=True).generations == 5
+
+
+# --- UserError is a ValueError: no `except ValueError` inside cgphw may swallow one ----------------
+def test_a_notebooks_except_valueerror_catches_a_user_error():
+    from cgphw.errors import SimulatorError
+
+    for error in (UserError, MismatchError, SimulatorError):
+        try:
+            raise error("bad input")
+        except ValueError as exc:
+            assert isinstance(exc, UserError)
+
+
+def test_a_stored_rate_out_of_range_is_named_not_called_a_malformed_state(tmp_path, cli):
+    """resume wraps the checkpoint's ValueErrors as "a malformed state": the engine's own UserError
+    (the rate it refuses) must come through as it is."""
+    run = tmp_path / "run"
+    small_run(run, generations=2)
+    _edit_json(run / "checkpoint.json", lambda d: d["state"].update(rate=0.5))
+    one_error(cli("evolve", "--resume", run, "--quiet")[::2], 2, "the stored mutation rate 0.5 is outside")
+
+
+def test_a_record_check_of_its_own_comes_through_unchanged():
+    """records.from_json turns a record's ValueError into "malformed"; a UserError (MismatchError
+    exit 1, a SettingError naming the setting) raised by the record's own check keeps its kind and text."""
+    from dataclasses import dataclass
+
+    from cgphw import records
+
+    @dataclass(frozen=True)
+    class Checked:
+        n: int
+
+        def __post_init__(self):
+            if self.n < 0:
+                raise ValueError("n must be >= 0")
+            if self.n == 1:
+                raise MismatchError("n does not match the other file")
+
+    with pytest.raises(UserError, match=r"^src is malformed: n must be >= 0$"):
+        records.from_json(Checked, {"n": -1}, "src")
+    with pytest.raises(MismatchError, match=r"^n does not match the other file$"):
+        records.from_json(Checked, {"n": 1}, "src")

@@ -142,7 +142,7 @@ class Engine:
         self.rng[0] = np.uint64(rng_state)
         self.rate[0] = float(self.kmax if rate is None else rate)
         if not (1.0 <= self.rate[0] <= self.kmax):
-            raise_user(f"the stored mutation rate {self.rate[0]!r} is outside 1..{self.kmax}")
+            raise_user(f"the stored mutation rate {float(self.rate[0])!r} is outside 1..{self.kmax}")
         self.st[:] = 0
         self.st[es.DVALID] = 1
         self.st[es.GEN], self.st[es.STALL] = generation, stall

@@ -166,6 +166,8 @@ def resume(run_dir: str | Path, generations: int | None = None, time_budget: flo
             engine.restore(parent, int(state["rng"]), int(state["generation"]), int(state["stall"]),
                            int(state["offspring"]), int(state["evaluated"]), int(state.get("node_evals", 0)),
                            None if rate is None else float(rate))
+        except UserError:  # the engine's own refusal (a rate out of range) says more than "malformed"
+            raise
         except (KeyError, TypeError, ValueError, OverflowError):
             raise UserError(f"{where} holds a malformed state") from None
         rotation = None
