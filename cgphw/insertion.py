@@ -37,7 +37,9 @@ class LayerChange:
 
 @dataclass(frozen=True)
 class Insertion:
-    """What ``insert`` did and measured (accuracies are fractions 0..1)."""
+    """What ``insert`` did and measured (accuracies are fractions 0..1); cgphw.results.Result:
+    ``ok`` is always True, since an insertion measures both accuracies or raises (whether the
+    circuit reached its threshold is ``threshold_reached``, the run's claim)."""
     source: str  # the run directory, weights file, or "weights given in Python"
     origin: str  # the same in words, e.g. "the best circuit of runs/ring2"
     model: str | None  # the model file (the shipped one as cgphw:models/...)
@@ -63,7 +65,12 @@ class Insertion:
     def codes_changed(self) -> dict[str, int]:
         return {c.layer: c.changed for c in self.layers}
 
-    def as_dict(self) -> dict:
+    @property
+    def ok(self) -> bool:
+        return True
+
+    def to_json(self) -> dict:
+        """What `cgphw insert --json` prints."""
         return {"source": self.source, "origin": self.origin, "model": self.model,
                 "layers": [c.layer for c in self.layers], "codes_changed": self.codes_changed,
                 "layer_weights": {c.layer: c.weights for c in self.layers},

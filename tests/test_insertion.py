@@ -38,7 +38,7 @@ def test_insert_a_run_returns_a_frozen_typed_result(tmp_path, lenet):
     assert result.codes_changed == {"conv1": 150} and result.threshold_reached is True and result.notes == ()
     assert result.before.images == result.after.images == 200
     assert result.delta_top1 == result.after.top1 - result.before.top1
-    doc = result.as_dict()
+    doc = result.to_json()
     assert doc["codes_changed"] == {"conv1": 150} and doc["delta_loss"] == result.delta_loss
 
 

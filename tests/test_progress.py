@@ -123,7 +123,7 @@ def test_verify_reports_its_build_and_simulation(tmp_path, sim):
         pytest.skip(missing_reason(sim))
     seen, progress = _recorder()
     design = Path(__file__).resolve().parents[1] / "rtl_out" / "lenet5_core_ring"
-    assert verify(design, sim=sim, n_random=10, workdir=tmp_path, progress=progress).passed
+    assert verify(design, sim=sim, n_random=10, workdir=tmp_path, progress=progress).ok
     steps = list(dict.fromkeys(w for w, _, _ in seen))
     if sim == "icarus":  # the cocotb runner: Verilator builds report the same way
         assert steps[-2:] == ["building lenet5_core_ring.v with icarus", "simulating on icarus"]

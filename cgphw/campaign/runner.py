@@ -25,7 +25,8 @@ from cgphw.campaign.runspec import RunSpec, expand
 from cgphw.campaign.flow import execute_run, finished_row, read_log, read_record
 from cgphw.campaign.models import prepare_model
 from cgphw.campaign.progress import Display, Status, latest_search
-from cgphw.campaign.results import FORMAT, load_results, read_campaign, write_results
+from cgphw.campaign.results import (FORMAT, default_group_by, format_summary, load_results, read_campaign,
+                                    summarize, write_results)
 from cgphw.campaign.tasks import build_task, needs_model
 from cgphw.dirs import LOCK, DirLock
 from cgphw.errors import UserError
@@ -38,6 +39,7 @@ WORKERS_EVERY = 2.0  # seconds between asking the scheduler how many workers it 
 
 @dataclass(frozen=True)
 class CampaignResult:
+    """What ``run_campaign`` did (cgphw.results.Result): ``ok`` when no run failed."""
     out: Path
     experiment: str
     profile: str
@@ -49,11 +51,27 @@ class CampaignResult:
     seconds: float
 
     @property
-    def complete(self) -> bool:
+    def ok(self) -> bool:
         return not self.failed
 
     def table(self):
         return load_results(self.out)
+
+    def to_json(self) -> dict:
+        """What `cgphw run --json` prints (less the report, written afterwards)."""
+        return {"out": str(self.out), "runs": self.runs, "ran": self.ran, "reused": self.reused,
+                "failed": self.failed, "results": str(self.results), "seconds": round(self.seconds, 1)}
+
+    def lines(self) -> list[str]:
+        """The results grouped (as ``summarize``), the counts and where the table is."""
+        frame = load_results(self.out) if self.ran + self.reused else None
+        lines = []
+        if frame is not None and len(frame):
+            group_by = default_group_by(frame)
+            lines = format_summary(summarize(frame, group_by), group_by).split("\n")
+        return lines + ["", f"{self.runs} runs: {self.ran} ran now, {self.reused} were already finished, "
+                            f"{len(self.failed)} failed ({self.seconds:.0f} s)",
+                        f"results: {self.results} (and results.csv)"]
 
 
 def default_out(exp: Experiment) -> Path:

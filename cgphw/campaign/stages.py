@@ -265,7 +265,7 @@ def export_state(rtl_dir: Path) -> dict | None:
 
 
 def synth(rtl_dir: Path, prove: bool, evaluations: int) -> dict:
-    return cgphw.synth(rtl_dir, prove=prove, evaluations=evaluations).doc
+    return cgphw.synth(rtl_dir, prove=prove, evaluations=evaluations).to_json()
 
 
 def synth_state(rtl_dir: Path, name: str) -> dict | None:

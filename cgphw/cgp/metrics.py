@@ -152,3 +152,34 @@ def check_reproduced(stored: Metrics, fresh: Metrics, source: str) -> None:
         if not same:
             raise MismatchError(f"{source} claims {name} {got!r}, but its genome gives {want!r} when evaluated "
                                 "again: the genome or its metrics were changed")
+
+
+def summary_lines(metrics, genome, value_bank=None, header: str = "") -> list[str]:
+    """What `show` and `evolve` print: a Metrics' figures, the grid and the circuit."""
+    lines = [header] if header else []
+    m = metrics
+    if m.error_se is not None:
+        reached = "reached" if m.threshold_reached else "NOT reached"
+        lines.append(f"error (SE)   {m.error_se:g}" + (f"   threshold t={m.threshold:g}: {reached}"
+                                                       if m.threshold is not None else ""))
+    if m.constants_only:  # the gate model's energy is no hardware cost here: say so, don't print it as one
+        lines.append("hardware     none: no inputs, so synthesis folds the circuit to constants (0 cells, no logic "
+                     "energy; the weights are hard-wired)")
+        lines.append(f"search model {m.energy_pj:.4f} pJ   area {m.area:g}   delay {m.delay_ns:g} ns   (the per-gate "
+                     "estimate that ranks circuits, not a hardware cost)")
+        lines.append("             for a computed ROM (inputs = a weight's address): cgphw task make --selector "
+                     "address:LAYER")
+    else:
+        lines.append(f"energy       {m.energy_pj:.4f} pJ   area {m.area:g}   delay {m.delay_ns:g} ns")
+    lines.append(f"gates        {m.gates} logic gates (cgphw: no constants, no wires)   {m.active_nodes} active nodes "
+                 "(the study's count: every active node, constants included)")
+    if m.generations is not None:
+        lines.append(f"search       {m.generations:,} generations, {m.evaluations or 0:,} offspring, "
+                     f"{m.seconds or 0:.1f} s" + (f" (+ {m.startup_seconds:.1f} s start-up)"
+                                                  if m.startup_seconds is not None else ""))
+    g = genome.grid
+    lines.append(f"grid         {g.rows}x{g.cols}, levels-back {g.levels_back}, {g.n_inputs} inputs -> "
+                 f"{g.n_outputs} outputs")
+    if value_bank:
+        lines.append(f"value bank   {value_bank['n_values']} distinct values feed {g.n_outputs} outputs")
+    return lines + ["circuit:"] + ["  " + e for e in genome.expressions()]

@@ -28,7 +28,7 @@ from cgphw.cgp import es
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for
 from cgphw.cgp.jit import announce_compile
-from cgphw.cgp.metrics import Metrics, search_metrics
+from cgphw.cgp.metrics import Metrics, search_metrics, summary_lines
 from cgphw.cgp.operators import first_parent
 from cgphw.cgp.parallel import TeamSize, resolve_workers
 from cgphw.cgp.parents import FrontWriter, Rotation, archive_state, restore_archive, restore_cursor
@@ -51,16 +51,30 @@ class Interrupted(Exception):
 
 @dataclass(frozen=True, eq=False)
 class RunResult:
+    """A finished search (cgphw.results.Result): ``ok`` when its best circuit reached the
+    task's error threshold."""
     genome: Genome  # computes the task's outputs (value-bank runs: the expanded genome)
     metrics: Metrics
     run_dir: Path | None
-    threshold_reached: bool
     stop_reason: str  # generations | time | patience | perfect
     generations: int
     evaluations: int
     seconds: float  # search time (what --time-budget counts)
     value_bank: dict | None = None
     startup_seconds: float = 0.0  # before the search: loading, compiling kernels, the first parent
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.metrics.threshold_reached)
+
+    def to_json(self) -> dict:
+        """What `cgphw evolve --json` prints."""
+        return {"run_dir": str(self.run_dir), "stop_reason": self.stop_reason, "metrics": self.metrics.to_json(),
+                "genome": self.genome.to_json()}
+
+    def lines(self) -> list[str]:
+        return summary_lines(self.metrics, self.genome, self.value_bank,
+                             f"run {self.run_dir}  (stopped: {self.stop_reason})")
 
 
 def evolve(task: Task | str | Path, settings: SearchSettings, limits: Limits | None = None, *, seed: int = SEED,
@@ -130,7 +144,7 @@ def record_run(genome: Genome, task: Task | str | Path, out: str | Path, thresho
                     FrontWriter(engine, bank, threshold).record(writer.config.run_id, writer.config.objective))
     finally:
         writer.close()
-    return RunResult(genome, metrics, Path(out), bool(metrics.threshold_reached), "recorded", 0, 0, 0.0, None)
+    return RunResult(genome, metrics, Path(out), "recorded", 0, 0, 0.0, None)
 
 
 def _new_config(task: Task, table: CostTable, source: str, settings: SearchSettings, limits: Limits,
@@ -327,7 +341,7 @@ def _best_improved(engine: Engine, last):
 
 def _result(engine, bank, config, run_dir, seconds, stop, startup, team) -> RunResult:
     genome, metrics, vb = _final(engine, bank, config, seconds, startup, team)
-    return RunResult(genome, metrics, run_dir, bool(metrics.threshold_reached), stop, engine.generation,
+    return RunResult(genome, metrics, run_dir, stop, engine.generation,
                      metrics.evaluations, seconds, vb, startup)
 
 

@@ -73,7 +73,7 @@ def run_case(case: Case, task: Task, seeds=SEEDS, scale: float = 1.0, workers="a
                                       value_bank=case.value_bank, **op.settings())
             r = evolve(task, settings, Limits(generations), seed=seed, workers=workers)
             m = r.metrics
-            runs.append({"seed": seed, "rms_error": m["rms_error"], "reached": r.threshold_reached,
+            runs.append({"seed": seed, "rms_error": m["rms_error"], "reached": r.ok,
                          "energy_pj": m["energy_pj"], "gates": m["gates"],
                          "active_nodes": int(r.genome.active_nodes().size),
                          "wall_s": time.perf_counter() - t, "cpu_s": time.process_time() - c})

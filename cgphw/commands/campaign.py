@@ -77,24 +77,17 @@ def run_cmd(experiment, out, profile, overrides, cluster, workers, queue, accoun
         click.echo(render(settings, threads_per_run=exp.threads_per_run))
         return
     from cgphw.campaign.report import write_report
-    from cgphw.campaign.results import default_group_by, format_summary, load_results, summarize
     from cgphw.campaign.runner import run_campaign
 
     result = run_campaign(exp, out, cluster=settings, show_progress=not quiet and not as_json,
                           overrides=list(overrides))
     report = None if no_report or result.ran + result.reused == 0 else write_report(result.out)
     if as_json:
-        click.echo(json.dumps({"out": str(result.out), "runs": result.runs, "ran": result.ran,
-                               "reused": result.reused, "failed": result.failed, "results": str(result.results),
-                               "report": str(report) if report else None, "seconds": round(result.seconds, 1)}))
+        doc = result.to_json()
+        seconds = doc.pop("seconds")
+        click.echo(json.dumps({**doc, "report": str(report) if report else None, "seconds": seconds}))
     else:
-        frame = load_results(result.out) if result.ran + result.reused else None
-        if frame is not None and len(frame):
-            group_by = default_group_by(frame)
-            click.echo(format_summary(summarize(frame, group_by), group_by))
-        click.echo(f"\n{result.runs} runs: {result.ran} ran now, {result.reused} were already finished, "
-                   f"{len(result.failed)} failed ({result.seconds:.0f} s)")
-        click.echo(f"results: {result.results} (and results.csv)")
+        click.echo("\n".join(result.lines()))
         if report:
             click.echo(f"report:  {report}")
     if result.failed:

@@ -19,7 +19,7 @@ def register(group) -> None:
         """Evolve the thesis' LeNet-5 kernel (3x3 core -> 16-weight ring) on a 5x5 grid."""
         from cgphw.cgp.search import evolve
         from cgphw.cgp.settings import Limits, SearchSettings, settings_of
-        from cgphw.commands.evolve import option_name, progress_printer, summary_lines
+        from cgphw.commands.evolve import option_name, progress_printer
         from cgphw.task import example_task
 
         task = example_task()
@@ -34,7 +34,6 @@ def register(group) -> None:
                                    "metrics": result.metrics.to_json(), "outputs": out_values,
                                    "expressions": result.genome.expressions()}, allow_nan=False))
             return
-        click.echo("\n".join(summary_lines(result.metrics, result.genome, None,
-                                           f"run {result.run_dir}  (stopped: {result.stop_reason})")))
+        click.echo("\n".join(result.lines()))
         click.echo(f"outputs      {out_values}")
         click.echo(f"targets      {task.targets[0].tolist()}")

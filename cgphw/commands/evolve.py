@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from cgphw.cgp.metrics import summary_lines
 from cgphw.cgp.settings import SEED, SEED_KNOB, Limits, SearchSettings, check_seed, knobs, settings_of
 from cgphw.errors import UserError
 from cgphw.files import read_json
@@ -41,37 +42,6 @@ def progress_printer():
                    + (f"  front {info['front']}" if info.get("front") is not None else ""), err=True)
 
     return show
-
-
-def summary_lines(metrics, genome, value_bank=None, header: str = "") -> list[str]:
-    """What `show` and `evolve` print: a Metrics' figures, the grid and the circuit."""
-    lines = [header] if header else []
-    m = metrics
-    if m.error_se is not None:
-        reached = "reached" if m.threshold_reached else "NOT reached"
-        lines.append(f"error (SE)   {m.error_se:g}" + (f"   threshold t={m.threshold:g}: {reached}"
-                                                       if m.threshold is not None else ""))
-    if m.constants_only:  # the gate model's energy is no hardware cost here: say so, don't print it as one
-        lines.append("hardware     none: no inputs, so synthesis folds the circuit to constants (0 cells, no logic "
-                     "energy; the weights are hard-wired)")
-        lines.append(f"search model {m.energy_pj:.4f} pJ   area {m.area:g}   delay {m.delay_ns:g} ns   (the per-gate "
-                     "estimate that ranks circuits, not a hardware cost)")
-        lines.append("             for a computed ROM (inputs = a weight's address): cgphw task make --selector "
-                     "address:LAYER")
-    else:
-        lines.append(f"energy       {m.energy_pj:.4f} pJ   area {m.area:g}   delay {m.delay_ns:g} ns")
-    lines.append(f"gates        {m.gates} logic gates (cgphw: no constants, no wires)   {m.active_nodes} active nodes "
-                 "(the study's count: every active node, constants included)")
-    if m.generations is not None:
-        lines.append(f"search       {m.generations:,} generations, {m.evaluations or 0:,} offspring, "
-                     f"{m.seconds or 0:.1f} s" + (f" (+ {m.startup_seconds:.1f} s start-up)"
-                                                  if m.startup_seconds is not None else ""))
-    g = genome.grid
-    lines.append(f"grid         {g.rows}x{g.cols}, levels-back {g.levels_back}, {g.n_inputs} inputs -> "
-                 f"{g.n_outputs} outputs")
-    if value_bank:
-        lines.append(f"value bank   {value_bank['n_values']} distinct values feed {g.n_outputs} outputs")
-    return lines + ["circuit:"] + ["  " + e for e in genome.expressions()]
 
 
 def settings_options(cls, skip=()):
@@ -150,12 +120,9 @@ def register(group) -> None:
             click.echo(str(exc), err=True)
             sys.exit(130)
         if as_json:
-            click.echo(json.dumps({"run_dir": str(result.run_dir), "stop_reason": result.stop_reason,
-                                   "metrics": result.metrics.to_json(), "genome": result.genome.to_json()},
-                                  allow_nan=False))
+            click.echo(json.dumps(result.to_json(), allow_nan=False))
         else:
-            click.echo("\n".join(summary_lines(result.metrics, result.genome, result.value_bank,
-                                               f"run {result.run_dir}  (stopped: {result.stop_reason})")))
+            click.echo("\n".join(result.lines()))
 
     @group.command("show")
     @click.argument("path", type=click.Path(path_type=Path))

@@ -45,38 +45,14 @@ def export_cmd(source, pipeline, name, out_dir, force, layer, stimulus_images, m
 
     result = export(source, out_dir=out_dir, name=name, pipeline=pipeline, force=force, point=point,
                     max_error=max_error)
-    target, m = result.directory, result.manifest
-    if as_json:
-        click.echo(json.dumps({"dir": str(target), "name": m.name, "latency": m.latency, "pipeline": m.pipeline,
-                               "gates": m.doc.gates, "depth": m.doc.depth, "genome_hash": m.genome_hash,
-                               "ports": [vars(p) for p in m.ports], "files": list(result.files),
-                               "pareto_point": m.doc.source.get("pareto_point")}, indent=1))
-        return
-    form = f"pipelined every {pipeline} levels, latency {m.latency}" if pipeline else "combinational"
-    chosen = m.doc.source.get("pareto_point")
-    click.echo(f"{target}: {m.doc.gates} gates, depth {m.doc.depth}, {form}"
-               + (f", point {chosen['index']} of the run's Pareto front" if chosen else ""))
-    for f in result.files:
-        click.echo(f"  {target / f}")
-    if m.baseline is None:
-        click.echo(f"  (no ROM baseline: {m.doc.baseline_note})")
+    click.echo(json.dumps(result.to_json(), indent=1) if as_json else "\n".join(result.lines()))
 
 
 def _export_layer(source, pipeline, name, out_dir, force, layer, images, model_path, as_json) -> None:
     from cgphw.layer.export import export_layer
 
     result = export_layer(source, layer, out_dir, name, pipeline, force, images, model_path)
-    lm = result.layer
-    if as_json:
-        click.echo(json.dumps({"dir": str(result.directory), "name": result.circuit.name, "layer": lm.layer,
-                               "engine": lm.top, "geometry": lm.doc["geometry"], "ports": lm.doc["ports"],
-                               "cycles_per_image": lm.doc["cycles_per_image"], "files": list(result.files)}, indent=1))
-        return
-    g = lm.doc["geometry"]
-    click.echo(f"{result.directory}: circuit {result.circuit.name} and layer engine {lm.top} ({lm.layer}: "
-               f"{g['lanes']} lanes x {g['taps']} taps, {lm.doc['cycles_per_image']} cycles per image)")
-    for f in result.files:
-        click.echo(f"  {result.directory / f}")
+    click.echo(json.dumps(result.to_json(), indent=1) if as_json else "\n".join(result.lines()))
 
 
 def register(group) -> None:

@@ -91,8 +91,8 @@ def verify_layer_command(path, layer, images, sim, source, lanes, taps, reuse, m
 
     verdict = verify_layer(path, layer, images, sim, model_path, data, split, config, source, fault, workdir,
                            all_accumulators)
-    _emit(verdict.to_json(), as_json, [verdict.line(), *verdict.details()])
-    sys.exit(0 if verdict.passed else 1)
+    _emit(verdict.to_json(), as_json, verdict.lines())
+    sys.exit(0 if verdict.ok else 1)
 
 
 def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:

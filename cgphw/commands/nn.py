@@ -142,7 +142,7 @@ def model_speed(model_path, data, limit, repeat, as_json):
     images = _split(data, "test", limit, model)
     files = tuple(images.images.files) * repeat
     result = speed(model, Split(LazyImages(files), np.tile(images.labels, repeat), images.source))
-    _emit(dict(result.as_dict(), model=model.name, data=images.source, repeat=repeat), as_json, result.line())
+    _emit(dict(result.to_json(), model=model.name, data=images.source, repeat=repeat), as_json, result.line())
 
 
 def model_layers(model_path, as_json):
@@ -198,7 +198,7 @@ def insert_weights(source, model_path, data, split, limit, as_json):
         result = insert(source, model_path, data, split, limit, progress)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
-    _emit(result.as_dict(), as_json, "\n".join(result.lines()))
+    _emit(result.to_json(), as_json, "\n".join(result.lines()))
 
 
 def register(group) -> None:

@@ -51,8 +51,8 @@ def verify_command(path, sim, n_random, seed, pipeline, workdir, stimulus_out, a
     with terminal_progress() as progress:
         result = V.verify(path, sim=sim, n_random=n_random, seed=seed, pipeline=pipeline, workdir=workdir,
                           progress=progress)
-    _emit(result.to_json(), as_json, [result.line(), *result.details()])
-    sys.exit(0 if result.passed else 1)
+    _emit(result.to_json(), as_json, result.lines())
+    sys.exit(0 if result.ok else 1)
 
 
 def _write_stimulus(path, n_random, seed, pipeline, out, as_json) -> None:

@@ -62,10 +62,32 @@ class Source:
 @dataclass(frozen=True)
 class ExportResult:
     """What ``export`` wrote: the directory, its manifest (as ``load_manifest`` reads it back)
-    and the files it wrote there (not a user's own files kept beside them)."""
+    and the files it wrote there (not a user's own files kept beside them). cgphw.results.Result:
+    ``ok`` is always True, since an export writes every file or raises."""
     directory: Path
     manifest: Manifest
     files: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+    def to_json(self) -> dict:
+        """What `cgphw export --json` prints."""
+        m = self.manifest
+        return {"dir": str(self.directory), "name": m.name, "latency": m.latency, "pipeline": m.pipeline,
+                "gates": m.doc.gates, "depth": m.doc.depth, "genome_hash": m.genome_hash,
+                "ports": [vars(p) for p in m.ports], "files": list(self.files),
+                "pareto_point": m.doc.source.get("pareto_point")}
+
+    def lines(self) -> list[str]:
+        m = self.manifest
+        form = f"pipelined every {m.pipeline} levels, latency {m.latency}" if m.pipeline else "combinational"
+        chosen = m.doc.source.get("pareto_point")
+        return ([f"{self.directory}: {m.doc.gates} gates, depth {m.doc.depth}, {form}"
+                 + (f", point {chosen['index']} of the run's Pareto front" if chosen else "")]
+                + [f"  {self.directory / f}" for f in self.files]
+                + ([f"  (no ROM baseline: {m.doc.baseline_note})"] if m.baseline is None else []))
 
 
 def verilog_name(text: str) -> str:

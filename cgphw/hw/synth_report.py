@@ -35,8 +35,8 @@ AGREEMENT_BAND = (0.5, 1.5)
 
 @dataclass(frozen=True)
 class SynthReport:
-    """What ``cgphw synth`` found. ``ok``: the netlist computes the genome (and the ROM its
-    words) in simulation and every proof asked for holds. ``doc`` is NAME.synth.json."""
+    """What ``cgphw synth`` found (cgphw.results.Result). ``ok``: the netlist computes the genome
+    (and the ROM its words) in simulation and every proof asked for holds. ``doc`` is NAME.synth.json."""
     directory: Path
     name: str
     ok: bool
@@ -44,6 +44,17 @@ class SynthReport:
     doc: dict
     report: Path  # NAME.synth.json
     netlist: Path | None  # NAME.synth.v (None when a netlist was given)
+
+    def to_json(self) -> dict:
+        """NAME.synth.json, as `cgphw synth --json` prints it."""
+        return self.doc
+
+    def lines(self) -> list[str]:
+        return report_lines(self.doc)
+
+    def failure(self) -> str:
+        """Why the report is not ok, in one sentence."""
+        return failure_sentence(self.doc)
 
 
 def _read(path: Path) -> str:
@@ -339,3 +350,68 @@ def _compare(doc: dict, genome: Genome, costs: CostTable, address: bool = False)
                                 "energy_pj_per_weight": _smaller(c["energy_pj_per_weight"],
                                                                  b["energy_pj_per_weight"])}})
     return out
+
+
+# --- the report in words -------------------------------------------------------------------
+def failure_sentence(doc: dict) -> str:
+    problems = []
+    if not doc["circuit"]["simulation"]["matches_genome"]:
+        problems.append("the mapped netlist does not compute the genome's weights in simulation")
+    if doc["baseline"] is not None and not doc["baseline"]["simulation"]["matches_values"]:
+        problems.append("the mapped ROM baseline does not return its stored weights in simulation")
+    failed = [f"{k.split('_')[0]} ({p['rtl']})" for k, p in (doc["proof"] or {}).items() if not p["equivalent"]]
+    if failed:
+        problems.append(f"the equivalence proof FAILED for the {' and '.join(failed)}: SAT found inputs on "
+                        "which the netlist differs from the RTL (proof.*.detail in the report)")
+    return "; ".join(problems)
+
+
+def smaller_sentence(cmp_: dict) -> str:
+    """Which of circuit and ROM is smaller, figure by figure, said plainly."""
+    what = "an address circuit (a computed ROM)" if cmp_.get("inputs") == "address" else "the circuit"
+    by: dict[str, list[str]] = {}
+    for figure, label in (("cells", "cells"), ("area", "area"), ("energy_pj_per_weight", "energy per weight")):
+        by.setdefault(cmp_["smaller"][figure], []).append(label)
+    parts = [f"they are equal in {', '.join(labels)}" if who == "equal"
+             else f"the {who} is smaller in {', '.join(labels)}"
+             for who, labels in by.items()]
+    return f"smaller: {what} vs its ROM: " + "; ".join(parts)
+
+
+def report_lines(doc: dict) -> list[str]:
+    """The report as `cgphw synth` prints it."""
+    c, e, cmp_ = doc["circuit"], doc["estimate"], doc["comparison"]
+    lines = [f"{doc['name']}: {c['n_cells']} cells ({c['flip_flops']} flip-flops), {c['transistors']} transistors, "
+             f"area {c['area']:.2f} um2, longest path {c['depth']} cells / {c['delay_ns']:.3f} ns",
+             f"  energy {c['energy_pj']:.4f} pJ per evaluation, {c['energy_pj_per_weight']:.5f} pJ per generated "
+             f"weight (activity {c['activity']:.3f}); simulation vs genome: "
+             f"{'exact' if c['simulation']['matches_genome'] else 'MISMATCH'} on {c['simulation']['vectors']} vectors",
+             f"  CGP estimate {e['energy_pj']:.4f} pJ for {e['gates']} gates ({e['active_nodes']} active nodes); "
+             "synthesised logic "
+             f"{e['synthesised_logic_pj']:.4f} pJ; ratio {e['ratio'] if e['ratio'] is not None else 'n/a'} "
+             f"(agree within {e['tolerance']}: {'yes' if e['agree'] else 'no'})",
+             f"  why: {e['explanation']}"]
+    if "zero_input" in doc:
+        lines.append(f"  zero inputs: {doc['zero_input']['statement']}")
+    b = doc["baseline"]
+    if b is None:
+        lines.append("  baseline: none in the manifest (no known weights to put in a ROM)")
+    else:
+        lines.append(f"  {'':22}{'circuit':>12}{'ROM baseline':>14}")
+        lines.append(f"  {'area um2':22}{c['area']:>12.2f}{b['area']:>14.2f}")
+        lines.append(f"  {'pJ per weight (logic)':22}{c['energy_pj_per_weight']:>12.5f}"
+                     f"{b['energy_pj_per_weight']:>14.5f}")
+        lines.append(f"  {'cells':22}{c['n_cells']:>12}{b['n_cells']:>14}")
+        lines.append("  " + smaller_sentence(cmp_))
+    if cmp_.get("inputs") == "address":
+        lines.append(f"  inputs are addresses (no stored weights read): circuit "
+                     f"{cmp_['circuit_pj_per_weight_incl_stored_reads']:.4f} pJ per weight vs SRAM read "
+                     f"{cmp_['sram_pj_per_weight']:.4f} pJ per weight")
+    else:
+        lines.append(f"  with stored-weight reads from SRAM ({cmp_['sram_read_pj_per_byte']} pJ/byte): circuit "
+                     f"{cmp_['circuit_pj_per_weight_incl_stored_reads']:.4f} pJ per weight vs SRAM read "
+                     f"{cmp_['sram_pj_per_weight']:.4f} pJ per weight")
+    for what, p in (doc["proof"] or {}).items():
+        lines.append(f"  proof ({what.split('_')[0]} netlist = {p['rtl']}): "
+                     f"{'EQUIVALENT' if p['equivalent'] else 'FAILED'} — {p['method']}")
+    return lines

@@ -60,8 +60,10 @@ class EnergyRow:
                 "source_area_um2": round(self.source_area, 3)}
 
 
-@dataclass
+@dataclass(frozen=True)
 class LayerEnergy:
+    """Energy per image of a layer per weight source, whole when made (cgphw.results.Result):
+    ``ok`` once gate-level outputs were compared with torch (a difference raises)."""
     design: str
     layer: str
     images: int
@@ -69,11 +71,15 @@ class LayerEnergy:
     weights: int  # weights in the layer
     generated: int  # of which the circuit computes
     sram_pj_per_byte: float
-    rows: list[EnergyRow] = field(default_factory=list)
+    rows: tuple[EnergyRow, ...] = ()
     datapaths: dict = field(default_factory=dict)  # reuse -> cells, flops, area, pJ, registers pJ
     hard_wired: dict | None = None
     checked_activations: int = 0  # gate-level outputs compared with torch (all equal, or an error)
     seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.checked_activations > 0
 
     def to_json(self) -> dict:
         return {"design": self.design, "layer": self.layer, "images": self.images,
@@ -128,17 +134,18 @@ def layer_energy(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, model
     base = prepare(path, layer, chosen.images, model, config, "sram")
     n_in = base.circuit.genome.grid.n_inputs
     generated = int(sum(1 for g in base.plan.writes for (_i, v, _l, _k) in g if v >= n_in))
-    report = LayerEnergy(base.circuit.name, layer, len(chosen), base.geometry.macs_per_image, base.layer.weights.size,
-                         generated, sram)
+    rows: list[EnergyRow] = []
+    datapaths: dict = {}
+    checked = 0
     sources = _standalone_sources(base, library, say)
     for reuse in dict.fromkeys(reuses):
         setup = base if reuse == config.reuse else prepare(path, layer, chosen.images, model,
                                                            replace(config, reuse=reuse), "sram")
         run, mapped = _datapath(setup, library, say)
-        report.checked_activations += _check(setup, run)
+        checked += _check(setup, run)
         g = setup.geometry
         buffer = mapped.flops_of(r"w\d+_\d+")
-        report.datapaths[g.reuse] = {"cells": mapped.n_cells, "flops": mapped.flops, "area_um2": round(mapped.area, 1),
+        datapaths[g.reuse] = {"cells": mapped.n_cells, "flops": mapped.flops, "area_um2": round(mapped.area, 1),
                                      "cycles_per_image": run.cycles, "energy_pj": round(run.energy_pj, 1),
                                      "registers_pj": round(run.register_pj_per_cycle * run.cycles, 1),
                                      "weight_buffer_flops": len(buffer),
@@ -152,12 +159,12 @@ def layer_energy(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, model
                 src = run_source(netlist, run.requests, library, spec.step_values(memory), memory)
                 logic = src.energy_pj_per_cycle * run.cycles
             read = _bytes_read(setup, kind)
-            report.rows.append(EnergyRow(kind, g.reuse, g.loads_per_image, run.cycles, run.energy_pj, logic,
+            rows.append(EnergyRow(kind, g.reuse, g.loads_per_image, run.cycles, run.energy_pj, logic,
                                          read * sram, read, cells_, area))
-    report.hard_wired = _hard_wired(base, library, say)
-    report.checked_activations += report.hard_wired.pop("checked")
-    report.seconds = time.perf_counter() - start
-    return report
+    hard_wired = _hard_wired(base, library, say)
+    checked += hard_wired.pop("checked")
+    return LayerEnergy(base.circuit.name, layer, len(chosen), base.geometry.macs_per_image, base.layer.weights.size,
+                       generated, sram, tuple(rows), datapaths, hard_wired, checked, time.perf_counter() - start)
 
 
 def _bytes_read(setup: LayerSetup, kind: str) -> int:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 from cgphw.errors import UserError
@@ -35,10 +36,30 @@ from cgphw.layer.testbench import layer_matches_network  # noqa: F401  (cocotb f
 
 @dataclass(frozen=True, eq=False)
 class LayerExport:
+    """What ``export_layer`` wrote (cgphw.results.Result): ``ok`` is always True, since an
+    export writes every file or raises."""
     directory: Path
-    circuit: object  # the circuit's Manifest (as load_manifest reads it back)
+    circuit: Any  # the circuit's Manifest (as load_manifest reads it back)
     layer: LayerManifest
     files: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return True
+
+    def to_json(self) -> dict:
+        """What `cgphw export --layer --json` prints."""
+        lm = self.layer
+        return {"dir": str(self.directory), "name": self.circuit.name, "layer": lm.layer, "engine": lm.top,
+                "geometry": lm.doc["geometry"], "ports": lm.doc["ports"],
+                "cycles_per_image": lm.doc["cycles_per_image"], "files": list(self.files)}
+
+    def lines(self) -> list[str]:
+        lm = self.layer
+        g = lm.doc["geometry"]
+        return ([f"{self.directory}: circuit {self.circuit.name} and layer engine {lm.top} ({lm.layer}: "
+                 f"{g['lanes']} lanes x {g['taps']} taps, {lm.doc['cycles_per_image']} cycles per image)"]
+                + [f"  {self.directory / f}" for f in self.files])
 
 
 def export_layer(path, layer: str = "conv1", out_dir: str | os.PathLike = "rtl_out", name: str | None = None,

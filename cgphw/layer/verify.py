@@ -30,8 +30,11 @@ from cgphw.layer.stimulus import LayerRun, LayerStimulus
 DEFAULT_IMAGES = 100
 
 
-@dataclass
+@dataclass(frozen=True)
 class LayerVerdict:
+    """The judge's finding on a layer, whole when made (cgphw.results.Result): ``ok`` when
+    activations were compared, none differs, nothing else failed and every image's predicted
+    class is the same with the layer simulated as in torch."""
     design: str
     layer: str
     simulator: str
@@ -52,17 +55,17 @@ class LayerVerdict:
     engine: dict = field(default_factory=dict)
     requant: dict | None = None  # with all_accumulators: the engine vs torch on every accumulator value
     fault: str | None = None
-    problems: list[str] = field(default_factory=list)
+    problems: tuple[str, ...] = ()
     seconds: float = 0.0
     cpu_seconds: float = 0.0
 
     @property
-    def passed(self) -> bool:
+    def ok(self) -> bool:
         return (self.activations > 0 and self.mismatches == 0 and not self.problems
                 and self.predictions_equal == self.images)
 
-    def line(self) -> str:
-        head = (f"{'PASS' if self.passed else 'FAIL'} {self.design} {self.layer} on {self.simulator} "
+    def lines(self) -> list[str]:
+        head = (f"{'PASS' if self.ok else 'FAIL'} {self.design} {self.layer} on {self.simulator} "
                 f"({self.source} weights): {self.images} images, {self.activations:,} activations, "
                 f"{self.mismatches} mismatches vs torch ({self.torch_backend}); {self.cycles:,} cycles "
                 f"({self.cycles_per_image:,.0f} per image)")
@@ -70,10 +73,7 @@ class LayerVerdict:
             head += (f"; top-1 {100 * self.top1_simulated:.2f} % with {self.layer} simulated, "
                      f"{100 * self.top1_software:.2f} % in torch ({self.predictions_equal}/{self.images} "
                      "predictions equal)")
-        return head
-
-    def details(self) -> list[str]:
-        lines = []
+        lines = [head]
         if self.fault:
             lines.append(f"fault injected on purpose: {self.fault}")
         if self.first_mismatch:
@@ -94,14 +94,14 @@ class LayerVerdict:
         return lines
 
     def to_json(self) -> dict:
-        return {"passed": self.passed, "design": self.design, "layer": self.layer, "simulator": self.simulator,
+        return {"passed": self.ok, "design": self.design, "layer": self.layer, "simulator": self.simulator,
                 "subject": self.subject, "source": self.source, "torch_backend": self.torch_backend,
                 "images": self.images, "activations": self.activations, "mismatches": self.mismatches,
                 "first_mismatch": self.first_mismatch, "reference_mismatches": self.reference_mismatches,
                 "torch_rounding": self.torch_rounding, "cycles": self.cycles,
                 "cycles_per_image": round(self.cycles_per_image, 2), "top1_simulated": self.top1_simulated,
                 "top1_software": self.top1_software, "predictions_equal": self.predictions_equal,
-                "engine": self.engine, "requant": self.requant, "fault": self.fault, "problems": self.problems,
+                "engine": self.engine, "requant": self.requant, "fault": self.fault, "problems": list(self.problems),
                 "seconds": round(self.seconds, 3), "cpu_seconds": round(self.cpu_seconds, 3)}
 
 
@@ -157,23 +157,24 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
     exported = exported_layer(path, layer)
     setup, exported = _setup(path, layer, chosen, model, config, source, exported)
     stim = layer_stimulus(setup)
-    verdict = LayerVerdict(setup.circuit.name, layer, sim, "", setup.source_name, torch_backend(setup.layer),
-                           len(chosen),
-                           engine={**setup.geometry.to_json(), "mult_bits": setup.requant.mult_bits,
-                                   "cycles_per_image": stim.meta["cycles_per_image"], "top": setup.top}, fault=fault)
     with tempfile.TemporaryDirectory(prefix="cgphw-layer-") as tmp:
         work = runner.keep_directory(workdir) if workdir is not None else Path(tmp)
         export = None if fault else exported
-        job = _VerifyJob(setup, fault, stim, export.files["verilog"] if export is not None else None, work, verdict)
+        job = _VerifyJob(setup, fault, stim, export.files["verilog"] if export is not None else None, work)
         run = backend.simulate_layer(job)
-    _judge(setup, stim, run, verdict)
-    _top1(setup, chosen, run, verdict)
+    judged = _judge(setup, stim, run)
+    problems = (*job.problems, *judged.pop("problems"))
+    requant = None
     if all_accumulators:
         from cgphw.layer.requant_check import requant_check
 
-        verdict.requant = requant_check(setup.layer, setup.requant).to_json()
-    verdict.seconds, verdict.cpu_seconds = time.perf_counter() - wall, time.process_time() - cpu
-    return verdict
+        requant = requant_check(setup.layer, setup.requant).to_json()
+    return LayerVerdict(setup.circuit.name, layer, sim, job.subject, setup.source_name, torch_backend(setup.layer),
+                        len(chosen), **judged, **_top1(setup, chosen, run),
+                        engine={**setup.geometry.to_json(), "mult_bits": setup.requant.mult_bits,
+                                "cycles_per_image": stim.meta["cycles_per_image"], "top": setup.top},
+                        requant=requant, fault=fault, problems=problems,
+                        seconds=time.perf_counter() - wall, cpu_seconds=time.process_time() - cpu)
 
 
 def _setup(path, layer, chosen, model, config, source, exported):
@@ -212,17 +213,18 @@ class _VerifyJob:
     stim: LayerStimulus
     exported: Path | None  # the export's Verilog file, when it is the engine verified
     work: Path
-    verdict: LayerVerdict
+    subject: str = ""  # what was simulated, for the verdict
+    problems: list[str] = field(default_factory=list)  # found while simulating, for the verdict
 
     def on_amaranth(self) -> LayerRun:
         from cgphw.hw import emit
         from cgphw.layer.sim import simulate_amaranth
 
         engine = build_engine(self.setup, self.fault)
-        self.verdict.subject = "Amaranth engine built from the circuit and the network"
+        self.subject = "Amaranth engine built from the circuit and the network"
         if self.exported is not None and not same_verilog(emit.to_verilog(engine, self.setup.top),
                                                           self.exported.read_text(errors="replace")):
-            self.verdict.problems.append(f"{self.exported.name} differs from the engine cgphw builds, so Amaranth's "
+            self.problems.append(f"{self.exported.name} differs from the engine cgphw builds, so Amaranth's "
                                          "simulator cannot vouch for it; verify the file itself with --sim icarus")
         return simulate_amaranth(engine, self.stim, self.setup.top)
 
@@ -232,30 +234,25 @@ class _VerifyJob:
 
         if self.exported is not None:
             verilog = self.exported
-            self.verdict.subject = f"exported Verilog {self.exported.name}"
+            self.subject = f"exported Verilog {self.exported.name}"
         else:  # the engine is built only when simulated or written out
             verilog = self.work / f"{self.setup.top}.v"
             verilog.write_text(emit.to_verilog(build_engine(self.setup, self.fault), self.setup.top))
-            self.verdict.subject = "Verilog of the engine built from the circuit and the network"
+            self.subject = "Verilog of the engine built from the circuit and the network"
         stim_path = self.stim.save(self.work / "layer_stimulus.npz")
         return simulate_cocotb(backend, verilog, self.setup.top, stim_path, self.work)
 
 
-def _judge(setup: LayerSetup, stim: LayerStimulus, run: LayerRun, verdict: LayerVerdict) -> None:
+def _judge(setup: LayerSetup, stim: LayerStimulus, run: LayerRun) -> dict:
+    """The verdict's comparison fields: the engine's activations against torch's and against
+    its own integer reference."""
     q, g = setup.layer, setup.geometry
     n = len(setup.inputs)
     reference = output_words(setup.requant.apply(q.accumulators(setup.inputs)), g)
     seen = min(len(run.outputs), stim.results)
     got, want, ref = run.outputs[:seen], stim.expected[:seen], reference[:seen]
     wrong = (got != want) | run.unknown[:seen, None]
-    verdict.activations = int(want.size)
-    verdict.mismatches = int(wrong.sum())
-    verdict.reference_mismatches = int(((got != ref) | run.unknown[:seen, None]).sum())
-    verdict.torch_rounding = int((reference != stim.expected).sum())
-    verdict.cycles = run.cycles
-    verdict.cycles_per_image = run.cycles / n
-    if not run.complete:
-        verdict.problems.append(f"only {len(run.outputs)} of {stim.results} results came out in {run.cycles} cycles")
+    first = None
     if wrong.any():
         r, lane = (int(v) for v in np.argwhere(wrong)[0])
         image, channel, position = locate(r, lane, g)
@@ -263,23 +260,30 @@ def _judge(setup: LayerSetup, stim: LayerStimulus, run: LayerRun, verdict: Layer
                  "got": None if run.unknown[r] else int(got[r, lane]), "reference": int(ref[r, lane])}
         if q.kind == "conv":
             first["row"], first["column"] = divmod(position, q.output_hw[1])
-        verdict.first_mismatch = first
+    incomplete = [] if run.complete else [f"only {len(run.outputs)} of {stim.results} results came out in "
+                                          f"{run.cycles} cycles"]
+    return {"activations": int(want.size), "mismatches": int(wrong.sum()),
+            "reference_mismatches": int(((got != ref) | run.unknown[:seen, None]).sum()),
+            "torch_rounding": int((reference != stim.expected).sum()), "cycles": run.cycles,
+            "cycles_per_image": run.cycles / n, "first_mismatch": first, "problems": incomplete}
 
 
-def _top1(setup: LayerSetup, chosen, run: LayerRun, verdict: LayerVerdict) -> None:
+def _top1(setup: LayerSetup, chosen, run: LayerRun) -> dict:
+    """The verdict's top-1 fields: the network finished from the simulated layer against torch
+    (none when the simulation did not finish)."""
     from cgphw.hw.accel.plan import outputs_from_words
     from cgphw.nn.reference import predictions
 
     if not run.complete:
-        return
+        return {}
     n, q = len(chosen), setup.layer
     simulated = outputs_from_words(run.outputs[: n * setup.geometry.outputs_per_image], setup.geometry, n)
     simulated = simulated.reshape(n, *q.output_shape)
     with_sim = predictions(setup.model, chosen.images, q.name, simulated)
     software = predictions(setup.model, chosen.images)
-    verdict.top1_simulated = float((with_sim == chosen.labels).mean())
-    verdict.top1_software = float((software == chosen.labels).mean())
-    verdict.predictions_equal = int((with_sim == software).sum())
+    return {"top1_simulated": float((with_sim == chosen.labels).mean()),
+            "top1_software": float((software == chosen.labels).mean()),
+            "predictions_equal": int((with_sim == software).sum())}
 
 
 def _replaceable_stimulus(out: Path) -> None:

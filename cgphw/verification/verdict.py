@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,10 @@ DEFAULT_RANDOM_VECTORS = 1000
 MAX_VECTORS = 1_000_000  # random vectors per verification (the CLI and a campaign)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Verdict:
+    """The judge's finding, whole when made (cgphw.results.Result): ``ok`` when every output
+    compared equal, at least one was compared, and nothing else failed (``problems``)."""
     design: str
     simulator: str
     subject: str  # what was simulated
@@ -35,35 +37,31 @@ class Verdict:
     mismatches: int = 0
     first_mismatch: dict | None = None
     task: dict | None = None
-    problems: list[str] = field(default_factory=list)  # anything else that fails the verdict
+    problems: tuple[str, ...] = ()  # anything else that fails the verdict
     seconds: float = 0.0
 
     @property
-    def passed(self) -> bool:
+    def ok(self) -> bool:
         return self.mismatches == 0 and self.checks > 0 and not self.problems
 
-    def line(self) -> str:
-        head = (f"{'PASS' if self.passed else 'FAIL'} {self.design} on {self.simulator} ({self.subject}, "
+    def lines(self) -> list[str]:
+        head = (f"{'PASS' if self.ok else 'FAIL'} {self.design} on {self.simulator} ({self.subject}, "
                 f"latency {self.latency}): {self.vectors} vectors, {self.cycles} cycles, "
                 f"{self.mismatches} mismatches")
         if self.task:
             t = self.task
             head += (f"; task: {t['equal']}/{t['weights']} simulated weights equal targets, SE {_num(t['error_se'])}"
                      + (f" (reported {_num(t['reported_error_se'])})" if t["reported_error_se"] is not None else ""))
-        return head
-
-    def details(self) -> list[str]:
-        lines = []
+        lines = [head]
         if self.first_mismatch:
             lines.append("first mismatch: " + describe_mismatch(self.first_mismatch))
-        lines += [f"problem: {p}" for p in self.problems]
-        return lines
+        return lines + [f"problem: {p}" for p in self.problems]
 
     def to_json(self) -> dict:
-        return {"passed": self.passed, "design": self.design, "simulator": self.simulator,
+        return {"passed": self.ok, "design": self.design, "simulator": self.simulator,
                 "subject": self.subject, "latency": self.latency, "vectors": self.vectors,
                 "cycles": self.cycles, "checks": self.checks, "mismatches": self.mismatches,
-                "first_mismatch": self.first_mismatch, "task": self.task, "problems": self.problems,
+                "first_mismatch": self.first_mismatch, "task": self.task, "problems": list(self.problems),
                 "seconds": round(self.seconds, 3)}
 
 
@@ -109,23 +107,18 @@ def design_stimulus(design: Design, n_random: int, seed: int) -> Stimulus:
 
 def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
                progress: ProgressCallback | None = None) -> Verdict:
-    """Simulate ``design`` with ``stimulus`` on ``sim`` and fill a Verdict (task claim included)."""
+    """Simulate ``design`` with ``stimulus`` on ``sim`` and judge it: a Verdict (task claim included)."""
     start = time.perf_counter()
     simulated = get_backend(sim).simulate_circuit(design, stimulus, workdir, progress)
     summary = simulated.summary
     if not summary.get("complete", False):
         raise SimulatorError(f"the {sim} simulation stopped after {summary.get('cycles', 0)} of "
                              f"{len(stimulus.cycles)} cycles: no verdict on the design")
-    verdict = Verdict(design.top, sim, simulated.subject, design.latency, problems=list(simulated.problems))
-    verdict.vectors = summary.get("vectors", 0)
-    verdict.cycles = summary.get("cycles", 0)
-    verdict.checks = summary.get("checks", 0)
-    verdict.mismatches = summary.get("mismatches", 0)
-    verdict.first_mismatch = summary.get("first_mismatch")
-    verdict.task, problems = task_claim(design, summary.get("task_outputs"))
-    verdict.problems += problems
-    verdict.seconds = time.perf_counter() - start
-    return verdict
+    claim, problems = task_claim(design, summary.get("task_outputs"))
+    return Verdict(design.top, sim, simulated.subject, design.latency, vectors=summary.get("vectors", 0),
+                   cycles=summary.get("cycles", 0), checks=summary.get("checks", 0),
+                   mismatches=summary.get("mismatches", 0), first_mismatch=summary.get("first_mismatch"),
+                   task=claim, problems=(*simulated.problems, *problems), seconds=time.perf_counter() - start)
 
 
 def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS, seed: int = 0,

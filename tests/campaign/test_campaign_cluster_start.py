@@ -151,7 +151,7 @@ def test_a_relative_out_reaches_workers_that_start_in_another_folder(tmp_path, m
     finally:
         for worker, folder in before.items():
             dask_client.run(os.chdir, folder, workers=[worker])
-    assert result.complete and result.ran == 2
+    assert result.ok and result.ran == 2
     assert result.out == tmp_path / "campaign" and result.out.is_absolute()
     assert sorted(result.table()["run"]) == sorted(p.name for p in (tmp_path / "campaign" / "runs").iterdir())
     assert list(elsewhere.iterdir()) == []

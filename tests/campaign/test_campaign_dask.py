@@ -61,7 +61,7 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint_with_the_same_result(
     os.kill(pid, signal.SIGKILL)
     thread.join(240)
     result = outcome["result"]
-    assert result.complete and result.ran == 2
+    assert result.ok and result.ran == 2
     # the killed run continued from its checkpoint in another worker process
     starts = [e for e in read_log(out / "runs" / run_id) if e["stage"] == "evolve" and e["event"] == "start"]
     assert len(starts) == 2 and starts[1].get("resumed_from", 0) > 0 and starts[1]["worker"] != starts[0]["worker"]
@@ -86,7 +86,7 @@ def test_a_failing_run_is_reported_and_the_others_finish(tmp_path, dask_client):
     out = tmp_path / "campaign"
     first = run_campaign(load_experiment(path, overrides=["search.seed=[1]"]), out, client=dask_client,
                          show_progress=False)
-    assert first.complete and first.ran == 1
+    assert first.ok and first.ran == 1
     exp = load_experiment(path, overrides=["search.seed=[1, 2, 3]"])
     specs = expand(exp, prepare_model(exp.table("model"), out), dict(exp.table("data")))
     blocked = out / "runs" / specs[1].run_id

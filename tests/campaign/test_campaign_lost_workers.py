@@ -86,7 +86,7 @@ def test_all_workers_lost_mid_campaign_stops_and_resumes_with_finished_runs_kept
             run_campaign(exp, out, client=client, cluster=ClusterSettings(worker_wait=3), show_progress=False)
         killer.join()
     again = run_campaign(exp, out, client=dask_client, show_progress=False)
-    assert again.complete and (again.reused, again.ran) == (1, 1)
+    assert again.ok and (again.reused, again.ran) == (1, 1)
     assert len(again.table()) == 2
 
 
@@ -150,6 +150,6 @@ def test_a_cancelled_batch_job_is_submitted_again_and_the_campaign_finishes(tmp_
                 os.killpg(int(job), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    assert result.complete and result.ran == 2
+    assert result.ok and result.ran == 2
     assert len((jobs / "submitted").read_text().split()) >= 2  # the lost job was replaced
     assert (out / "dask-logs").is_dir()

@@ -69,7 +69,7 @@ def test_a_campaign_on_slurm_survives_every_job_cancelled_and_matches_the_local_
         local_slurm, tmp_path, monkeypatch, dask_client):
     exp = load_experiment(experiment_file(tmp_path / "e.toml", SEARCH))
     local = run_campaign(exp, tmp_path / "local", client=dask_client, show_progress=False)
-    assert local.complete
+    assert local.ok
 
     monkeypatch.setenv("SLURM_CONF", str(local_slurm))
     monkeypatch.chdir(tmp_path)
@@ -97,7 +97,7 @@ def test_a_campaign_on_slurm_survives_every_job_cancelled_and_matches_the_local_
     finally:
         canceller.join()
     assert cancelled, "no run reached its first checkpoint before the campaign ended"
-    assert result.complete and result.ran == 2 and result.out == tmp_path / out
+    assert result.ok and result.ran == 2 and result.out == tmp_path / out
     assert list(jobs_root.iterdir()) == []  # nothing landed where the jobs started
     on_slurm = result.table().sort_values("run")[COMPARED].reset_index(drop=True)
     reference = local.table().sort_values("run")[COMPARED].reset_index(drop=True)

@@ -72,7 +72,7 @@ def test_export_of_a_chosen_point_verifies(tmp_path):
     assert result.manifest.genome == front[k].genome
     assert result.manifest.doc.source["pareto_point"]["index"] == k
     assert result.manifest.doc.source["metrics"]["error_se"] == front[k].metrics.error_se
-    assert verify(result.directory, sim="amaranth", n_random=50).passed
+    assert verify(result.directory, sim="amaranth", n_random=50).ok
     cheap = export(tmp_path / "run", out_dir=tmp_path / "rtl", point=None, max_error=0.5)
     fit = [p for p in front if p.metrics.threshold_reached]
     chosen = cheap.manifest.doc.source["pareto_point"]

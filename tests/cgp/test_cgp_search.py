@@ -29,7 +29,7 @@ def small_task():
 def test_search_reaches_zero_error(tmp_path):
     task = small_task()
     r = evolve(task, SearchSettings(rows=3, cols=4), Limits(generations=200_000), seed=3, out=tmp_path / "run")
-    assert r.threshold_reached and r.metrics["error_se"] == 0.0
+    assert r.ok and r.metrics["error_se"] == 0.0
     assert np.array_equal(r.genome.evaluate(task.inputs), task.targets)
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert best["format"] == "cgphw-run/2" and best["value_bank"] is None
@@ -73,7 +73,7 @@ def test_chunk_boundaries_do_not_change_the_run():
 def test_stop_rules_and_unreached_threshold(tmp_path):
     task = example_task()
     r = evolve(task, SearchSettings(rows=5, cols=5), Limits(generations=50), seed=0)
-    assert r.stop_reason == "generations" and r.generations == 50 and not r.threshold_reached
+    assert r.stop_reason == "generations" and r.generations == 50 and not r.ok
     r = evolve(task, SearchSettings(rows=2, cols=2), Limits(patience=300), seed=0)
     assert r.stop_reason == "patience"
     zero = Task(np.zeros((1, 0), np.int8), np.zeros((1, 5), np.int8))
@@ -95,7 +95,7 @@ def test_value_bank_wiring_reproduces_every_target(tmp_path):
     task = Task(np.zeros((1, 0), np.int8), targets)
     r = evolve(task, SearchSettings(rows=6, cols=6, value_bank=True, mutation_max=0.05), Limits(generations=300_000),
                seed=1, out=tmp_path / "vb")
-    assert r.threshold_reached
+    assert r.ok
     assert r.genome.grid.n_outputs == 60
     assert np.array_equal(r.genome.evaluate(task.inputs), targets)
     vb = json.loads((tmp_path / "vb" / "best.json").read_text())["value_bank"]

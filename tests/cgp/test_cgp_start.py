@@ -84,7 +84,7 @@ def test_constructive_needs_constants_and_auto_start_picks_it(tmp_path):
 
     assert json.loads((tmp_path / "run" / "config.json").read_text())["start"] == "constructive"
     stats = (tmp_path / "run" / "stats.csv").read_text().splitlines()
-    assert stats[1].split(",")[2] == "0.0" and r.threshold_reached  # exact from generation 0
+    assert stats[1].split(",")[2] == "0.0" and r.ok  # exact from generation 0
 
 
 def test_start_up_is_not_search_time(monkeypatch):

@@ -18,7 +18,7 @@ from cgphw.verification.verdict import design_stimulus
 
 def test_combinational_circuit_passes(rtl_comb):
     v = verify(rtl_comb, sim="amaranth", n_random=500)
-    assert v.passed, v.details()
+    assert v.ok, v.lines()
     assert v.mismatches == 0 and v.latency == 0
     assert v.vectors == 1 + 205 + 500 and v.cycles == v.vectors
     assert v.task == {"items": 1, "weights": 16, "equal": 16, "error_se": 0.0, "reported_error_se": 0.0}
@@ -26,7 +26,7 @@ def test_combinational_circuit_passes(rtl_comb):
 
 def test_pipelined_circuit_passes(rtl_pipe):
     v = verify(rtl_pipe, sim="amaranth", n_random=300)
-    assert v.passed, v.details()
+    assert v.ok, v.lines()
     assert v.latency == 3 and v.cycles > v.vectors
 
 
@@ -34,7 +34,7 @@ def test_pipelined_circuit_passes(rtl_pipe):
 def test_latency_off_by_one_fails(rtl_pipe, delta):
     claim_latency(rtl_pipe, 3 + delta)
     v = verify(rtl_pipe, sim="amaranth", n_random=50)
-    assert not v.passed and v.mismatches > 0
+    assert not v.ok and v.mismatches > 0
     assert v.first_mismatch["valid_out"]["expected"] != v.first_mismatch["valid_out"]["got"]
 
 
@@ -94,13 +94,13 @@ def test_bubbles_leaking_through_fail(rtl_pipe):
 def test_corrupted_verilog_is_not_vouched_for(rtl_comb):
     corrupt(rtl_comb)
     v = verify(rtl_comb, sim="amaranth", n_random=10)
-    assert not v.passed and v.mismatches == 0
+    assert not v.ok and v.mismatches == 0
     assert "differs from the Verilog" in v.problems[0]
 
 
 def test_run_directory_is_exported_then_verified(run_dir):
     v = verify(run_dir, sim="amaranth", n_random=20, pipeline=2)
-    assert v.passed and v.latency == 2
+    assert v.ok and v.latency == 2
 
 
 def test_reported_error_that_the_circuit_does_not_have_is_a_mismatch(run_dir, rtl_comb):

@@ -46,8 +46,8 @@ def test_readme_makefile_flow_passes_and_catches_corruption(rtl_pipe, tmp_path):
 @pytest.mark.skipif(missing_reason("verilator") is not None, reason=str(missing_reason("verilator")))
 def test_pipelined_circuit_in_verilator(rtl_pipe):
     v = verify(rtl_pipe, sim="verilator", n_random=200)
-    assert v.passed, v.details()
+    assert v.ok, v.lines()
     assert v.simulator == "verilator" and v.latency == 3 and v.mismatches == 0
     corrupt(rtl_pipe)
     v = verify(rtl_pipe, sim="verilator", n_random=200)
-    assert not v.passed and v.mismatches > 0 and v.first_mismatch["wrong_outputs"] == [0]
+    assert not v.ok and v.mismatches > 0 and v.first_mismatch["wrong_outputs"] == [0]
