@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
@@ -17,6 +17,7 @@ from cgphw.cgp.genome import Genome
 from cgphw.cgp.rundir import load_run
 from cgphw.errors import UserError
 from cgphw.files import sha256_file
+from cgphw.results import stage_path
 from cgphw.nn.accuracy import Accuracy, measure
 from cgphw.nn.layers import extract
 from cgphw.nn.layers import insert as insert_codes
@@ -26,6 +27,10 @@ from cgphw.nn.tflite_network import TFLiteNetwork, load_any, network_images
 from cgphw.npz import read_npz
 from cgphw.progress import ProgressCallback, step
 from cgphw.task import Task
+
+if TYPE_CHECKING:
+    from cgphw.cgp.rundir import Run
+    from cgphw.cgp.search import RunResult
 
 
 @dataclass(frozen=True)
@@ -85,14 +90,15 @@ class Insertion:
                 f"delta:  top-1 {100 * self.delta_top1:+.2f} points, loss {self.delta_loss:+.4f}"]
 
 
-def insert(source: str | os.PathLike | Mapping[str, np.ndarray],
+def insert(source: str | os.PathLike | RunResult | Run | Mapping[str, np.ndarray],
            model: str | os.PathLike | Int8Model | TFLiteNetwork | None = None,
            data: str | os.PathLike | None = None, split: str = "test", limit: int | None = None,
            progress: ProgressCallback | None = None, before: Accuracy | None = None) -> Insertion:
     """Put generated weights into the int8 network and measure accuracy before and after.
 
-    ``source``: a run directory (its best circuit is evaluated on its task's inputs and the
-    outputs replace the task's targets where they live in the network), an ``.npz`` file of
+    ``source``: a run directory (or the RunResult / Run standing for one: its best circuit is
+    evaluated on its task's inputs and the outputs replace the task's targets where they live
+    in the network), an ``.npz`` file of
     layer name -> int8 array, or such a mapping. ``model``: a model file or an ``Int8Model``
     (default: the shipped LeNet-5), or a TFLite network ('mobilenetv2', a .tflite file, a
     ``TFLiteNetwork``), which LiteRT runs with the new weights written into its flatbuffer.
@@ -105,15 +111,16 @@ def insert(source: str | os.PathLike | Mapping[str, np.ndarray],
     name the same images (source and count), else ``UserError``; that it came from the same
     model is the caller's word.
     """
+    given = stage_path(source)
     step(progress, "loading the model")
     net = load_any(model)
     notes: list[str] = []
     threshold_reached = None
-    if isinstance(source, Mapping):
+    if isinstance(given, Mapping):
         described, origin = "weights given in Python", "weights given in Python"
-        replacements = {name: np.asarray(codes) for name, codes in source.items()}
+        replacements = {name: np.asarray(codes) for name, codes in given.items()}
     else:
-        path = Path(source)
+        path = Path(given)
         described = str(path)
         if path.is_dir():
             step(progress, "evaluating the run's circuit")

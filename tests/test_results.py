@@ -58,8 +58,8 @@ def test_export_synth_and_layer_export_results_of_the_committed_exports():
     # the committed report predates the "smaller" comparison: its lines are tests/hw/test_synth.py's (Yosys)
     assert report.ok and isinstance(report, Result) and report.to_json() == doc
     layer = RTL / "lenet5_conv1_core_ring"
-    both = LayerExport(layer, cgphw.load_manifest(layer), load_layer_manifest(layer / "lenet5_conv1_core_ring_conv1.json"),
-                       ("lenet5_conv1_core_ring_conv1.v",))
+    engine = load_layer_manifest(layer / "lenet5_conv1_core_ring_conv1.json")
+    both = LayerExport(layer, cgphw.load_manifest(layer), engine, ("lenet5_conv1_core_ring_conv1.v",))
     assert _check(both, "layer engine", "cycles per image")["layer"] == "conv1"
 
 
@@ -88,3 +88,40 @@ def test_insertion_and_campaign_results(tmp_path):
     campaign = cgphw.CampaignResult(tmp_path, "single-filter", "quick", 2, 0, 0, {"r1": "boom"},
                                     tmp_path / "results.parquet", 3.0)
     assert not campaign.ok and _check(campaign, "2 runs: 0 ran now", "1 failed")["failed"] == {"r1": "boom"}
+
+
+# --- each verb takes the previous stage's result or a path ----------------------------------------
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    """A run of a LeNet-5 task (a few generations: insert needs to know where the weights go) and
+    its export, made from the result objects alone."""
+    root = tmp_path_factory.mktemp("flow")
+    task = cgphw.make_task("lenet5", "core-ring", filters=[0])
+    run = cgphw.evolve(task, cgphw.SearchSettings(3, 3), cgphw.Limits(2), seed=2, out=root / "run")
+    return root, run, cgphw.export(run, out_dir=root / "rtl", force=True)
+
+
+def test_export_verify_and_insert_take_the_result_objects(flow):
+    root, run, exported = flow
+    assert exported.directory == root / "rtl" / "run" and exported.manifest.genome_hash == run.genome.digest()
+    again = cgphw.export(cgphw.load_run(run.run_dir), out_dir=root / "rtl", name="loaded", force=True)  # a Run
+    assert again.manifest.genome_hash == run.genome.digest()
+    verdict = cgphw.verify(exported, sim="amaranth", n_random=8)
+    assert verdict.ok and verdict.design == exported.manifest.top
+    from_run = cgphw.verify(run, sim="amaranth", n_random=8)  # a run is exported first, as its path is
+    assert from_run.ok and from_run.vectors == verdict.vectors
+    by_object, by_path = cgphw.insert(run, limit=20), cgphw.insert(run.run_dir, limit=20)
+    assert by_object.to_json() == by_path.to_json() and by_object.source == str(run.run_dir)
+
+
+def test_a_search_kept_in_memory_has_no_folder_to_hand_on():
+    run = cgphw.evolve(cgphw.example_task(), cgphw.SearchSettings(3, 3), cgphw.Limits(2), seed=2)
+    with pytest.raises(cgphw.UserError, match="not written to a run directory"):
+        cgphw.export(run)
+
+
+@pytest.mark.yosys
+def test_synth_takes_the_export(flow):
+    _, _, exported = flow
+    report = cgphw.synth(exported)
+    assert report.ok and report.directory == exported.directory

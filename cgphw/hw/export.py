@@ -19,6 +19,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,7 +33,11 @@ from cgphw.errors import UserError
 from cgphw.files import read_json
 from cgphw.hw import emit, rom
 from cgphw.hw.manifest import FORMAT, Manifest, load_manifest
+from cgphw.results import stage_path
 from cgphw.task import Task, expand_location_runs
+
+if TYPE_CHECKING:
+    from cgphw.cgp.search import RunResult
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Verilog-2005 and SystemVerilog words a module may not be called (the likely ones).
@@ -292,15 +297,16 @@ def build_files(source: Source, name: str, pipeline: int | None) -> tuple[dict, 
     return files, manifest
 
 
-def export(path: str | os.PathLike, out_dir: str | os.PathLike = "rtl_out", name: str | None = None,
+def export(path: str | os.PathLike | RunResult | Run, out_dir: str | os.PathLike = "rtl_out", name: str | None = None,
            pipeline: int | None = None, force: bool = False, point: int | None = None,
            max_error: float | None = None) -> ExportResult:
     """Export a run (checked whole by load_run) or a genome file to ``out_dir/NAME/``.
     ``force`` exports a run that never reached its error threshold. ``point`` K or
     ``max_error`` T export a point of the run's Pareto front instead of its best (default name
-    RUN_pK; the manifest's source.pareto_point records index, max_error and found)."""
+    RUN_pK; the manifest's source.pareto_point records index, max_error and found). ``path``:
+    a run directory, a genome file, or the RunResult / Run that stands for a run directory."""
     pipeline = emit.check_pipeline(pipeline)
-    source = load_source(path, force, point, max_error)
+    source = load_source(stage_path(path), force, point, max_error)
     name = check_name(name) if name is not None else source.default_name
     files, manifest = build_files(source, name, pipeline)
     target = Path(out_dir) / name

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from cgphw.errors import UserError
 from cgphw.files import write_json_atomic, write_text_atomic
 from cgphw.hw.cells import CellLibrary
 from cgphw.hw.manifest import Manifest, find_manifest, load_manifest
+from cgphw.results import stage_path
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, CostReport, Mapped, cost_report, default_stimulus, \
     prove_equivalent, read_netlist, synthesis_script, synthesise
 
@@ -31,6 +33,9 @@ REPORT_FORMAT = "cgphw-synth/2"
 # sums gates priced one by one on uniform random inputs, the netlist shares and folds logic
 # across gate boundaries and sees the activity the circuit really has.
 AGREEMENT_BAND = (0.5, 1.5)
+
+if TYPE_CHECKING:
+    from cgphw.hw.export import ExportResult
 
 
 @dataclass(frozen=True)
@@ -205,18 +210,21 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
     return doc
 
 
-def synth(rtldir: str | os.PathLike, prove: bool = False, netlist: str | os.PathLike | None = None,
-          cells: str | os.PathLike | None = None, costs: str | os.PathLike | None = None, seed: int = 0,
-          evaluations: int = ACTIVITY_EVALUATIONS, progress=None) -> SynthReport:
+def synth(rtldir: str | os.PathLike | ExportResult | Manifest, prove: bool = False,
+          netlist: str | os.PathLike | None = None, cells: str | os.PathLike | None = None,
+          costs: str | os.PathLike | None = None, seed: int = 0, evaluations: int = ACTIVITY_EVALUATIONS,
+          progress=None) -> SynthReport:
     """Synthesise an export directory (``cgphw synth``): cells, area, energy against the
     search's estimate and the ROM baseline; with ``prove`` formal equivalence of the netlist
-    with both the RTLIL and the Verilog. ``cells``/``costs``: tables other than the packaged."""
+    with both the RTLIL and the Verilog. ``cells``/``costs``: tables other than the packaged.
+    ``rtldir``: the folder, or the ExportResult / Manifest that stands for it."""
     from cgphw.costs import load_costs
     from cgphw.hw.cells import load_cells
 
-    doc = synth_rtl_dir(rtldir, load_cells(cells), load_costs(costs), prove=prove, netlist_path=netlist, seed=seed,
+    folder = stage_path(rtldir)
+    doc = synth_rtl_dir(folder, load_cells(cells), load_costs(costs), prove=prove, netlist_path=netlist, seed=seed,
                         evaluations=evaluations, progress=progress)
-    found = find_manifest(rtldir)
+    found = find_manifest(folder)
     assert found is not None  # checked whole by synth_rtl_dir just now
     directory = found.parent
     return SynthReport(directory, doc["name"], doc["ok"], dict(doc["proof"] or {}), doc,

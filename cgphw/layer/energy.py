@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from cgphw.results import stage_path
 from cgphw.errors import UserError
 from cgphw.hw.accel.energy import cells_pj_per_cycle, run_netlist, run_source, synthesise_engine
 from cgphw.hw.accel.plan import EngineConfig, input_words, output_words
@@ -119,6 +120,7 @@ def layer_energy(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, model
     """Energy per image of the engine for ``layer`` with each weight source, at each weight
     reuse in ``reuses`` (None: all positions of an image per load); ``images`` (<= 64) real
     images, one per gate-level lane. ``progress(str)`` hears about each long step."""
+    path = stage_path(path)  # a run or export directory, or the RunResult / Run / ExportResult for it
     from cgphw.costs import load_costs
     from cgphw.hw.cells import load_cells
     from cgphw.nn.data import load_split

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 from pathlib import Path
 
+from cgphw.results import stage_path
 from cgphw.errors import UserError
 from cgphw.hw.accel.manifest import LayerManifest, layer_manifest_doc, load_layer_manifest
 from cgphw.hw.accel.plan import EngineConfig
@@ -68,6 +69,7 @@ def export_layer(path, layer: str = "conv1", out_dir: str | os.PathLike = "rtl_o
                  config: EngineConfig | None = None, source: str = "circuit") -> LayerExport:
     """Export the run in PATH (as ``cgphw.export``) together with the engine for ``layer`` fed
     by its circuit, and a stimulus of ``images`` real images."""
+    path = stage_path(path)  # a run or export directory, or the RunResult / Run / ExportResult for it
     import json
 
     from cgphw.hw import emit

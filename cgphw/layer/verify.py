@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from cgphw.results import stage_path
 from cgphw.errors import MismatchError, UserError
 from cgphw.hw.accel.plan import EngineConfig, input_words, locate, output_words
 from cgphw.verification import runner
@@ -144,6 +145,7 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
     An RTL directory holding the engine's export (``cgphw export --layer``) is verified with that
     export's parameters, and Icarus / Verilator simulate its Verilog file itself; ``config`` or
     ``source`` other than the export's build the engine afresh."""
+    path = stage_path(path)  # a run or export directory, or the RunResult / Run / ExportResult for it
     from cgphw.nn.data import load_split
     from cgphw.nn.reference import torch_backend
 

@@ -3,21 +3,30 @@ software model and judge it; the Verdict is what ``cgphw verify`` prints."""
 from __future__ import annotations
 
 import math
+import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from cgphw.cgp.problem import weighted_se
 from cgphw.errors import SimulatorError, UserError
 from cgphw.progress import ProgressCallback, step
+from cgphw.results import stage_path
 from cgphw.verification import runner
 from cgphw.verification.backends import default_simulator, get_backend
 from cgphw.verification.design import Design, load_design, resolve_manifest
 from cgphw.verification.scoreboard import describe_mismatch
 from cgphw.verification.stimulus import Stimulus, build_stimulus
+
+if TYPE_CHECKING:
+    from cgphw.cgp.rundir import Run
+    from cgphw.cgp.search import RunResult
+    from cgphw.hw.export import ExportResult
+    from cgphw.hw.manifest import Manifest
 
 DEFAULT_RANDOM_VECTORS = 1000
 MAX_VECTORS = 1_000_000  # random vectors per verification (the CLI and a campaign)
@@ -121,14 +130,16 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
                    task=claim, problems=(*simulated.problems, *problems), seconds=time.perf_counter() - start)
 
 
-def verify(path, sim: str | None = None, n_random: int = DEFAULT_RANDOM_VECTORS, seed: int = 0,
+def verify(path: str | os.PathLike | RunResult | Run | ExportResult | Manifest, sim: str | None = None,
+           n_random: int = DEFAULT_RANDOM_VECTORS, seed: int = 0,
            pipeline: int | None = None, workdir: str | Path | None = None,
            progress: ProgressCallback | None = None) -> Verdict:
     """Verify an RTL directory (or manifest), or a run / genome exported first with
-    ``pipeline``. ``workdir`` keeps the build, logs and stimulus (a temp dir otherwise)."""
+    ``pipeline``; or the RunResult / Run / ExportResult / Manifest that stands for one of them.
+    ``workdir`` keeps the build, logs and stimulus (a temp dir otherwise)."""
     sim = sim or default_simulator()
     get_backend(sim).environment()  # a missing simulator fails before any work
-    path = Path(path)
+    path = Path(stage_path(path))
     if not path.exists():
         raise UserError(f"{path} does not exist")
     with tempfile.TemporaryDirectory(prefix="cgphw-verify-") as tmp:
