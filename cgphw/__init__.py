@@ -3,7 +3,7 @@
 The Python API (each command is a thin layer over one of these):
   evolve(task, SearchSettings, Limits, seed=) / resume -> RunResult   a CGP search, written to a
                                       run directory; SearchSettings / Limits: every knob, checked
-  record_run(genome, task, dir)       a run directory holding a given genome (found elsewhere)
+  record_run(genome, task, out=)      a run directory holding a given genome (found elsewhere)
   load_run(dir) -> Run                a run directory, every file checked (RunConfig, Metrics, .pareto)
   export(run or genome) -> ExportResult (directory, Manifest)
   load_manifest(dir) -> Manifest      an export directory, every file checked

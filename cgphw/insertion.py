@@ -91,7 +91,7 @@ class Insertion:
 
 
 def insert(source: str | os.PathLike | RunResult | Run | Mapping[str, np.ndarray],
-           model: str | os.PathLike | Int8Model | TFLiteNetwork | None = None,
+           model: str | os.PathLike | Int8Model | TFLiteNetwork | None = None, *,
            data: str | os.PathLike | None = None, split: str = "test", limit: int | None = None,
            progress: ProgressCallback | None = None, before: Accuracy | None = None) -> Insertion:
     """Put generated weights into the int8 network and measure accuracy before and after.

@@ -42,3 +42,20 @@ def test_cgphw_verify_is_the_function_beside_the_verification_package():
 
     assert verify is cgphw.verify is verdict.verify and callable(verify)
     assert backends.SIMULATORS and cgphw.Accuracy.__name__ == "Accuracy"
+
+
+def test_every_api_function_takes_at_most_two_arguments_by_position():
+    """Options by keyword (``export(run, out_dir=...)``), so that a new option never shifts a
+    caller's arguments; evolve's task, settings and limits are its three by design."""
+    import inspect
+
+    import cgphw
+
+    by_position = {}
+    for name in cgphw.__all__:
+        obj = getattr(cgphw, name)
+        if inspect.isfunction(obj):
+            kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+            by_position[name] = [p for p, v in inspect.signature(obj).parameters.items() if v.kind in kinds]
+    assert len(by_position) >= 19 and by_position.pop("evolve") == ["task", "settings", "limits"]
+    assert {n: p for n, p in by_position.items() if len(p) > 2} == {}

@@ -23,7 +23,7 @@ def _run_dir(path, lenet, increment: bool, threshold: float = 0.0):
     n = task.n_inputs
     grid = Grid(n, n, rows=n, cols=1, levels_back=2, function_ids=(13,))  # 13 = inc
     genes = sum(([i, i, 13] for i in range(n)), []) + ([n + i for i in range(n)] if increment else list(range(n)))
-    cgphw.record_run(Genome(grid, np.array(genes)), task, path, threshold=threshold)
+    cgphw.record_run(Genome(grid, np.array(genes)), task, out=path, threshold=threshold)
     return path
 
 

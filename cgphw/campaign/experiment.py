@@ -73,7 +73,7 @@ class Experiment:
         return max([self.doc["search"]["workers"], *own])
 
 
-def load_experiment(ref: str | os.PathLike, profile: str = "full", overrides: list[str] | tuple = ()) -> Experiment:
+def load_experiment(ref: str | os.PathLike, profile: str = "full", *, overrides: list[str] | tuple = ()) -> Experiment:
     """Read, merge ``profile`` and ``overrides`` ("table.key=value", TOML values), validate."""
     path = find_experiment(ref)
     where = str(path)

@@ -29,7 +29,7 @@ img{max-width:100%;border:1px solid #eee}.fail{color:#b00;font-weight:bold}"""
 GENERATOR = "<meta name='generator' content='cgphw campaign report'>"  # how a report of cgphw's is known
 
 
-def write_report(folder: str | os.PathLike, out: str | os.PathLike | None = None, force: bool = False) -> Path:
+def write_report(folder: str | os.PathLike, *, out: str | os.PathLike | None = None, force: bool = False) -> Path:
     """Write the campaign's report to ``out`` (default: report.html in the campaign folder,
     which is cgphw's). A file already at ``out`` is replaced only when it is a report cgphw
     wrote, or with ``force``."""

@@ -87,7 +87,7 @@ def default_group_by(frame) -> list[str]:
     return varying or ["task"]
 
 
-def summarize(frame, group_by: list[str] | None = None, figures: list[str] | None = None):
+def summarize(frame, group_by: list[str] | None = None, *, figures: list[str] | None = None):
     """Per group of settings: runs, runs that reached their threshold, and min / median / max
     of every figure (a pandas DataFrame with columns like energy_min, energy_median, energy_max).
     ``figures``: only these columns of FIGURES (default: all that the runs have)."""

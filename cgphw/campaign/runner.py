@@ -78,13 +78,14 @@ def default_out(exp: Experiment) -> Path:
     return Path("campaigns") / f"{exp.name}-{exp.profile}"
 
 
-def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = None, profile: str = "full",
+def run_campaign(experiment: str | Path | Experiment, out: str | Path | None = None, *, profile: str = "full",
                  overrides: list[str] | tuple = (), cluster: ClusterSettings | None = None, client=None,
                  show_progress: bool = True) -> CampaignResult:
     """Run (or finish) every run of ``experiment``. ``client`` (a distributed.Client) takes
     the place of ``cluster``; without either the experiment's [cluster] table decides."""
     t0 = time.monotonic()
-    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, profile, overrides)
+    exp = experiment if isinstance(experiment, Experiment) else load_experiment(experiment, profile,
+                                                                                overrides=overrides)
     # absolute before anything reaches a worker: a batch job may start in another folder
     out = Path(os.path.abspath(out if out is not None else default_out(exp)))
     lock = _claim_out(out, exp)

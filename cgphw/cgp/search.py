@@ -119,8 +119,9 @@ def evolve(task: Task | str | Path, settings: SearchSettings, limits: Limits | N
                   startup=startup, rotation=Rotation(config.rotate_every) if config.objective == "pareto" else None)
 
 
-def record_run(genome: Genome, task: Task | str | Path, out: str | Path, threshold: float = SearchSettings.threshold,
-               costs: CostTable | str | Path | None = None, seed: int = SEED, force: bool = False) -> RunResult:
+def record_run(genome: Genome, task: Task | str | Path, *, out: str | Path,
+               threshold: float = SearchSettings.threshold, costs: CostTable | str | Path | None = None,
+               seed: int = SEED, force: bool = False) -> RunResult:
     """Write a run directory whose parent and best is ``genome`` at generation 0 (a circuit
     found elsewhere, or made by hand): show, export, verify and insert then read it like any
     run, and ``resume(out, generations=N)`` searches on from it with evolve's defaults."""
@@ -155,7 +156,7 @@ def _new_config(task: Task, table: CostTable, source: str, settings: SearchSetti
                         CostsRecord("", described["path"], described["source"]), settings, limits, seed)
 
 
-def resume(run_dir: str | Path, generations: int | None = None, time_budget: float | None = None,
+def resume(run_dir: str | Path, *, generations: int | None = None, time_budget: float | None = None,
            progress: Callable[[dict], None] | None = None, workers: int | str = "auto") -> RunResult:
     """Continue a run from its checkpoint; with the same limits the result equals the
     uninterrupted run's. ``generations``/``time_budget`` replace the stored limits;

@@ -69,7 +69,7 @@ def run_cmd(experiment, out, profile, overrides, cluster, workers, queue, accoun
         return
     if experiment is None:
         raise UserError("name an experiment (see `cgphw run --list`) or give an experiment file")
-    exp = load_experiment(experiment, profile, list(overrides))
+    exp = load_experiment(experiment, profile, overrides=list(overrides))
     settings = ClusterSettings.from_table(exp.table("cluster"), exp.path).merged(
         kind=cluster, workers=workers, queue=queue, account=account, walltime=walltime, memory=memory,
         cores=cores, processes=processes, interface=interface, job_extra=job_extra, worker_wait=worker_wait)
@@ -128,7 +128,7 @@ def results_cmd(folder, group_by, figures, per_run, as_json):
         return
     keys = [k.strip() for k in group_by.split(",") if k.strip()] if group_by else default_group_by(frame)
     shown = [f.strip() for f in figures.split(",") if f.strip()] if figures else None
-    summary = summarize(frame, keys, shown)
+    summary = summarize(frame, keys, figures=shown)
     click.echo(summary.to_json(orient="records") if as_json else format_summary(summary, keys))
 
 
@@ -143,4 +143,4 @@ def report_cmd(folder, out, force):
     synthesis against a ROM and an SRAM read."""
     from cgphw.campaign.report import write_report
 
-    click.echo(f"wrote {write_report(folder, out, force)}")
+    click.echo(f"wrote {write_report(folder, out=out, force=force)}")

@@ -51,7 +51,8 @@ def export_cmd(source, pipeline, name, out_dir, force, layer, stimulus_images, m
 def _export_layer(source, pipeline, name, out_dir, force, layer, images, model_path, as_json) -> None:
     from cgphw.layer.export import export_layer
 
-    result = export_layer(source, layer, out_dir, name, pipeline, force, images, model_path)
+    result = export_layer(source, layer, out_dir=out_dir, name=name, pipeline=pipeline, force=force, images=images,
+                          model=model_path)
     click.echo(json.dumps(result.to_json(), indent=1) if as_json else "\n".join(result.lines()))
 
 

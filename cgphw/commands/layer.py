@@ -89,8 +89,9 @@ def verify_layer_command(path, layer, images, sim, source, lanes, taps, reuse, m
         return
     from cgphw.layer.verify import verify_layer
 
-    verdict = verify_layer(path, layer, images, sim, model_path, data, split, config, source, fault, workdir,
-                           all_accumulators)
+    verdict = verify_layer(path, layer, images=images, sim=sim, model=model_path, data=data, split=split,
+                           config=config, source=source, fault=fault, workdir=workdir,
+                           all_accumulators=all_accumulators)
     _emit(verdict.to_json(), as_json, verdict.lines())
     sys.exit(0 if verdict.ok else 1)
 
@@ -131,8 +132,8 @@ def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, mo
 
     config = engine_config(lanes, taps, None, mult_bits)
     chosen = tuple(reuses) if reuses else (None, 1)
-    report = layer_energy(path, layer, images, model_path, data, split, config, chosen,
-                          progress=None if as_json else lambda m: click.echo(m, err=True))
+    report = layer_energy(path, layer, images=images, model=model_path, data=data, split=split, config=config,
+                          reuses=chosen, progress=None if as_json else lambda m: click.echo(m, err=True))
     _emit(report.to_json(), as_json, report.lines())
 
 

@@ -180,7 +180,7 @@ def task_make(model_path, selector, layer, filters, out, force, as_json):
         step(progress, f"making the task ({selector})")
         from cgphw.nn.tasks import make_task
 
-        task = make_task(model, selector, layer, filter_list)
+        task = make_task(model, selector, layer=layer, filters=filter_list)
         task = Task(task.inputs, task.targets, meta=dict(task.meta, model=dict(task.meta["model"],
                                                                              sha256=sha256_file(model.path))))
         path = task.save(out)
@@ -195,7 +195,7 @@ def insert_weights(source, model_path, data, split, limit, as_json):
         step(progress, "loading the model")  # importing torch takes seconds on a cold start
         from cgphw.insertion import insert
 
-        result = insert(source, model_path, data, split, limit, progress)
+        result = insert(source, model_path, data=data, split=split, limit=limit, progress=progress)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     _emit(result.to_json(), as_json, "\n".join(result.lines()))

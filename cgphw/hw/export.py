@@ -297,8 +297,8 @@ def build_files(source: Source, name: str, pipeline: int | None) -> tuple[dict, 
     return files, manifest
 
 
-def export(path: str | os.PathLike | RunResult | Run, out_dir: str | os.PathLike = "rtl_out", name: str | None = None,
-           pipeline: int | None = None, force: bool = False, point: int | None = None,
+def export(path: str | os.PathLike | RunResult | Run, *, out_dir: str | os.PathLike = "rtl_out",
+           name: str | None = None, pipeline: int | None = None, force: bool = False, point: int | None = None,
            max_error: float | None = None) -> ExportResult:
     """Export a run (checked whole by load_run) or a genome file to ``out_dir/NAME/``.
     ``force`` exports a run that never reached its error threshold. ``point`` K or

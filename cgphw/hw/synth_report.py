@@ -210,7 +210,7 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
     return doc
 
 
-def synth(rtldir: str | os.PathLike | ExportResult | Manifest, prove: bool = False,
+def synth(rtldir: str | os.PathLike | ExportResult | Manifest, *, prove: bool = False,
           netlist: str | os.PathLike | None = None, cells: str | os.PathLike | None = None,
           costs: str | os.PathLike | None = None, seed: int = 0, evaluations: int = ACTIVITY_EVALUATIONS,
           progress=None) -> SynthReport:

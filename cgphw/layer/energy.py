@@ -114,7 +114,7 @@ class LayerEnergy:
         return out
 
 
-def layer_energy(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, model: str | None = None,
+def layer_energy(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, model: str | None = None,
                  data: str = "mnist5k", split: str = "test", config: EngineConfig | None = None,
                  reuses: tuple[int | None, ...] = (None, 1), costs=None, cells=None, progress=None) -> LayerEnergy:
     """Energy per image of the engine for ``layer`` with each weight source, at each weight

@@ -63,7 +63,7 @@ class LayerExport:
                 + [f"  {self.directory / f}" for f in self.files])
 
 
-def export_layer(path, layer: str = "conv1", out_dir: str | os.PathLike = "rtl_out", name: str | None = None,
+def export_layer(path, layer: str = "conv1", *, out_dir: str | os.PathLike = "rtl_out", name: str | None = None,
                  pipeline: int | None = None, force: bool = False, images: int = DEFAULT_STIMULUS_IMAGES,
                  model: str | None = None, data: str = "mnist5k", split: str = "test",
                  config: EngineConfig | None = None, source: str = "circuit") -> LayerExport:

@@ -133,7 +133,7 @@ def build_engine(setup: LayerSetup, fault: str | None = None):
     return LayerEngine(setup.geometry, setup.requant, setup.plan, setup.source, setup.layer.input_zero_point, fault)
 
 
-def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: str | None = None,
+def verify_layer(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, sim: str | None = None,
                  model: str | None = None, data: str = "mnist5k", split: str = "test",
                  config: EngineConfig | None = None, source: str | None = None, fault: str | None = None,
                  workdir: str | Path | None = None, all_accumulators: bool = False) -> LayerVerdict:
@@ -342,7 +342,7 @@ class _EngineJob:
             return simulate_cocotb(backend, verilog, "layer_engine", self.stim.save(work / "stimulus.npz"), work)
 
 
-def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source: str = "rom",
+def run_engine(layer, x: np.ndarray, *, config: EngineConfig | None = None, source: str = "rom",
                sim: str = "amaranth", workdir: str | Path | None = None, fault: str | None = None,
                timing: dict | None = None) -> np.ndarray:
     """uint8 [n, *output_shape]: what the layer engine computes for input codes ``x`` (uint8

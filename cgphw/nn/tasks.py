@@ -35,7 +35,7 @@ def core_and_ring(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return flat[CORE_FLAT], flat[RING_FLAT]
 
 
-def make_task(model, selector: str, layer: str | None = None, filters: list[int] | None = None) -> Task:
+def make_task(model, selector: str, *, layer: str | None = None, filters: list[int] | None = None) -> Task:
     """The task ``selector`` picks from the network ``model`` (a network, or what
     ``cgphw.load_model`` takes: None, 'mobilenetv2', a .pt or .tflite file)."""
     from cgphw.nn.networks import load_model

@@ -130,7 +130,7 @@ def run_design(design: Design, sim: str, stimulus: Stimulus, workdir: Path,
                    task=claim, problems=(*simulated.problems, *problems), seconds=time.perf_counter() - start)
 
 
-def verify(path: str | os.PathLike | RunResult | Run | ExportResult | Manifest, sim: str | None = None,
+def verify(path: str | os.PathLike | RunResult | Run | ExportResult | Manifest, *, sim: str | None = None,
            n_random: int = DEFAULT_RANDOM_VECTORS, seed: int = 0,
            pipeline: int | None = None, workdir: str | Path | None = None,
            progress: ProgressCallback | None = None) -> Verdict:

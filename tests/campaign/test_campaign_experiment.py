@@ -23,7 +23,7 @@ BASE = '[task]\nselector = "core-ring:conv1"\n[search]\ngrid = "5x5"\ngeneration
 
 
 def runs(path, profile="full", overrides=()):
-    exp = load_experiment(path, profile, list(overrides))
+    exp = load_experiment(path, profile, overrides=list(overrides))
     return expand(exp, MODEL, DATA, lambda: ["conv1", "conv2"])
 
 

@@ -59,7 +59,7 @@ def make_run(tmp_path, genome: Genome, reached=True, task=None, name="run1"):
         targets[0, 0] = np.int8(int(targets[0, 0]) ^ 1)
         task = Task(task.inputs, targets, task.weights, task.mask, task.meta)
     run = tmp_path / name
-    record_run(genome, task, run)
+    record_run(genome, task, out=run)
     return run
 
 

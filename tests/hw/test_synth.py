@@ -32,7 +32,7 @@ def make_run(tmp_path, genome: Genome, items: int = 3):
     from cgphw.cgp.search import record_run
 
     x = np.random.default_rng(0).integers(-128, 128, (items, genome.grid.n_inputs)).astype(np.int8)
-    record_run(genome, Task(x, genome.evaluate(x)), tmp_path / "run")
+    record_run(genome, Task(x, genome.evaluate(x)), out=tmp_path / "run")
     return tmp_path / "run"
 
 
@@ -268,7 +268,7 @@ def test_address_circuit_is_compared_with_its_rom(tmp_path, cli):
     x = address_inputs(6)
     task = Task(x, genome.evaluate(x), meta={"address": {"layer": "conv1", "words": 6}})
     from cgphw.cgp.search import record_run
-    record_run(genome, task, tmp_path / "run")
+    record_run(genome, task, out=tmp_path / "run")
     target = export(tmp_path / "run", out_dir=tmp_path / "rtl", name="addr").directory
     code, out, err = cli("synth", str(target), "--json")
     assert code == 0, err

@@ -25,5 +25,5 @@ def example_run(tmp_path_factory) -> Path:
 
     m = load_manifest(EXAMPLE)
     run = tmp_path_factory.mktemp("runs") / "conv1_ring"
-    record_run(m.genome, m.task, run, threshold=1.0)
+    record_run(m.genome, m.task, out=run, threshold=1.0)
     return run

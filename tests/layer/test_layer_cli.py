@@ -166,7 +166,7 @@ def test_a_circuit_fed_item_by_item_serves_every_kernel(cli, tmp_path):
     assert task.inputs.shape == (6, 9)
     genome = random_genome(grid_for(9, 16, 4, 4), np.random.default_rng(3))
     run = tmp_path / "per_kernel"
-    record_run(genome, task, run, threshold=127.0)
+    record_run(genome, task, out=run, threshold=127.0)
     code, out, _ = cli("export", str(run), "--layer", "conv1", "--pipeline", "1", "--out",
                          str(tmp_path / "rtl"), "--stimulus-images", "1", "--json")
     assert code == 0, out

@@ -31,7 +31,7 @@ def test_engine_equals_torch_on_random_layers(name):
     want = torch_layer_output(layer, x)
     assert want.shape == (len(x), *layer.output_shape)
     assert len(np.unique(want)) > min(20, want.size // 4), "the test layer must exercise many output codes"
-    got = run_engine(layer, x, config)
+    got = run_engine(layer, x, config=config)
     np.testing.assert_array_equal(got, want)
     # the integer reference is what the engine computes, and equals torch here
     reference = requant_params(layer).apply(layer.accumulators(x)).reshape(want.shape)
@@ -40,7 +40,7 @@ def test_engine_equals_torch_on_random_layers(name):
 
 def test_engine_reads_an_external_weight_memory():
     layer, x = random_layer(5, kind="conv", c_in=2, c_out=4, size=7, kernel=3)
-    np.testing.assert_array_equal(run_engine(layer, x, EngineConfig(lanes=2), source="sram"),
+    np.testing.assert_array_equal(run_engine(layer, x, config=EngineConfig(lanes=2), source="sram"),
                                   torch_layer_output(layer, x))
 
 
@@ -48,8 +48,8 @@ def test_engine_reads_an_external_weight_memory():
 @pytest.mark.skipif(missing_reason("icarus") is not None, reason=str(missing_reason("icarus")))
 def test_engine_verilog_in_icarus_equals_torch():
     layer, x = random_layer(11, kind="conv", c_in=2, c_out=4, size=7, kernel=3, stride=2, padding=1)
-    np.testing.assert_array_equal(run_engine(layer, x, EngineConfig(lanes=2, taps=9), source="sram", sim="icarus"),
-                                  torch_layer_output(layer, x))
+    got = run_engine(layer, x, config=EngineConfig(lanes=2, taps=9), source="sram", sim="icarus")
+    np.testing.assert_array_equal(got, torch_layer_output(layer, x))
 
 
 def test_windows_follow_torch_conv_geometry():
@@ -66,4 +66,4 @@ def test_engine_parameters_must_fit_the_layer():
     layer, x = random_layer(1, kind="linear", c_in=30, c_out=5)
     for bad in (EngineConfig(lanes=2), EngineConfig(taps=7), EngineConfig(reuse=2)):
         with pytest.raises(UserError):
-            run_engine(layer, x, bad)
+            run_engine(layer, x, config=bad)

@@ -127,7 +127,7 @@ def test_integer_reference_equals_litert_on_whole_layers():
 def test_engine_equals_litert(name):
     _, part, xt, want, config = _tile(name)
     assert len(np.unique(want)) > min(20, want.size // 2)  # many codes, not a constant map
-    np.testing.assert_array_equal(run_engine(part, xt, config), want)
+    np.testing.assert_array_equal(run_engine(part, xt, config=config), want)
 
 
 @needs_model
@@ -139,7 +139,7 @@ def test_engine_equals_litert_on_whole_feature_maps(index, photo):
     layer = tflite_layer(index)
     x, y = layer_io(index, photo)
     timing: dict = {}
-    np.testing.assert_array_equal(run_engine(layer, x, EngineConfig(), timing=timing), y)
+    np.testing.assert_array_equal(run_engine(layer, x, config=EngineConfig(), timing=timing), y)
     geometry = layer_geometry(EngineConfig(), layer)
     assert timing["cycles"] <= geometry.words_per_image + geometry.channels + 64  # one word per cycle
 
@@ -149,7 +149,7 @@ def test_engine_equals_litert_on_whole_feature_maps(index, photo):
 @pytest.mark.parametrize("name", FAULTY)
 def test_a_wrong_engine_differs_from_litert(name, fault):
     _, part, xt, want, config = _tile(name)
-    assert (run_engine(part, xt, config, fault=fault) != want).any()
+    assert (run_engine(part, xt, config=config, fault=fault) != want).any()
 
 
 @needs_model
@@ -159,7 +159,8 @@ def test_a_wrong_engine_differs_from_litert(name, fault):
 @pytest.mark.parametrize("name", FAULTY)
 def test_engine_verilog_in_icarus_equals_litert(name, tmp_path):
     _, part, xt, want, config = _tile(name)
-    np.testing.assert_array_equal(run_engine(part, xt, config, source="sram", sim="icarus", workdir=tmp_path), want)
+    got = run_engine(part, xt, config=config, source="sram", sim="icarus", workdir=tmp_path)
+    np.testing.assert_array_equal(got, want)
 
 
 # --- what the engine refuses -------------------------------------------------------------
@@ -196,4 +197,4 @@ def test_engine_left_shifts_of_scales_above_one_half():
     assert isinstance(requant, TfliteRequant) and sorted(requant.shifts) == [-6, 0, 1, 2]
     want = requant.reference(layer.accumulators(x)).reshape(len(x), *layer.output_shape)
     assert len(np.unique(want)) > 60 and (want == 3).any() and (want == 250).any()  # both ends of the clamp
-    np.testing.assert_array_equal(run_engine(layer, x, EngineConfig(lanes=2, taps=9)), want)
+    np.testing.assert_array_equal(run_engine(layer, x, config=EngineConfig(lanes=2, taps=9)), want)

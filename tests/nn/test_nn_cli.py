@@ -57,7 +57,7 @@ def _rundir(tmp_path, lenet, outputs_from_inputs: bool):
     outputs = list(range(n)) if outputs_from_inputs else [n + i for i in range(n)]
     genome = Genome(grid, np.array(sum(nodes, []) + outputs))
     run_dir = tmp_path / ("copy" if outputs_from_inputs else "inc")
-    record_run(genome, task, run_dir)
+    record_run(genome, task, out=run_dir)
     return run_dir
 
 
@@ -136,7 +136,7 @@ def test_insert_refuses_a_malformed_target_map(cli, tmp_path, lenet, case, fragm
     good = _rundir(tmp_path, lenet, True)
     task = load_task(good / "task.npz")
     run_dir = tmp_path / "bad-map"  # a run made with the malformed map (an edited task.npz is a mismatch)
-    record_run(load_run(good).genome, Task(task.inputs, task.targets, meta=_edit_targets_at(task, case)), run_dir)
+    record_run(load_run(good).genome, Task(task.inputs, task.targets, meta=_edit_targets_at(task, case)), out=run_dir)
     assert fragment in fails(cli, "insert", str(run_dir), "--limit", "5")
 
 
@@ -243,6 +243,6 @@ def test_insert_map_naming_a_weight_twice_or_a_stored_input_is_refused(cli, tmp_
     custom = Task(task.inputs[:1], targets, meta=meta)
     n = custom.n_inputs
     grid = Grid(n, n_out, rows=1, cols=1, levels_back=2, function_ids=(13,))
-    record_run(Genome(grid, np.array([0, 0, 13] + [0] * n_out)), custom, tmp_path / "run", threshold=200.0)
+    record_run(Genome(grid, np.array([0, 0, 13] + [0] * n_out)), custom, out=tmp_path / "run", threshold=200.0)
     err = fails(cli, "insert", str(tmp_path / "run"), "--limit", "10")
     assert err.startswith("error: " + start), err

@@ -98,7 +98,7 @@ def test_mobilenet_first_n_for_every_conv_layer(mobilenet):
 ])
 def test_selector_errors(lenet, selector, layer, filters, message):
     with pytest.raises(UserError, match=message):
-        make_task(lenet, selector, layer, filters)
+        make_task(lenet, selector, layer=layer, filters=filters)
 
 
 def test_place_refuses_mismatched_outputs_and_foreign_tasks(lenet):
@@ -134,4 +134,4 @@ def test_address_task_is_a_computed_rom(lenet):
     ("address:nope", None, "no int8 layer named 'nope'")])
 def test_address_selector_errors(lenet, selector, layer, fragment):
     with pytest.raises(UserError, match=fragment):
-        make_task(lenet, selector, layer)
+        make_task(lenet, selector, layer=layer)

@@ -16,7 +16,7 @@ def net():
 
 
 def test_an_exact_circuit_leaves_every_logit_unchanged(net, tmp_path):
-    task = make_task(net, "first-n:96", "conv0")  # 96 weights -> all 864 of the first conv
+    task = make_task(net, "first-n:96", layer="conv0")  # 96 weights -> all 864 of the first conv
     assert (task.n_inputs, task.n_outputs) == (96, 864)
     run = cgphw.evolve(task, cgphw.SearchSettings(rows=64, cols=8, value_bank=True, start="auto"),
                        cgphw.Limits(generations=50), seed=1, out=tmp_path / "run", workers=1)

@@ -17,7 +17,7 @@ def make_run_dir(tmp_path: Path) -> Path:
     from cgphw.cgp.search import record_run
 
     run = tmp_path / "lenet5_core_ring"
-    record_run(load_genome(DATA / "lenet5_core_ring_best.json"), example_task(), run)
+    record_run(load_genome(DATA / "lenet5_core_ring_best.json"), example_task(), out=run)
     return run
 
 

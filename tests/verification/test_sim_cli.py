@@ -125,7 +125,7 @@ def test_run_without_inputs_verifies_against_its_task(tmp_path, cli):
     from cgphw.cgp.search import record_run
 
     run = tmp_path / "bank"
-    record_run(g, Task(inputs, g.evaluate(inputs)), run)
+    record_run(g, Task(inputs, g.evaluate(inputs)), out=run)
     sims = ["amaranth"] + ([] if missing_reason("icarus") else ["icarus"])
     for sim in sims:
         code, out, _ = cli("verify", str(run), "--sim", sim)

@@ -59,7 +59,7 @@ def wide_rtl(tmp_path_factory):
     genome = wide_genome(2550)
     inputs = np.array([[3, -7, 127, -128, 0, 55]], np.int8)
     root = tmp_path_factory.mktemp("wide")
-    record_run(genome, Task(inputs, genome.evaluate(inputs)), root / "wide")
+    record_run(genome, Task(inputs, genome.evaluate(inputs)), out=root / "wide")
     return export(root / "wide", out_dir=root / "rtl").directory
 
 
