@@ -18,8 +18,11 @@ The Python API (each command is a thin layer over one of these):
   run_campaign(experiment) -> CampaignResult   every run of an experiment file, on Dask
   load_experiment(file or name) -> Experiment; load_results(dir) -> DataFrame; summarize(table);
   write_report(dir) -> report.html
-  The common steps: load_model(name or file), make_task(model, selector, layer), example_task(),
+  The common steps: load_model(name or file), make_task(model, selector, layer=), example_task(),
   Genome (a circuit: evaluate, expressions).
+Each verb takes the previous stage's result or its folder (a RunResult or Run for a run, an
+ExportResult for an export) and options by keyword; each result is frozen, with ``ok``,
+``to_json()`` and ``lines()`` (cgphw.results); long stages report Progress events (cgphw.progress).
 Errors a user can cause raise UserError, a ValueError (the CLI: exit 2); files that contradict each other
 or a re-evaluation raise MismatchError, a UserError (the CLI: exit 1).
 """

@@ -1,24 +1,41 @@
 """Progress of long steps (more than a few seconds), shown on stderr.
 
-A stage never prints: it takes ``progress: ProgressCallback | None`` and calls
-``progress(done, total, what)`` as its work advances (``total`` 0 when it cannot count, e.g.
-a simulator build; a new ``what`` starts a new step). The command line turns that into a
-status line with a bar (rich) on stderr while stderr is a terminal, and into nothing when it
-is not or with ``--quiet``, so stdout and ``--json`` output never carry progress.
+A stage never prints: it takes ``progress: ProgressCallback | None`` and hands it one event
+type, ``Progress(what, done, total, fields)``, as its work advances (``step`` does it; ``total``
+0 when it cannot count, e.g. a simulator build; a new ``what`` starts a new step; ``fields``:
+figures of the step, e.g. the search's generation, error and energy). The command line turns
+that into a status line with a bar (rich) on stderr while stderr is a terminal, and into nothing
+when it is not or with ``--quiet``, so stdout and ``--json`` output never carry progress.
 """
 from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from typing import IO, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Iterator
 
-ProgressCallback = Callable[[int, int, str], None]
+
+@dataclass(frozen=True)
+class Progress:
+    """One progress event: ``done`` of ``total`` (0: cannot count) in the step ``what``."""
+    what: str
+    done: int = 0
+    total: int = 0
+    fields: dict[str, Any] = field(default_factory=dict)
 
 
-def step(progress: ProgressCallback | None, what: str, done: int = 0, total: int = 0) -> None:
+ProgressCallback = Callable[[Progress], None]
+
+
+def step(progress: ProgressCallback | None, what: str, done: int = 0, total: int = 0, **fields: Any) -> None:
     """Report to ``progress`` if there is one (stages call this instead of testing for None)."""
     if progress is not None:
-        progress(done, total, what)
+        progress(Progress(what, done, total, fields))
+
+
+def echo_steps(echo: Callable[[str], None]) -> ProgressCallback:
+    """A ProgressCallback that hands each step's ``what`` to ``echo`` (a line on stderr)."""
+    return lambda event: echo(event.what)
 
 
 def shown(quiet: bool = False, stream: IO | None = None) -> bool:
@@ -44,7 +61,8 @@ def terminal_progress(quiet: bool = False, stream: IO | None = None) -> Iterator
                    TimeElapsedColumn(), console=console, transient=True, redirect_stdout=False)
     current: dict = {}
 
-    def update(done: int, total: int, what: str) -> None:
+    def update(event: Progress) -> None:
+        done, total, what = event.done, event.total, event.what
         count = f"{done}/{total}" if total else ""  # a step that cannot count: a pulsing bar, elapsed time
         if current.get("what") != what:
             if "id" in current:

@@ -58,7 +58,7 @@ def test_insert_notes_a_run_that_missed_its_threshold(tmp_path, lenet):
 def test_insert_reports_progress_for_both_measurements(lenet):
     seen = []
     cgphw.insert({"conv1": extract(lenet, "conv1")}, model=lenet, limit=600,
-                 progress=lambda done, total, what: seen.append((what, done, total)))
+                 progress=lambda event: seen.append((event.what, event.done, event.total)))
     for what in ("accuracy before", "accuracy after"):
         counts = [(d, t) for w, d, t in seen if w == what]
         assert counts[0] == (0, 600) and counts[-1] == (600, 600)
@@ -76,7 +76,7 @@ def test_insert_takes_the_before_accuracy_measured_once(tmp_path, lenet):
     first = cgphw.insert(run, model=lenet, limit=200)
     seen = []
     again = cgphw.insert(run, model=lenet, limit=200, before=first.before,
-                         progress=lambda done, total, what: seen.append(what))
+                         progress=lambda event: seen.append(event.what))
     assert again.before is first.before and again.after == first.after
     assert "accuracy after" in seen and "accuracy before" not in seen  # not measured again
     with pytest.raises(cgphw.UserError, match="measured on 200 images of mnist5k:test.*not on the 100 images"):

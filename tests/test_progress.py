@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cgphw.progress import terminal_progress
+from cgphw.progress import Progress, terminal_progress
 
 CLI = [sys.executable, "-c", "from cgphw.cli import main; main()"]
 
@@ -30,8 +30,8 @@ def test_progress_is_off_when_not_a_terminal_or_quiet():
 def test_progress_draws_on_a_terminal():
     screen = FakeTerminal()
     with terminal_progress(stream=screen) as progress:
-        progress(3, 8, "counting things")
-        progress(0, 0, "a step that cannot count")
+        progress(Progress("counting things", 3, 8))
+        progress(Progress("a step that cannot count"))
     drawn = screen.getvalue()
     assert "counting things" in drawn and "3/8" in drawn and "a step that cannot count" in drawn
 
@@ -67,7 +67,7 @@ def test_model_eval_shows_progress_on_a_terminal_and_keeps_json_clean(tmp_path):
 
 def _recorder():
     seen = []
-    return seen, lambda done, total, what: seen.append((what, done, total))
+    return seen, lambda event: seen.append((event.what, event.done, event.total))
 
 
 def test_verify_gates_reports_every_input_pair():

@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from cgphw.progress import step
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
@@ -71,6 +73,6 @@ def kernels_ready() -> bool:
 
 
 def announce_compile(progress) -> None:
-    """Tell ``progress`` ({"event": "compiling"}) when the search is about to compile."""
+    """Tell ``progress`` (the step "compiling") when the search is about to compile."""
     if progress and not kernels_ready():
-        progress({"event": "compiling"})
+        step(progress, "compiling")

@@ -20,7 +20,6 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -39,6 +38,7 @@ from cgphw.cgp.settings import SEED, Limits, SearchSettings, check_seed
 from cgphw.cgp.valuebank import ValueBank, value_bank as make_value_bank
 from cgphw.costs import CostTable, load_costs
 from cgphw.errors import UserError
+from cgphw.progress import ProgressCallback, step
 from cgphw.task import Task, load_task
 
 CHUNK_SECONDS = 0.25
@@ -78,7 +78,7 @@ class RunResult:
 
 
 def evolve(task: Task | str | Path, settings: SearchSettings, limits: Limits | None = None, *, seed: int = SEED,
-           out: str | Path | None = None, progress: Callable[[dict], None] | None = None,
+           out: str | Path | None = None, progress: ProgressCallback | None = None,
            workers: int | str = "auto", force: bool = False, costs: CostTable | str | Path | None = None) -> RunResult:
     """Evolve a circuit for ``task`` (a Task or a task file) as ``settings`` say, until
     ``limits`` (default: Limits(), DEFAULT_GENERATIONS), from a first parent drawn from
@@ -157,7 +157,7 @@ def _new_config(task: Task, table: CostTable, source: str, settings: SearchSetti
 
 
 def resume(run_dir: str | Path, *, generations: int | None = None, time_budget: float | None = None,
-           progress: Callable[[dict], None] | None = None, workers: int | str = "auto") -> RunResult:
+           progress: ProgressCallback | None = None, workers: int | str = "auto") -> RunResult:
     """Continue a run from its checkpoint; with the same limits the result equals the
     uninterrupted run's. ``generations``/``time_budget`` replace the stored limits;
     ``workers`` is free (it never changes the result)."""
@@ -219,8 +219,7 @@ def _warm_up(engine: Engine, started: float) -> float:
 def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig, writer: RunWriter | None,
            base_seconds: float, progress, keep_stats_upto, team: TeamSize, startup: float,
            rotation: Rotation | None = None) -> RunResult:
-    if progress:
-        progress({"event": "ready", "startup_seconds": startup, "constants_only": task.n_inputs == 0})
+    step(progress, "ready", startup_seconds=startup, constants_only=task.n_inputs == 0)
     run_dir = writer.directory if writer else None
     gen_limit, budget, patience = config.generations, config.time_budget, config.patience
     caught: list[int] = []
@@ -286,8 +285,7 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
                         "front": len(engine.member_keys()) if config.pareto_size else None}
                 if writer:
                     writer.stats_row(engine.generation, seconds(), info, "progress", flush=True)
-                if progress:
-                    progress(info)
+                step(progress, "searching", engine.generation, config.generations or 0, **info)
             if writer and now - last_ck >= config.checkpoint_every:
                 last_ck = now
                 save(None)

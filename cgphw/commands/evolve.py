@@ -18,13 +18,13 @@ def progress_printer():
     """Progress on stderr: start-up, then one line per tick (generation, error, energy, speed)."""
     last = {}
 
-    def show(info: dict) -> None:
-        event = info.get("event")
-        if event == "compiling":
+    def show(event) -> None:
+        info = event.fields
+        if event.what == "compiling":
             click.echo("compiling… (numba kernels: the first run only, then cached; not counted in the time "
                        "budget)", err=True)
             return
-        if event == "ready":
+        if event.what == "ready":
             click.echo(f"ready after {info['startup_seconds']:.1f} s of start-up; searching", err=True)
             if info.get("constants_only"):
                 click.echo("no inputs: the energy below is the search's per-gate model that ranks circuits; in "

@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from cgphw.progress import echo_steps
 from cgphw.verification.backends import SIMULATORS
 
 FAULTS = ("requant-shift", "weight-bit", "acc-reset")
@@ -133,7 +134,7 @@ def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, mo
     config = engine_config(lanes, taps, None, mult_bits)
     chosen = tuple(reuses) if reuses else (None, 1)
     report = layer_energy(path, layer, images=images, model=model_path, data=data, split=split, config=config,
-                          reuses=chosen, progress=None if as_json else lambda m: click.echo(m, err=True))
+                          reuses=chosen, progress=None if as_json else echo_steps(lambda m: click.echo(m, err=True)))
     _emit(report.to_json(), as_json, report.lines())
 
 

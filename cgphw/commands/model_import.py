@@ -44,8 +44,10 @@ def import_cmd(state_dict, out, calibration, images, force, as_json):
         raise UserError("--out (the cgphw model file to write, .pt) is required for a state dict")
     from cgphw.nn.import_mobilenet import import_mobilenet_v2
     from cgphw.nn.model import check_model_out
+    from cgphw.progress import echo_steps
 
     check_model_out(out, force)
-    model = import_mobilenet_v2(state_dict, out, calibration, images, progress=lambda m: click.echo(m, err=True))
+    model = import_mobilenet_v2(state_dict, out, calibration, images,
+                                progress=echo_steps(lambda m: click.echo(m, err=True)))
     click.echo(f"wrote {out}: MobileNetV2 width {model.args['width']}, {model.args['num_classes']} classes, "
                f"{model.meta['quantization']}")

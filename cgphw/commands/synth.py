@@ -7,6 +7,7 @@ import sys
 import click
 
 from cgphw.errors import UserError
+from cgphw.progress import echo_steps
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, MAX_EVALUATIONS
 
 
@@ -42,7 +43,7 @@ def synth_cmd(rtldir, prove, netlist_path, cells_path, costs_path, seed, evaluat
     if seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {seed}")
     report = synth(rtldir, prove=prove, netlist=netlist_path, cells=cells_path, costs=costs_path, seed=seed,
-                   evaluations=evaluations, progress=lambda m: click.echo(m, err=True))
+                   evaluations=evaluations, progress=echo_steps(lambda m: click.echo(m, err=True)))
     click.echo(json.dumps(report.to_json(), indent=1) if as_json else "\n".join(report.lines()))
     if not report.ok:
         click.echo("error: " + report.failure(), err=True)

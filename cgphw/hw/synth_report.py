@@ -24,6 +24,7 @@ from cgphw.errors import UserError
 from cgphw.files import write_json_atomic, write_text_atomic
 from cgphw.hw.cells import CellLibrary
 from cgphw.hw.manifest import Manifest, find_manifest, load_manifest
+from cgphw.progress import ProgressCallback, step
 from cgphw.results import stage_path
 from cgphw.hw.synth import ACTIVITY_EVALUATIONS, CostReport, Mapped, cost_report, default_stimulus, \
     prove_equivalent, read_netlist, synthesis_script, synthesise
@@ -137,9 +138,11 @@ def _check_rom(report: CostReport, stimulus: dict, values: list, latency: int) -
 
 def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTable, prove: bool = False,
                   netlist_path: str | os.PathLike | None = None, seed: int = 0,
-                  evaluations: int = ACTIVITY_EVALUATIONS, progress=None) -> dict:
+                  evaluations: int = ACTIVITY_EVALUATIONS, progress: ProgressCallback | None = None) -> dict:
     """The synthesis report of an export directory (also written to NAME.synth.json)."""
-    say = progress or (lambda _msg: None)
+    def say(what: str) -> None:
+        step(progress, what)
+
     m = load_manifest(rtldir)
     path, genome, name, top, latency = m.directory, m.genome, m.name, m.top, m.latency
     rtl = _read(m.rtlil)
@@ -213,7 +216,7 @@ def synth_rtl_dir(rtldir: str | os.PathLike, library: CellLibrary, costs: CostTa
 def synth(rtldir: str | os.PathLike | ExportResult | Manifest, *, prove: bool = False,
           netlist: str | os.PathLike | None = None, cells: str | os.PathLike | None = None,
           costs: str | os.PathLike | None = None, seed: int = 0, evaluations: int = ACTIVITY_EVALUATIONS,
-          progress=None) -> SynthReport:
+          progress: ProgressCallback | None = None) -> SynthReport:
     """Synthesise an export directory (``cgphw synth``): cells, area, energy against the
     search's estimate and the ROM baseline; with ``prove`` formal equivalence of the netlist
     with both the RTLIL and the Verilog. ``cells``/``costs``: tables other than the packaged.

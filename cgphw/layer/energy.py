@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from cgphw.progress import step
 from cgphw.results import stage_path
 from cgphw.errors import UserError
 from cgphw.hw.accel.energy import cells_pj_per_cycle, run_netlist, run_source, synthesise_engine
@@ -119,13 +120,15 @@ def layer_energy(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, mo
                  reuses: tuple[int | None, ...] = (None, 1), costs=None, cells=None, progress=None) -> LayerEnergy:
     """Energy per image of the engine for ``layer`` with each weight source, at each weight
     reuse in ``reuses`` (None: all positions of an image per load); ``images`` (<= 64) real
-    images, one per gate-level lane. ``progress(str)`` hears about each long step."""
+    images, one per gate-level lane. ``progress`` hears about each long step (cgphw.progress)."""
     path = stage_path(path)  # a run or export directory, or the RunResult / Run / ExportResult for it
     from cgphw.costs import load_costs
     from cgphw.hw.cells import load_cells
     from cgphw.nn.data import load_split
 
-    say = progress or (lambda _msg: None)
+    def say(what: str) -> None:
+        step(progress, what)
+
     start = time.perf_counter()
     if not 1 <= images <= 64:
         raise UserError(f"--images must lie in 1..64 (one image per gate-level lane), got {images}")

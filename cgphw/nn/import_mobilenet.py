@@ -22,6 +22,7 @@ from cgphw.files import sha256_file, write_json_atomic
 from cgphw.nn import quant
 from cgphw.nn.mobilenet import BLOCKS, IMAGENET_MEAN, IMAGENET_STD, MobileNetV2, divisible, load_float_state
 from cgphw.nn.model import META_FORMAT, Int8Model, per_tensor_skeleton, refuse_non_finite, save_model
+from cgphw.progress import ProgressCallback, step
 
 WIDTHS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)  # those torchvision and the MobileNetV2 paper use
 CALIBRATION_BATCH = 32
@@ -67,12 +68,14 @@ def architecture(state: dict, quantized: bool) -> dict:
 
 
 def import_mobilenet_v2(source: str | os.PathLike, target: str | os.PathLike, calibration: str | None = None,
-                        images: int = 256, progress=None) -> Int8Model:
+                        images: int = 256, progress: ProgressCallback | None = None) -> Int8Model:
     """Write ``target`` (a cgphw model file) from a torchvision MobileNetV2 state dict; a float
     one is calibrated on the first ``images`` images of the folder ``calibration``."""
     from cgphw.nn.imagefolder import is_image_folder, scan
 
-    say = progress or (lambda _m: None)
+    def say(what: str) -> None:
+        step(progress, what)
+
     source, target = Path(source), Path(target)
     state = read_state(source)
     quantized = quant.is_quantized_state(state)

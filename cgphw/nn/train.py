@@ -159,7 +159,7 @@ def _counter(progress: ProgressCallback | None, what: str, epoch: int, per_epoch
     """on_step for an epoch: reports training steps done out of all epochs' steps."""
     if progress is None:
         return None
-    return lambda steps: progress(epoch * per_epoch + steps, epochs * per_epoch, what)
+    return lambda steps: step(progress, what, epoch * per_epoch + steps, epochs * per_epoch)
 
 
 def _calibrate(qat, split: Split, cfg: TrainConfig, batches: int = 8):

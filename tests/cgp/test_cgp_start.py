@@ -104,7 +104,7 @@ def test_start_up_is_not_search_time(monkeypatch):
                progress=events.append)
     assert r.stop_reason == "time" and r.generations > 0
     assert r.startup_seconds >= 1.0 and r.metrics["startup_seconds"] >= 1.0 and r.seconds < 1.0
-    assert events[0]["event"] == "ready" and events[0]["startup_seconds"] >= 1.0
+    assert events[0].what == "ready" and events[0].fields["startup_seconds"] >= 1.0
 
 
 def test_compiling_is_announced(monkeypatch, capsys):
@@ -155,3 +155,17 @@ def test_read_only_install_compiles_into_a_writable_cache(tmp_path):
     assert res.returncode == 0, res.stderr
     cache = Path(res.stdout.strip())
     assert cache.parent == tmp_path / "tmp" and list(cache.rglob("*.nbi"))
+
+
+def test_search_progress_is_the_one_progress_event(monkeypatch):
+    """evolve reports as every stage does: Progress events, "searching" generation of limit."""
+    from cgphw.cgp import search
+    from cgphw.progress import Progress
+
+    monkeypatch.setattr(search, "PROGRESS_SECONDS", 0.0)  # a tick every chunk
+    events = []
+    evolve(bank_task(60), SearchSettings(rows=8, cols=8), Limits(generations=3000), seed=1, workers=1,
+           progress=events.append)
+    ticks = [e for e in events if e.what == "searching"]
+    assert all(isinstance(e, Progress) for e in events) and ticks
+    assert all(e.total == 3000 and e.done == e.fields["generations"] and "error_se" in e.fields for e in ticks)
