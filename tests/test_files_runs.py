@@ -339,6 +339,24 @@ def test_full_disk_at_the_start_leaves_nothing_behind(tmp_path, cli, monkeypatch
 SCRIPT = Path(sys.executable).with_name("cgphw")  # the console script of this environment
 
 
+def _wait_until_loading_numpy(proc) -> None:
+    """Until the process maps numpy's libraries: inside cgphw's imports, past the interpreter's own
+    start-up (a Ctrl-C before any line of cgphw runs is Python's, not ours; a fixed delay landed
+    there on a loaded machine). Without /proc, a short delay."""
+    maps = Path(f"/proc/{proc.pid}/maps")
+    if not maps.exists():
+        time.sleep(0.15)
+        return
+    end = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < end:
+        try:
+            if "numpy" in maps.read_text():
+                return
+        except OSError:
+            return
+        time.sleep(0.002)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not SCRIPT.is_file(), reason="no cgphw console script beside this Python")
 @pytest.mark.parametrize("moment", ["imports", "first-files", "searching"])
@@ -353,7 +371,7 @@ def test_real_sigint_during_start_up(tmp_path, moment):
     proc = subprocess.Popen([str(SCRIPT), "evolve", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     marker = {"imports": None, "first-files": run, "searching": run / "checkpoint.json"}[moment]
     if marker is None:
-        time.sleep(0.15)
+        _wait_until_loading_numpy(proc)
     else:
         end = time.monotonic() + 300
         while not marker.exists() and proc.poll() is None and time.monotonic() < end:
