@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from cgphw.cgp import archive, es, kernels
+from cgphw.cgp import kernels, loop, pareto_kernels
 from cgphw.cgp.offspring import ACTIVE, UNIFORM
 from cgphw.cgp.genome import Genome
 from cgphw.cgp.problem import COST_SCALE, Problem
@@ -61,7 +61,7 @@ def apart(rows: int, width: int, dtype) -> np.ndarray:
 class Engine:
     """One run's arrays. ``workers`` replicas of the parent's structure are kept so that up
     to that many threads can evaluate offspring; ``run`` may use any number up to it and
-    the trajectory stays the same (es.py)."""
+    the trajectory stays the same (loop.py)."""
 
     def __init__(self, problem: Problem, lam: int, mutation_max: float, mutation: str = "uniform",
                  adaptive: bool = False, workers: int = 1, pareto_size: int = 0, objective: str = "lexicographic"):
@@ -76,21 +76,21 @@ class Engine:
         self.kmax = 1 if mutation == "single" else min(max(1, math.ceil(mutation_max * grid.n_genes)), n_mpos)
         # the active operators also change the inactive genes they meet on the way
         cap = self.kmax if mutation == "uniform" else min(n_mpos, 64 * self.kmax + 1024)
-        self.cfg = np.zeros(es.N_CFG, np.int64)
-        self.cfg[[es.N_IN, es.N_NODES, es.ROWS, es.LAM, es.THR, es.MODE, es.ADAPTIVE, es.KCAP, es.ARCHIVE,
-                  es.OBJECTIVE]] = (grid.n_inputs, grid.n_nodes, grid.rows, self.lam, problem.thr,
+        self.cfg = np.zeros(loop.N_CFG, np.int64)
+        self.cfg[[loop.N_IN, loop.N_NODES, loop.ROWS, loop.LAM, loop.THR, loop.MODE, loop.ADAPTIVE, loop.KCAP,
+                  loop.ARCHIVE, loop.OBJECTIVE]] = (grid.n_inputs, grid.n_nodes, grid.rows, self.lam, problem.thr,
                                     MUTATIONS[mutation], int(self.adaptive), self.kmax, int(pareto_size),
                                     OBJECTIVES[objective])
         self.pareto_size, self.objective = int(pareto_size), objective
         self.n_replicas = max(1, min(int(workers), self.lam))
         n_pins, items, n_out = grid.n_inputs + grid.n_nodes, problem.T.shape[1], grid.n_outputs
-        L, R, n = 2 * self.lam, self.n_replicas, grid.n_nodes  # child rows: two generations (es.py)
+        L, R, n = 2 * self.lam, self.n_replicas, grid.n_nodes  # child rows: two generations (loop.py)
         # each child's changed values and mutations: in a block of L scratch rows per thread,
         # so that a row's cache lines stay with one CPU (measured: the value bank's team runs
         # ~4 % faster), unless the blocks would take more than SCRATCH_BYTES
         row_bytes = n_pins * (items + 16) + 16 * n_out + 12 * cap
         B = R if R * L * row_bytes <= SCRATCH_BYTES else 1
-        self.cfg[es.BLOCKS] = B
+        self.cfg[loop.BLOCKS] = B
         self.S = np.zeros((B * L, n_pins, items), np.uint8)
         self.DS = np.zeros((B * L, n_pins), np.float64)
         self.chl = np.zeros((B * L, n_pins), np.int64)
@@ -116,20 +116,20 @@ class Engine:
         self.ostr = np.zeros((R, n_out), np.uint8)
         self.chgr = np.zeros((R, n_pins), np.uint8)
         self.gpickr = np.zeros((R, grid.n_genes), np.uint8)
-        self.ring = np.zeros((es.RING, 2 + 2 * cap), np.int64)  # accepted children, for the replicas to replay
+        self.ring = np.zeros((loop.RING, 2 + 2 * cap), np.int64)  # accepted children, for the replicas to replay
         self.slotk = np.zeros(2, np.int64)
         self.slotbase = np.zeros(2, np.uint64)
-        self.order = np.zeros((2, self.lam), np.int64)  # each slot's children, longest first (es.py)
+        self.order = np.zeros((2, self.lam), np.int64)  # each slot's children, longest first (loop.py)
         self.size = np.zeros(self.lam, np.int64)  # (thread 0's scratch for that order)
         self.rec = np.zeros((RECORDS, 6), np.float64)
-        self.st = np.zeros(es.N_STATE, np.int64)
+        self.st = np.zeros(loop.N_STATE, np.int64)
         self.rng = np.zeros(1, np.uint64)
         self.rate = np.zeros(1, np.float64)
-        self.sync = np.zeros(es.sync_length(self.n_replicas), np.int64)
-        K = self.pareto_size  # the Pareto archive (archive.py): K members and a slot for a newcomer
+        self.sync = np.zeros(loop.sync_length(self.n_replicas), np.int64)
+        K = self.pareto_size  # the Pareto archive (pareto_kernels.py): K members and a slot for a newcomer
         self.arc = (np.zeros((K + 1, 3), np.int64), np.zeros(K + 1, np.float64), np.zeros((K + 1, 2), np.int64),
                     np.zeros((K + 1 if K else 1, grid.n_genes), np.int32), np.zeros(K + 1, np.int64),
-                    np.zeros(archive.N_AN, np.int64), np.zeros(K + 1, np.float64))
+                    np.zeros(pareto_kernels.N_AN, np.int64), np.zeros(K + 1, np.float64))
         self._replicas_current = True
         # replica 0 is the parent: its arrays under the names the rest of the code reads
         self.G, self.RC, self.actbits, self.acc = self.Gr[0], self.RCr[0], self.actr[0], self.accr[0]
@@ -144,9 +144,9 @@ class Engine:
         if not (1.0 <= self.rate[0] <= self.kmax):
             raise_user(f"the stored mutation rate {self.rate[0]!r} is outside 1..{self.kmax}")
         self.st[:] = 0
-        self.st[es.DVALID] = 1
-        self.st[es.GEN], self.st[es.STALL] = generation, stall
-        self.st[es.OFFSPRING], self.st[es.EVALUATED], self.st[es.NODE_EVALS] = offspring, evaluated, node_evals
+        self.st[loop.DVALID] = 1
+        self.st[loop.GEN], self.st[loop.STALL] = generation, stall
+        self.st[loop.OFFSPRING], self.st[loop.EVALUATED], self.st[loop.NODE_EVALS] = offspring, evaluated, node_evals
 
     def _load(self, G: np.ndarray) -> None:
         """Internal genes G become the parent of every replica: values, depths, counters."""
@@ -159,59 +159,59 @@ class Engine:
         self.Gr[:], self.RCr[:], self.actr[:], self.accr[:, :acc.size] = G, RC, actbits, acc
         self.markr[:], self.ostr[:], self.chgr[:], self.gpickr[:] = 0, 0, 0, 0
         self._replicas_current = True
-        self.st[es.DVALID] = 1
+        self.st[loop.DVALID] = 1
 
     def snapshot(self, genome: Genome | None = None) -> dict:
         """The state a resume continues from (``genome``: the parent's, when already at hand)."""
         return {"genome": (genome or self.genome()).to_json(), "rng": int(self.rng[0]), "generation": self.generation,
-                "stall": int(self.st[es.STALL]), "offspring": int(self.st[es.OFFSPRING]),
-                "evaluated": int(self.st[es.EVALUATED]), "node_evals": int(self.st[es.NODE_EVALS]),
+                "stall": int(self.st[loop.STALL]), "offspring": int(self.st[loop.OFFSPRING]),
+                "evaluated": int(self.st[loop.EVALUATED]), "node_evals": int(self.st[loop.NODE_EVALS]),
                 "rate": float(self.rate[0])}
 
     @property
     def generation(self) -> int:
-        return int(self.st[es.GEN])
+        return int(self.st[loop.GEN])
 
     @property
     def stall(self) -> int:
-        return int(self.st[es.STALL])
+        return int(self.st[loop.STALL])
 
     def counters(self) -> dict:
-        return {"generations": self.generation, "evaluations": int(self.st[es.OFFSPRING]),
-                "evaluated": int(self.st[es.EVALUATED]), "node_evals": int(self.st[es.NODE_EVALS])}
+        return {"generations": self.generation, "evaluations": int(self.st[loop.OFFSPRING]),
+                "evaluated": int(self.st[loop.EVALUATED]), "node_evals": int(self.st[loop.NODE_EVALS])}
 
     def genome(self) -> Genome:
         return self.problem.to_genome(self.G)
 
     def metrics(self) -> dict:
         p = self.problem
-        es.ensure_depth(self.G, self.RC, p.grid.n_inputs, p.grid.n_nodes, p.arity, p.dly, self.D, self.pdelay,
+        loop.ensure_depth(self.G, self.RC, p.grid.n_inputs, p.grid.n_nodes, p.arity, p.dly, self.D, self.pdelay,
                         self.st)
         return metrics_from(self.problem, self.acc, float(self.pdelay[0]))
 
     def active_count(self) -> int:
         return int(np.count_nonzero(self.RC))
 
-    # --- the Pareto archive (archive.py) ---------------------------------------------
+    # --- the Pareto archive (pareto_kernels.py) ---------------------------------------------
     def offer_parent(self) -> None:
         """Enter the parent into an empty archive (a new run's first circuit)."""
         AN = self.arc[5]
-        if self.pareto_size and AN[archive.COUNT] == 0:
+        if self.pareto_size and AN[pareto_kernels.COUNT] == 0:
             self.metrics()
             no = np.zeros((1, 1), np.int32)
-            archive.insert(self.acc[kernels.ERR], self.acc[kernels.ENERGY], self.acc[kernels.GATES],
+            pareto_kernels.insert(self.acc[kernels.ERR], self.acc[kernels.ENERGY], self.acc[kernels.GATES],
                            float(self.pdelay[0]), self.generation, self.G, no, no, 0, 0, self.arc, self.pareto_size,
                            self.problem.thr)
-            AN[archive.OFFERED] += 1
+            AN[pareto_kernels.OFFERED] += 1
 
     def members(self) -> list[tuple[np.ndarray, int, int]]:
         """The archive in order of entry: (internal genes, generation found, entry number)."""
         AO, AX, AF, AG, AL, AN = self.arc[:6]
-        return [(AG[s].copy(), int(AF[s, 0]), int(AF[s, 1])) for s in AL[:AN[archive.COUNT]]]
+        return [(AG[s].copy(), int(AF[s, 0]), int(AF[s, 1])) for s in AL[:AN[pareto_kernels.COUNT]]]
 
     def archive_counters(self) -> dict:
         AN = self.arc[5]
-        return {"offered": int(AN[archive.OFFERED]), "entered": int(AN[archive.ENTERED])}
+        return {"offered": int(AN[pareto_kernels.OFFERED]), "entered": int(AN[pareto_kernels.ENTERED])}
 
     def set_members(self, members, offered: int = 0, entered: int = 0) -> None:
         """Put a stored archive back (resume): members as ``members`` gives them. Their figures
@@ -231,7 +231,7 @@ class Engine:
                 if i != j and np.all(AO[j] <= AO[i]) and AX[j] <= AX[i]:
                     raise_user("the stored Pareto archive holds a circuit that another one of it dominates or "
                                "equals: it was changed")
-        AN[archive.COUNT], AN[archive.OFFERED], AN[archive.ENTERED] = n, offered, entered
+        AN[pareto_kernels.COUNT], AN[pareto_kernels.OFFERED], AN[pareto_kernels.ENTERED] = n, offered, entered
 
     def member_figures(self, G: np.ndarray) -> tuple[dict, int]:
         """(figures as ``metrics`` gives them, active nodes) of an archive member's genes."""
@@ -241,7 +241,7 @@ class Engine:
     def member_keys(self) -> list[tuple[int, int, float, int]]:
         """Each member's (error, energy, delay, gates) in kernel units, in order of entry."""
         AO, AX, AF, AG, AL, AN = self.arc[:6]
-        return [(int(AO[s, 0]), int(AO[s, 1]), float(AX[s]), int(AO[s, 2])) for s in AL[:AN[archive.COUNT]]]
+        return [(int(AO[s, 0]), int(AO[s, 1]), float(AX[s]), int(AO[s, 2])) for s in AL[:AN[pareto_kernels.COUNT]]]
 
     def member_found(self, i: int) -> int:
         """The generation in which the i-th member (in order of entry) was found."""
@@ -254,7 +254,7 @@ class Engine:
     def best_member(self) -> int:
         """Position of the member the lexicographic search ranks first."""
         AO, AX, AF, AG, AL, AN = self.arc[:6]
-        return int(archive.lexicographic_best(AO, AX, AL, AN[archive.COUNT], self.problem.thr))
+        return int(pareto_kernels.lexicographic_best(AO, AX, AL, AN[pareto_kernels.COUNT], self.problem.thr))
 
     def rebase(self, G: np.ndarray) -> None:
         """Make internal genes G the parent, keeping the generation, RNG, rate and archive."""
@@ -263,9 +263,9 @@ class Engine:
     # --- running ---------------------------------------------------------------------
     def run(self, gen_end: int, patience: int = 0, workers: int = 1) -> int:
         """Run generations up to ``gen_end`` (absolute) on ``workers`` threads (at most the
-        replicas made); returns an es.DONE_* code. The result does not depend on ``workers``."""
+        replicas made); returns an loop.DONE_* code. The result does not depend on ``workers``."""
         p = self.problem
-        self.cfg[es.PATIENCE], self.cfg[es.GEN_END] = int(patience or 0), int(gen_end)
+        self.cfg[loop.PATIENCE], self.cfg[loop.GEN_END] = int(patience or 0), int(gen_end)
         prob = (p.arity, p.lut, p.e_q, p.a_q, p.dly, p.isgate, p.T, p.WQ, p.col_nin, p.col_lo, p.col_hi, p.forced,
                 p.const_f, p.const_pos, p.mpos)
         par = (self.V, self.D, self.OT, self.pdelay, self.st, self.rng, self.rate, self.rec, self.ring, self.slotk,
@@ -280,14 +280,14 @@ class Engine:
                 a[1:] = a[0]
         self.sync[:] = 0
         args = (self.cfg, prob, par, rep, ch, self.sync, self.arc)
-        helpers = [threading.Thread(target=es.run_generations, args=(w, nw, *args), daemon=True)
+        helpers = [threading.Thread(target=loop.run_generations, args=(w, nw, *args), daemon=True)
                    for w in range(1, nw)]
         try:
             for t in helpers:
                 t.start()
-            code = es.run_generations(0, nw, *args)
+            code = loop.run_generations(0, nw, *args)
         finally:  # helpers wait for GO or STOP: never leave them spinning
-            self.sync[es.STOP] = 1
+            self.sync[loop.STOP] = 1
             for t in helpers:
                 if t.ident is not None:  # started
                     t.join()
@@ -296,16 +296,16 @@ class Engine:
 
     def take_records(self) -> list[dict]:
         """Improvements since the last call: generation and the parent's metrics then."""
-        n = int(self.st[es.NREC])
+        n = int(self.st[loop.NREC])
         out = [{"generation": int(r[0]), "error_se": float(r[1]) / 2.0**self.problem.scale,
                 "energy_pj": int(r[2]) / COST_SCALE, "area": int(r[3]) / COST_SCALE, "delay_ns": float(r[4]),
                 "gates": int(r[5])} for r in self.rec[:n]]
-        self.st[es.NREC] = 0
+        self.st[loop.NREC] = 0
         return out
 
 
 MUTATIONS = {"uniform": UNIFORM, "single": ACTIVE, "active": ACTIVE}
-OBJECTIVES = {"lexicographic": es.LEXICOGRAPHIC, "pareto": es.PARETO}
+OBJECTIVES = {"lexicographic": loop.LEXICOGRAPHIC, "pareto": loop.PARETO}
 
 
 def available_cpus() -> int:

@@ -107,7 +107,7 @@ class LayerVerdict:
 
 def layer_cycles(setup: LayerSetup) -> int:
     """Clock cycles per image of the setup's engine."""
-    from cgphw.hw.accel.engine import cycles_per_image
+    from cgphw.hw.accel.datapath import cycles_per_image
     from cgphw.hw.accel.source import source_latency
 
     return cycles_per_image(setup.geometry, setup.plan, source_latency(setup.source))
@@ -127,7 +127,7 @@ def layer_stimulus(setup: LayerSetup) -> LayerStimulus:
 
 
 def build_engine(setup: LayerSetup, fault: str | None = None):
-    from cgphw.hw.accel.engine import LayerEngine
+    from cgphw.hw.accel.datapath import LayerEngine
 
     return LayerEngine(setup.geometry, setup.requant, setup.plan, setup.source, setup.layer.input_zero_point, fault)
 
@@ -344,7 +344,7 @@ def run_engine(layer, x: np.ndarray, config: EngineConfig | None = None, source:
     external memory (``"sram"``) — no circuit; for checking the datapath against torch or
     LiteRT. ``fault``: a wrong engine on purpose; ``timing``, when given, receives the
     simulation's ``cycles``, ``seconds`` (wall) and ``cpu_seconds``."""
-    from cgphw.hw.accel.engine import LayerEngine
+    from cgphw.hw.accel.datapath import LayerEngine
     from cgphw.hw.accel.plan import kernel_writers, layer_geometry, outputs_from_words, plan_load
     from cgphw.hw.accel.requant import layer_requant
     from cgphw.hw.accel.source import SourceSpec

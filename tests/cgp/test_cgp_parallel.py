@@ -86,13 +86,13 @@ def test_adaptive_rate_moves_within_its_bounds():
 def test_threads_sharing_one_block_of_scratch_rows_run_the_same(monkeypatch):
     """Too big for a block of scratch rows per thread, a team shares one: still the same run."""
     import cgphw.cgp.engine as engine_module
-    from cgphw.cgp import es
+    from cgphw.cgp import loop
 
     task = layer_like_task(seed=11)
     own = engines_for(task, 6, 12, 5, "uniform", False, 3.0, [1, 3])
     monkeypatch.setattr(engine_module, "SCRATCH_BYTES", 0)
     (shared,) = engines_for(task, 6, 12, 5, "uniform", False, 3.0, [3])
-    assert own[1].cfg[es.BLOCKS] == 3 and shared.cfg[es.BLOCKS] == 1 and shared.mp.shape[0] == 2 * 5
+    assert own[1].cfg[loop.BLOCKS] == 3 and shared.cfg[loop.BLOCKS] == 1 and shared.mp.shape[0] == 2 * 5
     for gen_end in range(2000, 8001, 2000):
         for e, team in zip(own + [shared], [1, 3, 3], strict=True):
             e.run(gen_end, workers=team)

@@ -56,7 +56,7 @@ import numba as nb
 import numpy as np
 
 from cgphw.cgp.atomics import atomic_add, atomic_cas, atomic_load, atomic_store, cpu_yield
-from cgphw.cgp import archive as arch
+from cgphw.cgp import pareto_kernels
 from cgphw.cgp.kernels import AREA, ENERGY, ERR, GATES, compare, full_depth, outputs_delay
 from cgphw.cgp.offspring import apply_genes, offspring, rand_below, splitmix
 
@@ -66,7 +66,7 @@ DONE_GENERATIONS, DONE_PATIENCE, DONE_PERFECT, DONE_RECORDS = 0, 2, 3, 4
 # settings ``cfg`` (int64): the problem's sizes and the run's rules
 N_IN, N_NODES, ROWS, LAM, THR, PATIENCE, GEN_END, MODE, ADAPTIVE, KCAP, ARCHIVE, OBJECTIVE, BLOCKS = range(13)
 N_CFG = 13
-LEXICOGRAPHIC, PARETO = 0, 1  # cfg[OBJECTIVE]; cfg[ARCHIVE]: the Pareto archive's capacity (0: none, archive.py)
+LEXICOGRAPHIC, PARETO = 0, 1  # cfg[OBJECTIVE]; cfg[ARCHIVE]: the Pareto archive's capacity (0: none, pareto_kernels.py)
 # cfg[BLOCKS]: blocks of 2 lambda scratch rows (engine.py): one per thread, or one shared when that is too big
 # the team's meeting points in ``sync`` (int64), one cache line apart; thread w's replayed
 # commit count at MYPV + 8 w
@@ -256,10 +256,10 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
         st[EVALUATED] += cev[r, 0]
         st[NODE_EVALS] += cev[r, 1]
     if kept:
-        arch.offer_generation(r0, lam, st[GEN] + 1, thr, Gr[0], pdelay, acc, mp, mnew, nm, cm, cd, cact, srow,
+        pareto_kernels.offer_generation(r0, lam, st[GEN] + 1, thr, Gr[0], pdelay, acc, mp, mnew, nm, cm, cd, cact, srow,
                              arc)
     if cfg[OBJECTIVE] == PARETO and phase2:
-        b, verdict = arch.pareto_choice(r0, lam, thr, pdelay, acc, cm, cd)
+        b, verdict = pareto_kernels.pareto_choice(r0, lam, thr, pdelay, acc, cm, cd)
     else:
         b = r0
         for r in range(r0 + 1, r0 + lam):

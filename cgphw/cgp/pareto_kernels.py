@@ -1,6 +1,6 @@
 """The Pareto archive, compiled: every offspring the loop evaluates is offered to it, and it
 keeps the circuits that no circuit it has seen beats in all four of (error, energy, delay,
-gates) at once (gates: cgphw's count, as the search's ``acc[GATES]``). es.py calls
+gates) at once (gates: cgphw's count, as the search's ``acc[GATES]``). loop.py calls
 ``offer_generation`` from ``finalize`` (thread 0, once per generation, before the commit),
 so the archive depends on neither the thread count nor the chunking.
 
@@ -92,7 +92,7 @@ def insert(e, n, g, d, gen, G, mp, mnew, r, n_mut, arc, K, thr):
 
 @nb.njit(cache=True)
 def lexicographic_best(AO, AX, AL, n, thr):
-    """Position (in AL) of the member the lexicographic search ranks first (es.compare, phase 2)."""
+    """Position (in AL) of the member the lexicographic search ranks first (kernels.compare, phase 2)."""
     best = 0
     for i in range(1, n):
         a, b = AL[i], AL[best]
