@@ -18,7 +18,7 @@ rest, a member above the run's error threshold goes before one within it, then t
 distance, then the latest entry. So the front keeps its extremes and thins where it is
 densest, and the circuits within the threshold are the last to be thinned.
 
-State ``arc`` (Engine): AO int64 [K+1, 3] error, energy, gates per slot (kernel units);
+State ``arc`` (engine.Archive): AO int64 [K+1, 3] error, energy, gates per slot (kernel units);
 AX float64 [K+1] delay; AF int64 [K+1, 2] generation found and entry number; AG int32
 [K+1, genes] genes (internal encoding); AL int64 [K+1] the members' slots in order of entry;
 AN int64 counters (COUNT, OFFERED, ENTERED); CW float64 [K+1] scratch.

@@ -265,7 +265,7 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
                 last_tick = now
                 shown, active = _best_figures(engine)[:2] if rotation else (engine.metrics(), engine.active_count())
                 info = {**engine.counters(), **shown, "seconds": seconds(), "phase": _phase(engine),
-                        "workers": size, "rate": float(engine.rate[0]), "active_nodes": active,
+                        "workers": size, "rate": float(engine.parent.rate[0]), "active_nodes": active,
                         "front": len(engine.member_keys()) if config.pareto_size else None}
                 if writer:
                     writer.stats_row(engine.generation, seconds(), info, "progress", flush=True)
