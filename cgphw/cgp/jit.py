@@ -63,7 +63,7 @@ def kernels_ready() -> bool:
         if dispatcher.signatures:
             continue
         try:  # numba's cache index for this source; empty when missing or stale
-            if not dispatcher._cache._cache_file._load_index():
+            if not dispatcher._cache._cache_file._load_index():  # type: ignore[union-attr]  # numba's private cache
                 return False
         except Exception:  # a numba without this internal: say "compiling" to be safe
             return False

@@ -123,7 +123,7 @@ def read_front(directory: Path, run_id: str, size: int, objective: str, grid: Gr
     if doc.entered < len(doc.points):
         raise MismatchError(f"{path} holds {len(doc.points)} points but counts only {doc.entered} circuits that "
                             "entered the archive")
-    points = []
+    points: list[FrontPoint] = []
     for k, p in enumerate(doc.points):
         where = f"point {k} of {path}"
         genome = Genome.from_json(p.genome, source=f"the genome of {where}")
@@ -172,6 +172,7 @@ def front_csv(points) -> str:
 
 def within(m: Metrics, max_error: float) -> bool:
     """SE <= T^2 * N exactly (T a per-weight RMS error, as --threshold)."""
+    assert m.error_se is not None and m.n_targets is not None  # (a front point's task figures are always there)
     return Fraction(m.error_se) <= Fraction(repr(float(max_error))) ** 2 * m.n_targets
 
 

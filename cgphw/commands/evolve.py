@@ -15,7 +15,7 @@ from cgphw.files import read_json
 
 def progress_printer():
     """Progress on stderr: start-up, then one line per tick (generation, error, energy, speed)."""
-    last = {}
+    last: dict = {}
 
     def show(info: dict) -> None:
         event = info.get("event")

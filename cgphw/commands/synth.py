@@ -65,7 +65,7 @@ def failure_sentence(doc: dict) -> str:
 def smaller_sentence(cmp_: dict) -> str:
     """Which of circuit and ROM is smaller, figure by figure, said plainly."""
     what = "an address circuit (a computed ROM)" if cmp_.get("inputs") == "address" else "the circuit"
-    by = {}
+    by: dict[str, list[str]] = {}
     for figure, label in (("cells", "cells"), ("area", "area"), ("energy_pj_per_weight", "energy per weight")):
         by.setdefault(cmp_["smaller"][figure], []).append(label)
     parts = [f"they are equal in {', '.join(labels)}" if who == "equal"

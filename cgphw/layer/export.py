@@ -16,10 +16,14 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cgphw.errors import UserError
 from cgphw.hw.accel.manifest import LayerManifest, layer_manifest_doc, load_layer_manifest
 from cgphw.hw.accel.plan import EngineConfig
+
+if TYPE_CHECKING:
+    from cgphw.hw.manifest import Manifest
 
 DEFAULT_STIMULUS_IMAGES = 10
 
@@ -36,7 +40,7 @@ from cgphw.layer.testbench import layer_matches_network  # noqa: F401  (cocotb f
 @dataclass(frozen=True, eq=False)
 class LayerExport:
     directory: Path
-    circuit: object  # the circuit's Manifest (as load_manifest reads it back)
+    circuit: Manifest  # the circuit's, as load_manifest reads it back
     layer: LayerManifest
     files: tuple[str, ...]
 
