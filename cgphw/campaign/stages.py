@@ -45,7 +45,7 @@ def load_model(path: str, sha256: str | None = None):
 
 
 def network_task(model, selector: str, layer: str | None = None, filters: list[int] | None = None) -> Task:
-    from cgphw.nn.tasks import make_task
+    from cgphw.nn.selectors import make_task
 
     return make_task(model, selector, layer, filters)
 

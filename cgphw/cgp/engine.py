@@ -272,7 +272,7 @@ class Engine:
         if self.pareto_size and AN[pareto_kernels.COUNT] == 0:
             self.metrics()
             no = np.zeros((1, 1), np.int32)
-            pareto_kernels.insert(self.acc[kernels.ERR], self.acc[kernels.ENERGY], self.acc[kernels.GATES],
+            pareto_kernels.enter(self.acc[kernels.ERR], self.acc[kernels.ENERGY], self.acc[kernels.GATES],
                                   float(self.parent.pdelay[0]), self.generation, self.G, no, no, 0, 0, self.archive,
                                   self.pareto_size, self.problem.thr)
             AN[pareto_kernels.OFFERED] += 1

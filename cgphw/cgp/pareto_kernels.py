@@ -56,11 +56,11 @@ def offer_generation(r0, lam, gen, thr, G, pdelay, acc, mp, mnew, nm, cm, cd, ca
                 beaten = True
                 break
         if not beaten:
-            insert(e, n, g, d, gen, G, mp, mnew, srow[r], nm[r], arc, AG.shape[0] - 1, thr)
+            enter(e, n, g, d, gen, G, mp, mnew, srow[r], nm[r], arc, AG.shape[0] - 1, thr)
 
 
 @nb.njit(cache=True)
-def insert(e, n, g, d, gen, G, mp, mnew, r, n_mut, arc, K, thr):
+def enter(e, n, g, d, gen, G, mp, mnew, r, n_mut, arc, K, thr):
     """Enter a circuit no member dominates or equals: the parent's genes G with the first
     n_mut mutations of mp/mnew row r. Members it dominates leave; over K members, ``thin``
     drops one."""

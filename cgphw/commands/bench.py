@@ -58,7 +58,7 @@ def register(group) -> None:
 def _search_bench(scale, workers, as_json):
     from cgphw.bench.operators import run_search_bench
     from cgphw.nn.model import load_model
-    from cgphw.nn.tasks import make_task
+    from cgphw.nn.selectors import make_task
 
     if not (0 < scale <= 100):
         raise UserError(f"--budget-scale must be positive and at most 100, got {scale}")

@@ -179,7 +179,7 @@ def task_make(model_path, selector, layer, filters, out, force, as_json):
     with terminal_progress() as progress:
         model = _load(model_path, progress)
         step(progress, f"making the task ({selector})")
-        from cgphw.nn.tasks import make_task
+        from cgphw.nn.selectors import make_task
 
         task = make_task(model, selector, layer, filter_list)
         task = Task(task.inputs, task.targets, meta=dict(task.meta, model=dict(task.meta["model"],

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cgphw.errors import UserError
-from cgphw.hw.accel.manifest import LayerManifest, layer_manifest_doc, load_layer_manifest
+from cgphw.hw.accel.layer_manifest import LayerManifest, layer_manifest_doc, load_layer_manifest
 from cgphw.hw.accel.plan import EngineConfig
 
 if TYPE_CHECKING:

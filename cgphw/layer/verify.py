@@ -21,7 +21,7 @@ import numpy as np
 
 from cgphw.errors import MismatchError, UserError
 from cgphw.hw.accel.plan import EngineConfig, input_words, locate, output_words
-from cgphw.verification import runner
+from cgphw.verification import cocotb_run
 from cgphw.verification.backends import CocotbBackend, default_simulator, get_backend
 from cgphw.verification.design import same_verilog
 from cgphw.layer.setup import LayerSetup, exported_layer, external_memory, prepare
@@ -162,7 +162,7 @@ def verify_layer(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, sim: 
                            engine={**setup.geometry.to_json(), "mult_bits": setup.requant.mult_bits,
                                    "cycles_per_image": stim.meta["cycles_per_image"], "top": setup.top}, fault=fault)
     with tempfile.TemporaryDirectory(prefix="cgphw-layer-") as tmp:
-        work = runner.keep_directory(workdir) if workdir is not None else Path(tmp)
+        work = cocotb_run.keep_directory(workdir) if workdir is not None else Path(tmp)
         export = None if fault else exported
         job = _VerifyJob(setup, fault, stim, export.files["verilog"] if export is not None else None, work, verdict)
         run = backend.simulate_layer(job)
@@ -330,7 +330,7 @@ class _EngineJob:
 
         backend.environment()
         with tempfile.TemporaryDirectory(prefix="cgphw-engine-") as tmp:
-            work = runner.keep_directory(self.workdir) if self.workdir is not None else Path(tmp)
+            work = cocotb_run.keep_directory(self.workdir) if self.workdir is not None else Path(tmp)
             verilog = work / "layer_engine.v"
             verilog.write_text(emit.to_verilog(self.engine, "layer_engine"))
             return simulate_cocotb(backend, verilog, "layer_engine", self.stim.save(work / "stimulus.npz"), work)
