@@ -26,7 +26,7 @@ test: $(VENV)/.installed
 test-fast: $(VENV)/.installed
 	$(PY) -m pytest -q -m "not slow"
 
-# ruff over the tree, mypy over the modules pyproject.toml lists ([tool.ruff], [tool.mypy])
+# ruff over the tree, mypy over the package but the numba kernels ([tool.ruff], [tool.mypy])
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

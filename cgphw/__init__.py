@@ -40,7 +40,7 @@ __all__ = ["Accuracy", "ExportResult", "Manifest", "Metrics", "MismatchError", "
 # Loaded on first use (even numpy: `cgphw` starts fast and Ctrl-C at start-up is one line);
 # the CGP engine brings numba, export Amaranth, verify cocotb, insertion torch.
 _LAZY = {"Task": "cgphw.task", "load_task": "cgphw.task", "example_task": "cgphw.task",
-         "load_model": "cgphw.nn.networks", "make_task": "cgphw.nn.tasks", "Genome": "cgphw.cgp.genome",
+         "load_model": "cgphw.nn.networks", "make_task": "cgphw.nn.selectors", "Genome": "cgphw.cgp.genome",
          "evolve": "cgphw.cgp.search", "resume": "cgphw.cgp.search", "RunResult": "cgphw.cgp.search",
          "record_run": "cgphw.cgp.search",
          "SearchSettings": "cgphw.cgp.settings", "Limits": "cgphw.cgp.settings",

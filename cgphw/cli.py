@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(exc, getattr(click.exceptions, "NoArgsIsHelpError", ())):  # a bare group: show its help
             exc.show()
             sys.exit(2)
-        hint = f" (see `{exc.ctx.command_path} --help`)" if getattr(exc, "ctx", None) is not None else ""
+        ctx = getattr(exc, "ctx", None)  # (usage errors carry the command's context)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         click.echo(f"error: {exc.format_message()}{hint}", err=True)
         sys.exit(2)
     except click.exceptions.Exit as exc:

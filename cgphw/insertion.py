@@ -20,9 +20,9 @@ from cgphw.files import sha256_file
 from cgphw.results import stage_path
 from cgphw.nn.accuracy import Accuracy, measure
 from cgphw.nn.layers import extract
-from cgphw.nn.layers import insert as insert_codes
+from cgphw.nn.layers import with_codes
 from cgphw.nn.model import Int8Model
-from cgphw.nn.tasks import place
+from cgphw.nn.selectors import place
 from cgphw.nn.tflite_network import TFLiteNetwork, load_any, network_images
 from cgphw.npz import read_npz
 from cgphw.progress import ProgressCallback, step
@@ -128,7 +128,7 @@ def insert(source: str | os.PathLike | RunResult | Run | Mapping[str, np.ndarray
             origin = f"the best circuit of {path}"
         else:
             replacements, origin = _weights_file(path), f"weights from {path}"
-    changed = insert_codes(net, replacements)  # checks names, shapes and dtypes
+    changed = with_codes(net, replacements)  # checks names, shapes and dtypes
     images = network_images(net, data, split).head(limit)
     if before is None:
         before = measure(net, images, progress, "accuracy before")

@@ -53,11 +53,12 @@ def terminal_progress(quiet: bool = False, stream: IO | None = None) -> Iterator
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     console = Console(file=sys.stderr if stream is None else stream)
     # stdout stays untouched (it may be a pipe carrying --json); stderr lines go above the bar.
-    bar = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
+    bar = Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[count]}"),
                    TimeElapsedColumn(), console=console, transient=True, redirect_stdout=False)
     current: dict = {}
 

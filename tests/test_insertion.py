@@ -8,7 +8,7 @@ import cgphw
 from cgphw.cgp.genome import Genome, Grid
 from cgphw.nn.layers import extract
 from cgphw.nn.model import load_model
-from cgphw.nn.tasks import make_task
+from cgphw.nn.selectors import make_task
 
 
 @pytest.fixture(scope="module")

@@ -44,7 +44,7 @@ def test_a_run_result(tmp_path):
 
 
 def test_export_synth_and_layer_export_results_of_the_committed_exports():
-    from cgphw.hw.accel.manifest import load_layer_manifest
+    from cgphw.hw.accel.layer_manifest import load_layer_manifest
     from cgphw.hw.export import ExportResult
     from cgphw.hw.synth_report import SynthReport
     from cgphw.layer.export import LayerExport

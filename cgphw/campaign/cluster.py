@@ -16,6 +16,7 @@ import shutil
 import signal
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
 
 from cgphw.campaign.cluster_checks import BATCH_KINDS, check_log_dir, check_values, probe_scheduler
 from cgphw.errors import UserError
@@ -56,7 +57,8 @@ class ClusterSettings:
 
     def merged(self, **flags) -> "ClusterSettings":
         """These settings with every flag that was given (not None) replacing its value."""
-        given = {k: (tuple(v) if k == "job_extra" else v) for k, v in flags.items() if v not in (None, ())}
+        given: dict[str, Any] = {k: (tuple(v) if k == "job_extra" else v) for k, v in flags.items()
+                                 if v not in (None, ())}
         check_values(given, lambda key: FLAGS.get(key, "--" + key.replace("_", "-")))
         return replace(self, **given)
 

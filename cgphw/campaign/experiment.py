@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Literal, overload
 
 from cgphw.campaign.schema import MAX_DEPTH, MAX_RUNS, NEEDS, TABLES, TOP_KEYS, Key
 from cgphw.cgp.settings import SettingError
@@ -330,6 +331,12 @@ def _resolve_path(value, base: Path):
     if not isinstance(value, str) or value in SPECIAL_PATHS or value.startswith(("$", "cgphw:")):
         return value  # $NAME: an environment variable, read when the campaign starts; cgphw: package data
     return str((base / Path(value).expanduser()).resolve())
+
+
+@overload
+def environment_path(value: str, key: str, required: Literal[True] = True) -> str: ...
+@overload
+def environment_path(value: str, key: str, required: bool) -> str | None: ...
 
 
 def environment_path(value: str, key: str, required: bool = True) -> str | None:

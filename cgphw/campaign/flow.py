@@ -128,21 +128,21 @@ def claim_run_dir(run_dir: Path, spec: RunSpec) -> None:
     write_json_atomic(run_dir / "spec.json", {"format": SPEC_FORMAT, **spec.to_json()})
 
 
-def execute_run(spec_doc: dict, run_dir: str, baselines: str | None = None) -> dict:
+def execute_run(spec_doc: dict, run_dir: str | Path, baselines: str | Path | None = None) -> dict:
     """Run (or finish) one campaign run; returns its results row. ``baselines``: the folder
     where the campaign's runs share the unchanged network's accuracy (default: the run's own
     baselines/, measured for this run alone)."""
-    spec, run_dir = RunSpec.from_json(spec_doc), Path(run_dir)
-    baselines = Path(baselines) if baselines is not None else run_dir / "baselines"
-    claim_run_dir(run_dir, spec)
-    log = RunLog(run_dir)
+    spec, folder = RunSpec.from_json(spec_doc), Path(run_dir)
+    shared = Path(baselines) if baselines is not None else folder / "baselines"
+    claim_run_dir(folder, spec)
+    log = RunLog(folder)
     log.event("run", "start")
     try:
-        row = _stages(spec, run_dir, log, baselines)
+        row = _stages(spec, folder, log, shared)
     except Exception as exc:
         log.event("run", "error", message=f"{type(exc).__name__}: {exc}")
         raise
-    write_json_atomic(run_dir / "record.json", {"format": RECORD_FORMAT, "digest": spec.digest, "row": row})
+    write_json_atomic(folder / "record.json", {"format": RECORD_FORMAT, "digest": spec.digest, "row": row})
     log.event("run", "done")
     return row
 

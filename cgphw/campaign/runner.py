@@ -335,9 +335,10 @@ def _eta(status: Status, pending: list[RunSpec], workers: int) -> float | None:
         per_run = sum(status.finished_now) / len(status.finished_now)
     else:
         budgets = [s.search.get("time_budget") for s in pending]
-        if not budgets or any(b is None for b in budgets):
+        known = [b for b in budgets if b is not None]
+        if not budgets or len(known) < len(budgets):
             return None
-        per_run = sum(budgets) / len(budgets)
+        per_run = sum(known) / len(known)
     return math.ceil(len(pending) / workers) * per_run
 
 

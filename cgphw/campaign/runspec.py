@@ -104,7 +104,8 @@ def label_text(task: dict) -> str:
 def expand(exp: Experiment, model: dict, data: dict, layers_of=None) -> list[RunSpec]:
     """Every run of the experiment: the product of its sweeps, tasks first, in file order.
     ``layers_of()`` lists the model's conv layers (for ``layer = "all"``)."""
-    doc, runs, seen, checked = exp.doc, [], set(), set()
+    doc, runs, seen = exp.doc, [], set()
+    checked: set = set()  # the distinct settings checked so far (_run_spec)
     every_layer = None
     if any(t.get("layer") in ("all", ["all"]) for t in doc["task"]):
         if layers_of is None:

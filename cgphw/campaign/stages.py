@@ -45,7 +45,7 @@ def load_model(path: str, sha256: str | None = None):
 
 
 def network_task(model, selector: str, layer: str | None = None, filters: list[int] | None = None) -> Task:
-    from cgphw.nn.tasks import make_task
+    from cgphw.nn.selectors import make_task
 
     return make_task(model, selector, layer=layer, filters=filters)
 
@@ -86,7 +86,7 @@ BASELINE_FORMAT = "cgphw-campaign-baseline/1"
 _ACCURACY_TYPES = {"top1": float, "top5": float, "loss": float, "images": int, "source": str}
 
 
-def baseline(folder: Path, model_path: str, sha256: str, source: str, split: str, limit: int | None) -> dict:
+def baseline(folder: Path, model_path: str, sha256: str | None, source: str, split: str, limit: int | None) -> dict:
     """The unchanged network's accuracy on the campaign's images, measured once per model
     and images (their content's hash, so that edited data is measured again) and kept in
     ``folder`` (the campaign's baselines/); a lock makes a second run that needs it at the

@@ -57,7 +57,7 @@ def derivations(function_ids, energy: np.ndarray, wanted: set[int]):
     d = 0
     while True:
         known = np.flatnonzero(depth <= d)
-        cand = []  # (code, score, function index, a, b) of every one-gate step from known values
+        steps = []  # (code, score, function index, a, b) of every one-gate step from known values
         for rank, k in enumerate(order):
             if arity[k] == 0 or function_ids[k] == G.WIRE_ID:
                 continue
@@ -69,9 +69,9 @@ def derivations(function_ids, energy: np.ndarray, wanted: set[int]):
                 a, b = np.repeat(known, known.size), np.tile(known, known.size)
                 extra = plain[a] + plain[b]
             fresh = depth[out] == UNREACHED
-            cand.append(np.stack([out[fresh], extra[fresh] * len(order) + rank, np.full(fresh.sum(), k),
+            steps.append(np.stack([out[fresh], extra[fresh] * len(order) + rank, np.full(fresh.sum(), k),
                                   a[fresh], b[fresh]]))
-        cand = np.concatenate(cand, axis=1) if cand else np.zeros((5, 0), np.int64)
+        cand = np.concatenate(steps, axis=1) if steps else np.zeros((5, 0), np.int64)
         if cand.shape[1] == 0:
             return depth, how
         cand = cand[:, np.lexsort((cand[1], cand[0]))]  # by code, then score

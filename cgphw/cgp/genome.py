@@ -172,7 +172,9 @@ class Genome:
             if not isinstance(doc, dict) or doc.get("format") != FORMAT:
                 found = doc.get("format") if isinstance(doc, dict) else type(doc).__name__
                 raise ValueError(f"format must be {FORMAT!r}, found {found!r}")
-            grid = Grid(*(_whole(doc[k], k) for k in ("n_inputs", "n_outputs", "rows", "cols", "levels_back")),
+            n_inputs, n_outputs, rows, cols, levels_back = (
+                _whole(doc[k], k) for k in ("n_inputs", "n_outputs", "rows", "cols", "levels_back"))
+            grid = Grid(n_inputs, n_outputs, rows, cols, levels_back,
                         tuple(_whole(i, "a function_set entry") for i in doc["function_set"]))
             nodes, outputs = np.asarray(doc["nodes"]), np.asarray(doc["outputs"])
             if any(a.size and a.dtype.kind not in "iu" for a in (nodes, outputs)):

@@ -59,13 +59,13 @@ def use_writable_cache() -> Path | None:
 def kernels_ready() -> bool:
     """True when the search loop is compiled in this process or cached on disk for these
     sources (then starting takes a fraction of a second, not a compile)."""
-    from cgphw.cgp import es, kernels
+    from cgphw.cgp import kernels, loop
 
-    for dispatcher in (es.run_generations, kernels.full_state):
+    for dispatcher in (loop.run_generations, kernels.full_state):
         if dispatcher.signatures:
             continue
         try:  # numba's cache index for this source; empty when missing or stale
-            if not dispatcher._cache._cache_file._load_index():
+            if not dispatcher._cache._cache_file._load_index():  # type: ignore[union-attr]  # numba's private cache
                 return False
         except Exception:  # a numba without this internal: say "compiling" to be safe
             return False

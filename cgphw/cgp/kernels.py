@@ -1,6 +1,6 @@
 """Compiled (numba) primitives of the CGP engine: full evaluation of a genome's active
 nodes (refcounts, values, depths, error and costs), and ``set_gene``, the readable
-single-step form of the incremental update that the evolution loop (es.py) inlines.
+single-step form of the incremental update that the evolution loop (loop.py) inlines.
 
 Internal encoding (see problem.py): genes are int32 like Genome's, except that a node's
 third gene is the *index* of its gate in the function set. Pin values are uint8 bit

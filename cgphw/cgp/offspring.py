@@ -1,5 +1,5 @@
 """One offspring, compiled: draw its mutations, apply them to a replica of the parent in
-place, evaluate what changed, and undo them again (es.py runs the generations).
+place, evaluate what changed, and undo them again (loop.py runs the generations).
 
 A *replica* is one copy of the parent's structural state: genes G, refcounts RC, the
 active bitset, counters acc, marks and scratch lists. Worker w of a parallel generation

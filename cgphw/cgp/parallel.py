@@ -1,6 +1,6 @@
 """How many threads evaluate offspring (``--workers``).
 
-The result of a run never depends on it (es.py), so the choice is only about speed.
+The result of a run never depends on it (loop.py), so the choice is only about speed.
 ``--workers N`` uses exactly N threads. ``--workers auto`` (the default) may use every CPU
 this process may run on, but measures: it alternates short chunks on one thread and on
 all of them, keeps the faster (all of them only when at least MARGIN faster), and measures

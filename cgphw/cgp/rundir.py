@@ -10,13 +10,13 @@ Files (names fixed, so no path in them can lead elsewhere):
                     the best at the start, every N s, at the end and on SIGINT/SIGTERM
   best.json         the best genome, its hash and ``Metrics`` (cgphw-run/2)
   stats.csv         a row per improvement and about one per second
-  pareto.json       the Pareto front (``cgp.front``: cgphw-pareto/1), and pareto.csv, when
+  pareto.json       the Pareto front (``cgp.pareto``: cgphw-pareto/1), and pareto.csv, when
                     the run keeps an archive (``pareto_size`` > 0); written with the best
 
 ``load_run`` believes nothing it has not checked: format versions; every field's type; the
 task's and cost table's sha256 against config.json; run ids (files of another run are a
 mix-up); genome hashes and grids; that best.json's metrics and value bank are what its
-genome gives when evaluated again; and pareto.json as ``cgp.front.read_front`` checks it (its points
+genome gives when evaluated again; and pareto.json as ``cgp.pareto.read_front`` checks it (its points
 are re-evaluated when ``Run.pareto`` is first read). Malformed files are a UserError (exit 2); well-formed
 files that contradict each other or the re-evaluation are a MismatchError (exit 1).
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cgphw import records
-from cgphw.cgp.front import PARETO, PARETO_CSV, FrontPoint, check_figures, read_front
+from cgphw.cgp.pareto import PARETO, PARETO_CSV, FrontPoint, check_figures, read_front
 from cgphw.cgp.genome import Genome, Grid
 from cgphw.cgp.metrics import Metrics, check_reproduced, circuit_metrics
 from cgphw.cgp.settings import Limits, SearchSettings, settings_of

@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cgphw import dirs
-from cgphw.cgp.front import PARETO, PARETO_CSV, FrontRecord, front_csv
+from cgphw.cgp.pareto import PARETO, PARETO_CSV, FrontRecord, front_csv
 from cgphw.cgp.genome import Genome
 from cgphw.cgp.metrics import Metrics
 from cgphw.cgp.rundir import (BEST, CHECKPOINT, CONFIG, COSTS, RUN_FILES, STATS, TASK, BestRecord, Checkpoint,

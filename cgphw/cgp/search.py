@@ -3,12 +3,12 @@
 Phase 1 minimises the squared error until SE <= t^2 * N; phase 2 then minimises energy,
 error, delay and gate count lexicographically while keeping SE <= t^2 * N. An offspring
 equal to the parent replaces it in both phases (neutral drift). Every offspring evaluated
-is offered to the Pareto archive (archive.py), written as pareto.json. With objective
+is offered to the Pareto archive (pareto_kernels.py), written as pareto.json. With objective
 "pareto", phase 2 keeps a child only when it is no worse than the parent in all four
 figures, and every ``rotate_every`` generations the parent is the next archive member
 within the threshold (parents.Rotation): the search works along the front itself; the best
 (best.json) is then the member the lexicographic order ranks first.
-The generation loop runs compiled (es.py) in chunks; between chunks Python checks the
+The generation loop runs compiled (loop.py) in chunks; between chunks Python checks the
 clock, writes progress, stats and checkpoints. Chunk boundaries never change the trajectory:
 a run stopped by a generation count, by patience or at a perfect circuit is the same however
 it is split.
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cgphw.cgp import es
+from cgphw.cgp import loop
 from cgphw.cgp.engine import Engine, seed_stream
 from cgphw.cgp.genome import Genome, grid_for
 from cgphw.cgp.jit import announce_compile
 from cgphw.cgp.metrics import Metrics, search_metrics, summary_lines
-from cgphw.cgp.operators import first_parent
+from cgphw.cgp.start import first_parent
 from cgphw.cgp.parallel import TeamSize, resolve_workers
-from cgphw.cgp.parents import FrontWriter, Rotation, archive_state, restore_archive, restore_cursor
+from cgphw.cgp.pareto import FrontWriter, Rotation, archive_state, restore_archive, restore_cursor
 from cgphw.cgp.problem import build_problem
 from cgphw.cgp.rundir import CostsRecord, RunConfig, TaskRecord
 from cgphw.cgp.runwriter import RunWriteError, RunWriter
@@ -91,7 +91,7 @@ def evolve(task: Task | str | Path, settings: SearchSettings, limits: Limits | N
     constructive.py); "auto" = constructive for value-bank and no-input tasks, else random.
     ``settings.mutation``: "single" (one active gene per child, Goldman & Punch), "active"
     (1..k active genes) or "uniform" (1..k genes), k = ceil(mutation_max * genes);
-    ``adaptive`` lets k follow the 1/5th success rule up to that (es.py). ``pareto_size``:
+    ``adaptive`` lets k follow the 1/5th success rule up to that (loop.py). ``pareto_size``:
     the Pareto archive's capacity (0: none); ``objective`` "lexicographic" or "pareto" (module
     text), whose parent moves along the front every ``rotate_every`` generations."""
     started = time.monotonic()
@@ -269,7 +269,7 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
             chunk = max(1, min(10**7, int(chunk * min(4.0, CHUNK_SECONDS / max(dt, 1e-4)))))
             now = time.monotonic()
             records = engine.take_records()
-            stop = {es.DONE_PATIENCE: "patience", es.DONE_PERFECT: "perfect"}.get(code)
+            stop = {loop.DONE_PATIENCE: "patience", loop.DONE_PERFECT: "perfect"}.get(code)
             if rotation:  # the parent walks the front: the rows follow the best member instead
                 if stop is None:
                     rotation.turn(engine)
@@ -281,7 +281,7 @@ def _drive(engine: Engine, bank, task: Task, table: CostTable, config: RunConfig
                 last_tick = now
                 shown, active = _best_figures(engine)[:2] if rotation else (engine.metrics(), engine.active_count())
                 info = {**engine.counters(), **shown, "seconds": seconds(), "phase": _phase(engine),
-                        "workers": size, "rate": float(engine.rate[0]), "active_nodes": active,
+                        "workers": size, "rate": float(engine.parent.rate[0]), "active_nodes": active,
                         "front": len(engine.member_keys()) if config.pareto_size else None}
                 if writer:
                     writer.stats_row(engine.generation, seconds(), info, "progress", flush=True)
@@ -323,9 +323,9 @@ def _snapshot(engine: Engine, rotation: Rotation | None) -> dict:
 
 def _best_figures(engine: Engine) -> tuple[dict, int, np.ndarray]:
     """(figures, active nodes, internal genes) of the archive member ranked first lexicographically."""
-    G = engine.member_genes(engine.best_member())
-    m, active = engine.member_figures(G)
-    return m, active, G
+    internal = engine.member_genes(engine.best_member())
+    m, active = engine.member_figures(internal)
+    return m, active, internal
 
 
 def _best_improved(engine: Engine, last):
@@ -349,8 +349,8 @@ def _final(engine: Engine, bank: ValueBank | None, config: RunConfig, seconds: f
     """The best as the run reports it: genome (expanded for a value bank), Metrics, value bank.
     The best is the parent, or for objective "pareto" the member ranked first lexicographically."""
     if config.objective == "pareto":
-        m, active, G = _best_figures(engine)
-        compact = engine.problem.to_genome(G)
+        m, active, internal = _best_figures(engine)
+        compact = engine.problem.to_genome(internal)
     else:
         m, active, compact = engine.metrics(), engine.active_count(), engine.genome()
     genome = bank.expand(compact) if bank else compact

@@ -165,9 +165,9 @@ class SearchSettings:
                 object.__setattr__(self, f.name, f.metadata["knob"].check(getattr(self, f.name), json_name(f)))
         spec = self.function_set
         object.__setattr__(self, "function_set", G.function_set(list(spec) if isinstance(spec, tuple) else spec))
-        if self.levels_back is None:
-            object.__setattr__(self, "levels_back", self.cols)
-        Grid(1, 1, self.rows, self.cols, self.levels_back, self.function_set)  # the node cap
+        levels_back = self.cols if self.levels_back is None else self.levels_back
+        object.__setattr__(self, "levels_back", levels_back)
+        Grid(1, 1, self.rows, self.cols, levels_back, self.function_set)  # the node cap
         if self.adaptive and self.mutation == "single":
             raise SettingError("adaptive", "the single-active mutation changes one active gene: it has no rate to "
                                            "adapt ({key})")

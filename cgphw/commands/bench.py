@@ -22,7 +22,7 @@ def register(group) -> None:
     def bench_cmd(seconds, only, workers, search, budget_scale, as_json):
         """Offspring evaluations per second on the thesis-shaped workloads, one thread and all
         threads side by side (vs the original C++); or, with --search, search operators compared."""
-        from cgphw.cgp.bench import run_bench
+        from cgphw.bench.speed import run_bench
         from cgphw.cgp.parallel import resolve_workers
 
         if search:
@@ -56,9 +56,9 @@ def register(group) -> None:
 
 
 def _search_bench(scale, workers, as_json):
-    from cgphw.cgp.searchbench import run_search_bench
+    from cgphw.bench.operators import run_search_bench
     from cgphw.nn.model import load_model
-    from cgphw.nn.tasks import make_task
+    from cgphw.nn.selectors import make_task
 
     if not (0 < scale <= 100):
         raise UserError(f"--budget-scale must be positive and at most 100, got {scale}")

@@ -16,7 +16,7 @@ from cgphw.files import read_json
 
 def progress_printer():
     """Progress on stderr: start-up, then one line per tick (generation, error, energy, speed)."""
-    last = {}
+    last: dict = {}
 
     def show(event) -> None:
         info = event.fields

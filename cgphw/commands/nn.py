@@ -141,8 +141,9 @@ def model_speed(model_path, data, limit, repeat, as_json):
         raise UserError("model speed times TFLite networks (--model mobilenetv2 or a .tflite file)")
     images = _split(data, "test", limit, model)
     files = tuple(images.images.files) * repeat
-    result = speed(model, Split(LazyImages(files), np.tile(images.labels, repeat), images.source))
-    _emit(dict(result.to_json(), model=model.name, data=images.source, repeat=repeat), as_json, result.line())
+    lazy = LazyImages(files)
+    result = speed(model, Split(lazy, np.tile(images.labels, repeat), images.source))  # type: ignore[arg-type]  # array-like, read on use
+    _emit(dict(result.as_dict(), model=model.name, data=images.source, repeat=repeat), as_json, result.line())
 
 
 def model_layers(model_path, as_json):
@@ -156,7 +157,7 @@ def model_layers(model_path, as_json):
 
 
 def model_sensitivity(model_path, data, split, limit, layers, ks, mode, seed, as_json):
-    k_list = _ints(ks, "--k")
+    k_list = _ints(ks, "--k") or []  # (empty: sensitivity says that it needs one)
     names = [n for n in layers.split(",") if n] if layers else None
     with terminal_progress() as progress:
         model = _load(model_path, progress)
@@ -178,7 +179,7 @@ def task_make(model_path, selector, layer, filters, out, force, as_json):
     with terminal_progress() as progress:
         model = _load(model_path, progress)
         step(progress, f"making the task ({selector})")
-        from cgphw.nn.tasks import make_task
+        from cgphw.nn.selectors import make_task
 
         task = make_task(model, selector, layer=layer, filters=filter_list)
         task = Task(task.inputs, task.targets, meta=dict(task.meta, model=dict(task.meta["model"],

@@ -25,7 +25,7 @@ import numpy as np
 
 from cgphw import dirs, gates as G
 from cgphw import records
-from cgphw.cgp.front import choose_point
+from cgphw.cgp.pareto import choose_point
 from cgphw.cgp.genome import Genome
 from cgphw.cgp.metrics import Metrics
 from cgphw.cgp.rundir import BEST, RUN_FORMAT, Run, load_run
@@ -114,7 +114,7 @@ def load_source(path: str | os.PathLike, force: bool = False, point: int | None 
                 max_error: float | None = None) -> Source:
     """Read a run directory (or its best.json: the directory is read), or a genome JSON file.
     ``point`` (an index of the run's Pareto front) or ``max_error`` (the cheapest point with a
-    per-weight RMS error at most that, ``cgp.front.choose_point``) takes that point instead of
+    per-weight RMS error at most that, ``cgp.pareto.choose_point``) takes that point instead of
     the best; a chosen point needs no ``force`` (its error is the user's choice)."""
     path = Path(path)
     if (point is not None or max_error is not None) and not path.is_dir():

@@ -240,7 +240,7 @@ def _standalone_sources(setup: LayerSetup, library, say) -> dict:
 
 
 def _hard_wired(setup: LayerSetup, library, say) -> dict:
-    from cgphw.hw.accel.engine import LayerEngine
+    from cgphw.hw.accel.datapath import LayerEngine
 
     g, q, plan = setup.geometry, setup.layer, setup.plan
     spec = SourceSpec("rom", plan.values, plan.steps, words=plan.rom_words(q.kernel_matrix, g))

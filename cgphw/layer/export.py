@@ -15,13 +15,16 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass
-from typing import Any
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cgphw.results import stage_path
 from cgphw.errors import UserError
-from cgphw.hw.accel.manifest import LayerManifest, layer_manifest_doc, load_layer_manifest
+from cgphw.hw.accel.layer_manifest import LayerManifest, layer_manifest_doc, load_layer_manifest
 from cgphw.hw.accel.plan import EngineConfig
+
+if TYPE_CHECKING:
+    from cgphw.hw.manifest import Manifest
 
 DEFAULT_STIMULUS_IMAGES = 10
 
@@ -40,7 +43,7 @@ class LayerExport:
     """What ``export_layer`` wrote (cgphw.results.Result): ``ok`` is always True, since an
     export writes every file or raises."""
     directory: Path
-    circuit: Any  # the circuit's Manifest (as load_manifest reads it back)
+    circuit: Manifest  # the circuit's, as load_manifest reads it back
     layer: LayerManifest
     files: tuple[str, ...]
 

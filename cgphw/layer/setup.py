@@ -81,7 +81,7 @@ def load_circuit(path: str | os.PathLike) -> Circuit:
 def exported_layer(path: str | os.PathLike, layer: str):
     """The layer-engine export beside the circuit in RTL directory PATH (``NAME_LAYER.json``,
     checked by ``load_layer_manifest``), or None."""
-    from cgphw.hw.accel.manifest import find_layer_manifest, load_layer_manifest
+    from cgphw.hw.accel.layer_manifest import find_layer_manifest, load_layer_manifest
     from cgphw.hw.manifest import find_manifest
 
     path = Path(path)
@@ -154,11 +154,11 @@ def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | 
     from dataclasses import replace as _replace
 
     from cgphw.files import sha256_file
-    from cgphw.nn.layers import extract, insert
+    from cgphw.nn.layers import extract, with_codes
     from cgphw.nn.model import load_model
     from cgphw.nn.quant import weighted_layers
     from cgphw.nn.reference import layer_io
-    from cgphw.nn.tasks import place
+    from cgphw.nn.selectors import place
 
     if source not in SOURCES:
         raise UserError(f"unknown weight source {source!r}: choose one of {', '.join(SOURCES)}")
@@ -173,7 +173,7 @@ def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | 
     codes = {n: extract(model, n) for n in names}
     writers = layer_writers(circuit, layer, codes[layer].shape, codes)
     generated = circuit.genome.evaluate(circuit.task.inputs)
-    inserted = insert(model, place(model, circuit.task, generated))
+    inserted = with_codes(model, place(model, circuit.task, generated))
     if images is None or len(images) == 0:
         raise UserError("give at least one image")
     io = layer_io(inserted, layer, images)

@@ -22,7 +22,7 @@ import numpy as np
 from cgphw.results import stage_path
 from cgphw.errors import MismatchError, UserError
 from cgphw.hw.accel.plan import EngineConfig, input_words, locate, output_words
-from cgphw.verification import runner
+from cgphw.verification import cocotb_run
 from cgphw.verification.backends import CocotbBackend, default_simulator, get_backend
 from cgphw.verification.design import same_verilog
 from cgphw.layer.setup import LayerSetup, exported_layer, external_memory, prepare
@@ -108,7 +108,7 @@ class LayerVerdict:
 
 def layer_cycles(setup: LayerSetup) -> int:
     """Clock cycles per image of the setup's engine."""
-    from cgphw.hw.accel.engine import cycles_per_image
+    from cgphw.hw.accel.datapath import cycles_per_image
     from cgphw.hw.accel.source import source_latency
 
     return cycles_per_image(setup.geometry, setup.plan, source_latency(setup.source))
@@ -128,7 +128,7 @@ def layer_stimulus(setup: LayerSetup) -> LayerStimulus:
 
 
 def build_engine(setup: LayerSetup, fault: str | None = None):
-    from cgphw.hw.accel.engine import LayerEngine
+    from cgphw.hw.accel.datapath import LayerEngine
 
     return LayerEngine(setup.geometry, setup.requant, setup.plan, setup.source, setup.layer.input_zero_point, fault)
 
@@ -160,7 +160,7 @@ def verify_layer(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, si
     setup, exported = _setup(path, layer, chosen, model, config, source, exported)
     stim = layer_stimulus(setup)
     with tempfile.TemporaryDirectory(prefix="cgphw-layer-") as tmp:
-        work = runner.keep_directory(workdir) if workdir is not None else Path(tmp)
+        work = cocotb_run.keep_directory(workdir) if workdir is not None else Path(tmp)
         export = None if fault else exported
         job = _VerifyJob(setup, fault, stim, export.files["verilog"] if export is not None else None, work)
         run = backend.simulate_layer(job)
@@ -336,7 +336,7 @@ class _EngineJob:
 
         backend.environment()
         with tempfile.TemporaryDirectory(prefix="cgphw-engine-") as tmp:
-            work = runner.keep_directory(self.workdir) if self.workdir is not None else Path(tmp)
+            work = cocotb_run.keep_directory(self.workdir) if self.workdir is not None else Path(tmp)
             verilog = work / "layer_engine.v"
             verilog.write_text(emit.to_verilog(self.engine, "layer_engine"))
             return simulate_cocotb(backend, verilog, "layer_engine", self.stim.save(work / "stimulus.npz"), work)
@@ -350,7 +350,7 @@ def run_engine(layer, x: np.ndarray, *, config: EngineConfig | None = None, sour
     external memory (``"sram"``) — no circuit; for checking the datapath against torch or
     LiteRT. ``fault``: a wrong engine on purpose; ``timing``, when given, receives the
     simulation's ``cycles``, ``seconds`` (wall) and ``cpu_seconds``."""
-    from cgphw.hw.accel.engine import LayerEngine
+    from cgphw.hw.accel.datapath import LayerEngine
     from cgphw.hw.accel.plan import kernel_writers, layer_geometry, outputs_from_words, plan_load
     from cgphw.hw.accel.requant import layer_requant
     from cgphw.hw.accel.source import SourceSpec

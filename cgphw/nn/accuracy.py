@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from cgphw.errors import UserError
 from cgphw.nn.data import Split
-from cgphw.nn.layers import extract, insert, list_layers
+from cgphw.nn.layers import extract, list_layers, with_codes
 from cgphw.progress import ProgressCallback, step
 
 BATCH = 500
@@ -106,7 +106,7 @@ def sensitivity(model, split: Split, ks: list[int], layers: list[str] | None = N
             # One generator per (entry, k): a row does not depend on which other rows ran.
             rng = np.random.default_rng([seed, li, k + 1024])
             noisy = {name: perturb(c, k, mode, rng) for name, c in codes.items()}
-            acc = measure(insert(model, noisy), split)
+            acc = measure(with_codes(model, noisy), split)
             rows.append({"layer": entry, "k": k, "mode": mode, "top1": acc.top1, "top5": acc.top5,
                          "loss": acc.loss, "delta_top1": acc.top1 - base.top1})
     step(progress, f"perturbed layers ({mode})", total, total)

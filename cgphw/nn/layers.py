@@ -1,4 +1,4 @@
-"""Layer access of an int8 network: list, extract int8 codes, insert codes into a copy."""
+"""Layer access of an int8 network: list, extract int8 codes, a copy with replaced codes (with_codes)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -81,7 +81,7 @@ def scales(model, name: str) -> tuple[np.ndarray, np.ndarray]:
     return scale, zero
 
 
-def insert(model, replacements: dict[str, np.ndarray]):
+def with_codes(model, replacements: dict[str, np.ndarray]):
     """A copy of the model with these layers' int8 codes replaced (scales, zero points, bias kept)."""
     if _tflite(model) is not None:
         return model.with_codes(replacements)

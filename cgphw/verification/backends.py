@@ -18,7 +18,7 @@ from cgphw.errors import SimulatorError, UserError
 from cgphw.progress import ProgressCallback, step
 from cgphw.verification import conformance
 from cgphw.verification.design import Design, same_verilog
-from cgphw.verification.runner import CocotbRun, patched_environ
+from cgphw.verification.cocotb_run import CocotbRun, patched_environ
 from cgphw.verification.stimulus import Stimulus
 
 

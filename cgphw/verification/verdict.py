@@ -16,7 +16,7 @@ from cgphw.cgp.problem import weighted_se
 from cgphw.errors import SimulatorError, UserError
 from cgphw.progress import ProgressCallback, step
 from cgphw.results import stage_path
-from cgphw.verification import runner
+from cgphw.verification import cocotb_run
 from cgphw.verification.backends import default_simulator, get_backend
 from cgphw.verification.design import Design, load_design, resolve_manifest
 from cgphw.verification.scoreboard import describe_mismatch
@@ -143,7 +143,7 @@ def verify(path: str | os.PathLike | RunResult | Run | ExportResult | Manifest, 
     if not path.exists():
         raise UserError(f"{path} does not exist")
     with tempfile.TemporaryDirectory(prefix="cgphw-verify-") as tmp:
-        work = runner.keep_directory(workdir) if workdir is not None else Path(tmp)
+        work = cocotb_run.keep_directory(workdir) if workdir is not None else Path(tmp)
         step(progress, "preparing the design")  # a run is exported first
         design = load_design(resolve_manifest(path, work, pipeline))
         step(progress, "building the stimulus")

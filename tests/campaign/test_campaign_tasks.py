@@ -7,7 +7,7 @@ from cgphw.campaign.tasks import build_task
 from cgphw.errors import UserError
 from cgphw.nn.layers import extract
 from cgphw.nn.model import load_model
-from cgphw.nn.tasks import core_and_ring, place
+from cgphw.nn.selectors import core_and_ring, place
 
 
 @pytest.fixture(scope="module")

@@ -128,10 +128,10 @@ def test_incremental_loop_state_equals_full_evaluation(n_in, n_out, rows, cols, 
         engine.take_records()
         genome = engine.genome()  # validates every gene against the connection rules
         V, D, RC, OT, acc, delay = evaluate_state(problem, engine.G)
-        assert np.array_equal(RC, engine.RC) and np.array_equal(OT, engine.OT)
+        assert np.array_equal(RC, engine.RC) and np.array_equal(OT, engine.parent.OT)
         assert np.array_equal(acc[:4], engine.acc[:4])
         active = np.flatnonzero(RC) + n_in
-        assert np.array_equal(V[active], engine.V[active])
+        assert np.array_equal(V[active], engine.parent.V[active])
         assert engine.metrics()["delay_ns"] == delay
         bits = np.unpackbits(engine.actbits.view(np.uint8), bitorder="little")[: grid.n_nodes]
         assert np.array_equal(bits.astype(bool), RC > 0)

@@ -50,11 +50,13 @@ def test_thread_count_never_changes_the_run(mutation, adaptive):
     metrics = [e.metrics() for e in engines]  # (also makes every engine's depths valid)
     for e, m in zip(engines[1:], metrics[1:], strict=True):
         assert np.array_equal(e.G, ref.G) and m == metrics[0]
-        assert np.array_equal(e.st, ref.st) and e.rng[0] == ref.rng[0] and e.rate[0] == ref.rate[0]
+        assert np.array_equal(e.parent.st, ref.parent.st) and e.parent.rng[0] == ref.parent.rng[0]
+        assert e.parent.rate[0] == ref.parent.rate[0]
     three = engines[2]  # a team of 3 in every chunk: each thread's replica ends as the parent
     for w in range(three.n_replicas):
-        assert np.array_equal(three.Gr[w], ref.G) and np.array_equal(three.RCr[w], ref.RC)
-        assert np.array_equal(three.actr[w], ref.actbits) and np.array_equal(three.accr[w, :4], ref.acc[:4])
+        assert np.array_equal(three.replicas.Gr[w], ref.G) and np.array_equal(three.replicas.RCr[w], ref.RC)
+        assert np.array_equal(three.replicas.actr[w], ref.actbits)
+        assert np.array_equal(three.replicas.accr[w, :4], ref.acc[:4])
     genome = ref.genome()
     m = circuit_metrics(genome, load_costs(), task)
     got = ref.metrics()
@@ -67,17 +69,17 @@ def test_more_threads_than_offspring_and_lambda_not_divisible():
         a, b = engines_for(task, 5, 8, lam, "active", True, 2.0, [1, 3])
         a.run(6000, workers=1)
         b.run(6000, workers=3)
-        assert b.n_replicas == min(3, lam) and np.array_equal(a.G, b.G) and np.array_equal(a.st, b.st)
+        assert b.n_replicas == min(3, lam) and np.array_equal(a.G, b.G) and np.array_equal(a.parent.st, b.parent.st)
 
 
 def test_adaptive_rate_moves_within_its_bounds():
     task = layer_like_task(seed=4)
     (e,) = engines_for(task, 6, 12, 4, "uniform", True, 0.0, [1])
-    assert e.rate[0] == e.kmax > 1  # starts at the ceiling
+    assert e.parent.rate[0] == e.kmax > 1  # starts at the ceiling
     seen = []
     for gen_end in range(200, 8001, 200):
         e.run(gen_end)
-        seen.append(float(e.rate[0]))
+        seen.append(float(e.parent.rate[0]))
     assert min(seen) >= 1.0 and max(seen) <= e.kmax
     assert min(seen) < e.kmax / 4  # failures shrink it ...
     assert len(set(seen)) > 3  # ... successes grow it again
@@ -86,19 +88,20 @@ def test_adaptive_rate_moves_within_its_bounds():
 def test_threads_sharing_one_block_of_scratch_rows_run_the_same(monkeypatch):
     """Too big for a block of scratch rows per thread, a team shares one: still the same run."""
     import cgphw.cgp.engine as engine_module
-    from cgphw.cgp import es
+    from cgphw.cgp import loop
 
     task = layer_like_task(seed=11)
     own = engines_for(task, 6, 12, 5, "uniform", False, 3.0, [1, 3])
     monkeypatch.setattr(engine_module, "SCRATCH_BYTES", 0)
     (shared,) = engines_for(task, 6, 12, 5, "uniform", False, 3.0, [3])
-    assert own[1].cfg[es.BLOCKS] == 3 and shared.cfg[es.BLOCKS] == 1 and shared.mp.shape[0] == 2 * 5
+    assert own[1].cfg[loop.BLOCKS] == 3 and shared.cfg[loop.BLOCKS] == 1
+    assert shared.children.mp.shape[0] == 2 * 5
     for gen_end in range(2000, 8001, 2000):
         for e, team in zip(own + [shared], [1, 3, 3], strict=True):
             e.run(gen_end, workers=team)
     assert own[0].counters()["evaluated"] > 0
     for e in own[1:] + [shared]:
-        assert np.array_equal(e.G, own[0].G) and np.array_equal(e.st, own[0].st)
+        assert np.array_equal(e.G, own[0].G) and np.array_equal(e.parent.st, own[0].parent.st)
 
 
 def test_single_mutation_changes_exactly_one_active_gene():
@@ -112,7 +115,7 @@ def test_single_mutation_changes_exactly_one_active_gene():
         G, RC = e.G.copy(), e.RC.copy()  # the parent the next generation's children are drawn from
         e.run(gen_end + 1)  # the children's mutations stay in mp / nm
         for c in range(e.lam):
-            changed = [int(p) for p in e.mp[e.srow[c], :e.nm[c]]]
+            changed = [int(p) for p in e.children.mp[e.children.srow[c], :e.children.nm[c]]]
             active = [bool(gene_is_active(p, G, RC, e.problem.arity, ob)) for p in changed]
             assert len(set(changed)) == len(changed)
             assert sum(active) == 1 and active[-1]  # inactive genes on the way, then one active gene

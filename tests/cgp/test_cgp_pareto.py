@@ -9,7 +9,7 @@ import pytest
 
 from cgphw import Limits, SearchSettings, evolve, export, load_run, resume
 from cgphw.cgp.engine import Engine, seed_stream
-from cgphw.cgp.front import dominates_or_equals
+from cgphw.cgp.pareto import dominates_or_equals
 from cgphw.cgp.genome import grid_for, random_genome
 from cgphw.cgp.metrics import circuit_metrics
 from cgphw.cgp.problem import build_problem

@@ -66,7 +66,7 @@ def test_chunk_boundaries_do_not_change_the_run():
     while engines[1].generation < 20_000:
         engines[1].run(min(20_000, engines[1].generation + int(rng.integers(1, 700))))
     a, b = engines
-    assert np.array_equal(a.G, b.G) and a.rng[0] == b.rng[0] and np.array_equal(a.st, b.st)
+    assert np.array_equal(a.G, b.G) and a.parent.rng[0] == b.parent.rng[0] and np.array_equal(a.parent.st, b.parent.st)
     assert a.metrics() == b.metrics()
 
 

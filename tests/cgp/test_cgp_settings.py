@@ -131,7 +131,7 @@ def test_config_json_is_built_from_the_settings_and_reads_back_into_them(tmp_pat
 # The front ends that restated the defaults before (issue 20); engine.py keeps the compiled
 # loop's plain configuration (uniform mutation, no archive) for benches and kernel tests.
 FRONT_ENDS = ("cgphw/commands/evolve.py", "cgphw/commands/demo.py", "cgphw/cgp/search.py", "cgphw/cgp/rundir.py",
-              "cgphw/cgp/operators.py", "cgphw/campaign/schema.py", "cgphw/campaign/stages.py",
+              "cgphw/cgp/start.py", "cgphw/campaign/schema.py", "cgphw/campaign/stages.py",
               "cgphw/campaign/flow.py", "cgphw/campaign/runspec.py", "cgphw/campaign/experiment.py")
 
 

@@ -260,7 +260,7 @@ def test_prove_checks_the_verilog_too(comb_dir, tmp_path, cli):
 
 @pytest.mark.yosys
 def test_address_circuit_is_compared_with_its_rom(tmp_path, cli):
-    from cgphw.nn.tasks import address_inputs
+    from cgphw.nn.selectors import address_inputs
 
     # a computed ROM of 6 words, weight = (address << 3) - 2: n0 = shl3(in0), n1 = const_1, n2 = sub(n0, n1),
     # n3 = dec(n2)

@@ -160,7 +160,7 @@ def test_a_circuit_fed_item_by_item_serves_every_kernel(cli, tmp_path):
     from cgphw.cgp.genome import grid_for, random_genome
     from cgphw.cgp.search import record_run
     from cgphw.nn.model import load_model
-    from cgphw.nn.tasks import make_task
+    from cgphw.nn.selectors import make_task
 
     task = make_task(load_model(), "core-ring")
     assert task.inputs.shape == (6, 9)

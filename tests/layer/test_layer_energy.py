@@ -11,7 +11,7 @@ from layer_fixtures import random_layer
 
 from cgphw.errors import UserError
 from cgphw.hw.accel.energy import run_netlist, run_source, synthesise_engine
-from cgphw.hw.accel.engine import LayerEngine
+from cgphw.hw.accel.datapath import LayerEngine
 from cgphw.hw.accel.plan import EngineConfig, input_words, kernel_writers, output_words, plan_load, resolve
 from cgphw.hw.accel.requant import requant_params
 from cgphw.hw.accel.source import SourceSpec, build_source

@@ -6,7 +6,7 @@ import torch
 
 from cgphw.errors import UserError
 from cgphw.nn.accuracy import measure, perturb, score, sensitivity
-from cgphw.nn.layers import extract, insert
+from cgphw.nn.layers import extract, with_codes
 
 
 def test_score_top1_top5_and_loss_on_known_logits():
@@ -41,4 +41,4 @@ def test_sensitivity_group_perturbs_layers_together(lenet, small_test):
     images = small_test.head(100)
     row = sensitivity(lenet, images, [-6], ["conv1+conv2"], "offset")[0]
     both = {n: perturb(extract(lenet, n), -6, "offset", None) for n in ("conv1", "conv2")}
-    assert row["layer"] == "conv1+conv2" and row["top1"] == measure(insert(lenet, both), images).top1
+    assert row["layer"] == "conv1+conv2" and row["top1"] == measure(with_codes(lenet, both), images).top1

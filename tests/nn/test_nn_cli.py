@@ -6,7 +6,7 @@ import pytest
 from cgphw.cgp.genome import Genome, Grid
 from cgphw.cgp.search import record_run
 from cgphw.nn.layers import extract
-from cgphw.nn.tasks import make_task
+from cgphw.nn.selectors import make_task
 
 
 def run(cli, *argv):

@@ -4,7 +4,7 @@ import torch
 
 from cgphw.errors import UserError
 from cgphw.nn.accuracy import logits
-from cgphw.nn.layers import extract, insert, list_layers, scales
+from cgphw.nn.layers import extract, list_layers, scales, with_codes
 
 
 def test_listing_reports_shapes_counts_and_scales(lenet):
@@ -18,14 +18,14 @@ def test_listing_reports_shapes_counts_and_scales(lenet):
 
 def test_inserting_own_weights_is_bit_identical(lenet, small_test):
     before = logits(lenet, small_test)
-    same = insert(lenet, {r.name: extract(lenet, r.name) for r in list_layers(lenet)})
+    same = with_codes(lenet, {r.name: extract(lenet, r.name) for r in list_layers(lenet)})
     assert torch.equal(before, logits(same, small_test))
 
 
 def test_inserting_shifted_codes_changes_exactly_those_codes(lenet, small_test):
     codes = extract(lenet, "conv2")
     shifted = np.clip(codes.astype(np.int16) + 3, -128, 127).astype(np.int8)
-    changed = insert(lenet, {"conv2": shifted})
+    changed = with_codes(lenet, {"conv2": shifted})
     assert np.array_equal(extract(changed, "conv2"), shifted)
     assert np.array_equal(extract(lenet, "conv2"), codes)  # the original model is untouched
     for name in ("conv1", "fc1", "fc2", "fc3"):
@@ -43,21 +43,21 @@ def test_inserting_shifted_codes_changes_exactly_those_codes(lenet, small_test):
 
 def test_insert_refuses_unknown_layers_wrong_shapes_and_dtypes(lenet):
     with pytest.raises(UserError, match="no int8 layer named 'conv9'"):
-        insert(lenet, {"conv9": np.zeros((6, 1, 5, 5), np.int8)})
+        with_codes(lenet, {"conv9": np.zeros((6, 1, 5, 5), np.int8)})
     with pytest.raises(UserError, match=r"shape \[6, 25\], the layer needs \[6, 1, 5, 5\]"):
-        insert(lenet, {"conv1": np.zeros((6, 25), np.int8)})
+        with_codes(lenet, {"conv1": np.zeros((6, 25), np.int8)})
     with pytest.raises(UserError, match="must be int8, got int16"):
-        insert(lenet, {"conv1": np.zeros((6, 1, 5, 5), np.int16)})
+        with_codes(lenet, {"conv1": np.zeros((6, 1, 5, 5), np.int16)})
 
 
 def test_mobilenet_round_trip_every_layer(mobilenet, small_test):
     images = small_test.head(32)
     before = logits(mobilenet, images)
     names = [r.name for r in list_layers(mobilenet)]
-    same = insert(mobilenet, {n: extract(mobilenet, n) for n in names})
+    same = with_codes(mobilenet, {n: extract(mobilenet, n) for n in names})
     assert torch.equal(before, logits(same, images))
     flipped = {n: (extract(mobilenet, n).astype(np.int16) * -1).clip(-128, 127).astype(np.int8) for n in names}
-    changed = insert(mobilenet, flipped)
+    changed = with_codes(mobilenet, flipped)
     for n in names:
         assert np.array_equal(extract(changed, n), flipped[n]), n
         assert np.array_equal(scales(changed, n)[0], scales(mobilenet, n)[0]), n

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import cgphw
-from cgphw.nn.tasks import make_task, place
+from cgphw.nn.selectors import make_task, place
 from cgphw.nn.tflite_network import load_network, photos
 
 pytest.importorskip("ai_edge_litert.interpreter")

@@ -14,7 +14,7 @@ from cgphw.hw.emit import SIM_WORD, build_component, build_word_circuit, word_si
 from cgphw.task import Task
 from cgphw.verification import verify
 from cgphw.verification.amaranth_backend import simulate_component
-from cgphw.verification.runner import CocotbRun
+from cgphw.verification.cocotb_run import CocotbRun
 from cgphw.verification.stimulus import Ports, build_stimulus
 from cgphw.verification.backends import cocotb_summary
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from cgphw.errors import UserError
-from cgphw.nn.layers import extract, insert
-from cgphw.nn.tasks import core_and_ring, make_task, place, target_locations
+from cgphw.nn.layers import extract, with_codes
+from cgphw.nn.selectors import core_and_ring, make_task, place, target_locations
 from cgphw.task import example_task, load_task
 
 THESIS_KERNEL = np.array([[26, -61, -64, -60, 22], [-25, -42, -36, 64, 102], [-5, 19, 67, 127, 32],
@@ -17,7 +17,7 @@ def thesis_lenet(lenet):
     """The shipped model with conv1 filter 0 set to the study's test kernel."""
     codes = extract(lenet, "conv1").copy()
     codes[0, 0] = THESIS_KERNEL
-    return insert(lenet, {"conv1": codes})
+    return with_codes(lenet, {"conv1": codes})
 
 
 def test_core_and_ring_of_the_thesis_kernel():

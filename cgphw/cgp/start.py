@@ -2,7 +2,7 @@
 constants). The operator settings themselves are defined and checked in settings.py
 (``SearchSettings``: mutation, adaptive, start, objective, Pareto archive).
 
-The compiled side of the mutations is in offspring.py (drawing) and es.py (the adaptive
+The compiled side of the mutations is in offspring.py (drawing) and loop.py (the adaptive
 rate); the constructive first parent in constructive.py.
 """
 from __future__ import annotations

@@ -77,10 +77,11 @@ def run_workload(w: Workload, seconds: float, seed: int = 1, workers: int | None
     settings = SearchSettings(w.rows, w.cols, w.levels_back, lam=w.lam, mutation="uniform",
                               mutation_max=w.mutation_max, value_bank=w.value_bank, start="random", pareto_size=0)
     _, one = setup_engine(w.task, load_costs(), settings)
-    engines = {1: one, team: Engine(one.problem, w.lam, w.mutation_max, workers=team),
-               ARCHIVE: Engine(one.problem, w.lam, w.mutation_max, pareto_size=SearchSettings.pareto_size)}
+    engines: dict[int | str, Engine] = {1: one, team: Engine(one.problem, w.lam, w.mutation_max, workers=team),
+                                       ARCHIVE: Engine(one.problem, w.lam, w.mutation_max,
+                                                       pareto_size=SearchSettings.pareto_size)}
     start = random_genome(one.problem.grid, np.random.default_rng(seed))
-    threads = {n: (1 if n == ARCHIVE else n) for n in engines}
+    threads = {n: (n if isinstance(n, int) else 1) for n in engines}  # (ARCHIVE: one thread)
     for n, e in engines.items():
         e.restore(start, int(seed_stream(seed)[0]))
         e.offer_parent()

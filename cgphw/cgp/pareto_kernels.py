@@ -1,6 +1,6 @@
 """The Pareto archive, compiled: every offspring the loop evaluates is offered to it, and it
 keeps the circuits that no circuit it has seen beats in all four of (error, energy, delay,
-gates) at once (gates: cgphw's count, as the search's ``acc[GATES]``). es.py calls
+gates) at once (gates: cgphw's count, as the search's ``acc[GATES]``). loop.py calls
 ``offer_generation`` from ``finalize`` (thread 0, once per generation, before the commit),
 so the archive depends on neither the thread count nor the chunking.
 
@@ -18,7 +18,7 @@ rest, a member above the run's error threshold goes before one within it, then t
 distance, then the latest entry. So the front keeps its extremes and thins where it is
 densest, and the circuits within the threshold are the last to be thinned.
 
-State ``arc`` (Engine): AO int64 [K+1, 3] error, energy, gates per slot (kernel units);
+State ``arc`` (engine.Archive): AO int64 [K+1, 3] error, energy, gates per slot (kernel units);
 AX float64 [K+1] delay; AF int64 [K+1, 2] generation found and entry number; AG int32
 [K+1, genes] genes (internal encoding); AL int64 [K+1] the members' slots in order of entry;
 AN int64 counters (COUNT, OFFERED, ENTERED); CW float64 [K+1] scratch.
@@ -56,11 +56,11 @@ def offer_generation(r0, lam, gen, thr, G, pdelay, acc, mp, mnew, nm, cm, cd, ca
                 beaten = True
                 break
         if not beaten:
-            insert(e, n, g, d, gen, G, mp, mnew, srow[r], nm[r], arc, AG.shape[0] - 1, thr)
+            enter(e, n, g, d, gen, G, mp, mnew, srow[r], nm[r], arc, AG.shape[0] - 1, thr)
 
 
 @nb.njit(cache=True)
-def insert(e, n, g, d, gen, G, mp, mnew, r, n_mut, arc, K, thr):
+def enter(e, n, g, d, gen, G, mp, mnew, r, n_mut, arc, K, thr):
     """Enter a circuit no member dominates or equals: the parent's genes G with the first
     n_mut mutations of mp/mnew row r. Members it dominates leave; over K members, ``thin``
     drops one."""
@@ -92,7 +92,7 @@ def insert(e, n, g, d, gen, G, mp, mnew, r, n_mut, arc, K, thr):
 
 @nb.njit(cache=True)
 def lexicographic_best(AO, AX, AL, n, thr):
-    """Position (in AL) of the member the lexicographic search ranks first (es.compare, phase 2)."""
+    """Position (in AL) of the member the lexicographic search ranks first (kernels.compare, phase 2)."""
     best = 0
     for i in range(1, n):
         a, b = AL[i], AL[best]

@@ -94,7 +94,7 @@ def run_search_bench(tasks: dict[str, Task], seeds=SEEDS, scale: float = 1.0, wo
         from cgphw.errors import UserError
 
         raise UserError(f"the budget scale must be a positive number, got {scale}")
-    from cgphw.cgp.bench import machine
+    from cgphw.bench.speed import machine
 
     before = machine()
     rows = []

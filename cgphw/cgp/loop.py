@@ -38,6 +38,10 @@ So neither the number of threads nor where chunks start and end changes the run,
 bit. The threads are plain Python threads running this nogil function; they meet through
 atomic counters in ``sync`` (atomics.py), spinning briefly and then yielding the CPU.
 
+The arrays arrive in engine.py's named tuples: ``par`` (Parent: the parent's values and the
+run's state), ``rep`` (Replicas), ``ch`` (Children: two generations' rows), ``arc`` (Archive);
+their legends give each field's meaning and shape. ``prob`` is the problem's arrays (problem.py).
+
 State ``st`` (int64): generation, stall (generations since the last strict improvement),
 offspring, evaluated offspring, whether the parent's depths D are valid, node
 evaluations, improvement records. Depth (delay) only matters in phase 2, so phase 1 does
@@ -56,7 +60,7 @@ import numba as nb
 import numpy as np
 
 from cgphw.cgp.atomics import atomic_add, atomic_cas, atomic_load, atomic_store, cpu_yield
-from cgphw.cgp import archive as arch
+from cgphw.cgp import pareto_kernels
 from cgphw.cgp.kernels import AREA, ENERGY, ERR, GATES, compare, full_depth, outputs_delay
 from cgphw.cgp.offspring import apply_genes, offspring, rand_below, splitmix
 
@@ -66,7 +70,7 @@ DONE_GENERATIONS, DONE_PATIENCE, DONE_PERFECT, DONE_RECORDS = 0, 2, 3, 4
 # settings ``cfg`` (int64): the problem's sizes and the run's rules
 N_IN, N_NODES, ROWS, LAM, THR, PATIENCE, GEN_END, MODE, ADAPTIVE, KCAP, ARCHIVE, OBJECTIVE, BLOCKS = range(13)
 N_CFG = 13
-LEXICOGRAPHIC, PARETO = 0, 1  # cfg[OBJECTIVE]; cfg[ARCHIVE]: the Pareto archive's capacity (0: none, archive.py)
+LEXICOGRAPHIC, PARETO = 0, 1  # cfg[OBJECTIVE]; cfg[ARCHIVE]: the Pareto archive's capacity (0: none, pareto_kernels.py)
 # cfg[BLOCKS]: blocks of 2 lambda scratch rows (engine.py): one per thread, or one shared when that is too big
 # the team's meeting points in ``sync`` (int64), one cache line apart; thread w's replayed
 # commit count at MYPV + 8 w
@@ -177,15 +181,14 @@ def longest_first(s, k, base, lam, order, size):
 def run_task(w, h, c, replica, shared, cfg, prob, par, ch):
     """Evaluate child c of generation h (slot h % 2) on thread w's replica, in thread w's
     block of scratch rows (rows written by one thread only stay in that CPU's cache)."""
-    pdelay, slotk, slotbase = par[3], par[9], par[10]
     s = h % 2
     row = s * cfg[LAM] + c
     sr = (w % cfg[BLOCKS]) * 2 * cfg[LAM] + row
-    ch[15][row] = child_stream(slotbase[s], c)
-    ch[16][row] = sr
+    ch.crng[row] = child_stream(par.slotbase[s], c)
+    ch.srow[row] = sr
     acc = replica[3]
-    offspring(row, sr, slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[ARCHIVE] > 0, cfg[THR], acc[ENERGY], pdelay[0],
-              cfg[N_IN], cfg[N_NODES], cfg[ROWS], replica, shared, prob, ch)
+    offspring(row, sr, par.slotk[s], cfg[MODE], acc[ERR] <= cfg[THR], cfg[ARCHIVE] > 0, cfg[THR], acc[ENERGY],
+              par.pdelay[0], cfg[N_IN], cfg[N_NODES], cfg[ROWS], replica, shared, prob, ch)
 
 
 @nb.njit(cache=True, inline="always")
@@ -198,11 +201,10 @@ def versus_parent(r, cm, cd, acc, p_delay, phase2, thr):
 def will_accept(row, cfg, par, ch, acc):
     """Will thread 0 accept a child when it sees row's? (If one child is at least as good as
     the parent, the best one is: a hint only, to stop speculating on the next generation.)"""
-    cm, cd = ch[11], ch[12]
     phase2 = acc[ERR] <= cfg[THR]
     if phase2 and cfg[OBJECTIVE] == PARETO:
         return False
-    return versus_parent(row, cm, cd, acc, par[3][0], phase2, cfg[THR]) <= 0
+    return versus_parent(row, ch.cm, ch.cd, acc, par.pdelay[0], phase2, cfg[THR]) <= 0
 
 
 @nb.njit(cache=True, inline="always")
@@ -225,15 +227,15 @@ def open_slot(nw, sync, local, h, k, base, slotk, slotbase, lam, closed, order, 
 
 @nb.njit(cache=True, inline="always")
 def stop_code(cfg, par, rep):
-    st, rec = par[4], par[7]
-    acc0 = rep[3][0]
+    st = par.st
+    acc0 = rep.accr[0]
     if st[GEN] >= cfg[GEN_END]:
         return DONE_GENERATIONS
     if cfg[PATIENCE] > 0 and st[STALL] >= cfg[PATIENCE]:
         return DONE_PATIENCE
     if acc0[ERR] == 0 and acc0[ENERGY] == 0 and cfg[OBJECTIVE] == LEXICOGRAPHIC:  # (a front may still gain)
         return DONE_PERFECT
-    if st[NREC] >= rec.shape[0]:
+    if st[NREC] >= par.rec.shape[0]:
         return DONE_RECORDS
     return -1
 
@@ -245,7 +247,7 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
     Returns a DONE_* code or -1."""
     arity, e_q, a_q, dly, isgate = prob[0], prob[2], prob[3], prob[4], prob[5]
     V, D, OT, pdelay, st, rng, rate, rec, ring, slotk, slotbase, order, size = par
-    Gr, RCr, actr, accr, stackr, markr, mlr, ostr = rep[:8]
+    Gr, RCr, actr, accr, stackr, markr, mlr, ostr, _, _ = rep
     S, DS, chl, nchl, ochl, oterm, nochl, mp, mold, mnew, nm, cm, cd, cact, cev, crng, srow = ch
     lam, thr, n_in, n_nodes = cfg[LAM], cfg[THR], cfg[N_IN], cfg[N_NODES]
     acc = accr[0]
@@ -256,10 +258,10 @@ def finalize(h, nw, spec, cfg, prob, par, rep, ch, sync, local, arc):
         st[EVALUATED] += cev[r, 0]
         st[NODE_EVALS] += cev[r, 1]
     if kept:
-        arch.offer_generation(r0, lam, st[GEN] + 1, thr, Gr[0], pdelay, acc, mp, mnew, nm, cm, cd, cact, srow,
+        pareto_kernels.offer_generation(r0, lam, st[GEN] + 1, thr, Gr[0], pdelay, acc, mp, mnew, nm, cm, cd, cact, srow,
                              arc)
     if cfg[OBJECTIVE] == PARETO and phase2:
-        b, verdict = arch.pareto_choice(r0, lam, thr, pdelay, acc, cm, cd)
+        b, verdict = pareto_kernels.pareto_choice(r0, lam, thr, pdelay, acc, cm, cd)
     else:
         b = r0
         for r in range(r0 + 1, r0 + lam):
@@ -348,11 +350,11 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync, arc):
     generations until cfg[GEN_END] or a stop rule and returns a DONE_* code; the others
     take children until thread 0 sets STOP. ``sync`` must be all zeros at the start and the
     replicas equal to replica 0."""
-    st, rng, rate, ring = par[4], par[5], par[6], par[8]
-    slotk, slotbase, order, size = par[9], par[10], par[11], par[12]
+    st, rng, rate, ring = par.st, par.rng, par.rate, par.ring
+    slotk, slotbase, order, size = par.slotk, par.slotbase, par.order, par.size
     Gr, RCr, actr, accr, stackr, markr, mlr, ostr, chgr, gpickr = rep
     replica = (Gr[w], RCr[w], actr[w], accr[w], stackr[w], markr[w], mlr[w], ostr[w], chgr[w], gpickr[w])
-    shared = (par[0], par[1], par[2])  # V, D, OT
+    shared = (par.V, par.D, par.OT)
     lam = cfg[LAM]
     local = np.zeros(4, np.int64)  # a lone thread's slot counters (TAKE 0, 1; DONE 0, 1)
     spec = np.zeros(2, np.float64)  # speculating now?, recent share of accepting generations
@@ -363,8 +365,8 @@ def run_generations(w, nw, cfg, prob, par, rep, ch, sync, arc):
         if code >= 0:
             atomic_store(sync, STOP, 1)
             return code
-        if rep[3][0, ERR] <= cfg[THR]:
-            ensure_depth(rep[0][0], rep[1][0], cfg[N_IN], cfg[N_NODES], prob[0], prob[4], par[1], par[3], st)
+        if accr[0, ERR] <= cfg[THR]:
+            ensure_depth(Gr[0], RCr[0], cfg[N_IN], cfg[N_NODES], prob[0], prob[4], par.D, par.pdelay, st)
         spec[0] = nw > 1
         open_slot(nw, sync, local, 0, current_k(cfg, rate[0]), rng[0], slotk, slotbase, lam, False, order, size)
         open_slot(nw, sync, local, 1, current_k(cfg, next_rate(cfg, rate[0], False)),
