@@ -45,7 +45,7 @@ def test_archive_holds_only_non_dominated_points_that_reevaluate(tmp_path):
     # the point the lexicographic order ranks first is never thinned: it is no worse than the winner
     def rank(m):
         return (m.energy_pj, m.error_se, m.delay_ns, m.gates)
-    assert r.threshold_reached and min(rank(p.metrics) for p in front if p.metrics.threshold_reached) <= rank(r.metrics)
+    assert r.ok and min(rank(p.metrics) for p in front if p.metrics.threshold_reached) <= rank(r.metrics)
     csv = (tmp_path / "run" / "pareto.csv").read_text().splitlines()
     assert csv[0].startswith("point,error_se,") and len(csv) == len(front) + 1
     assert [float(line.split(",")[1]) for line in csv[1:]] == [p.metrics.error_se for p in front]
