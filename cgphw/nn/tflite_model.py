@@ -258,10 +258,18 @@ def _options(kind: str, op) -> dict:
         if kind == "DEPTHWISE_CONV_2D":
             doc["depth_multiplier"] = o.DepthMultiplier()
         return doc
-    if kind in ("ADD", "FULLY_CONNECTED"):
-        o = tflite.AddOptions() if kind == "ADD" else tflite.FullyConnectedOptions()
+    if kind == "ADD":
+        o = tflite.AddOptions()
         o.Init(table.Bytes, table.Pos)
         return {"activation": o.FusedActivationFunction()}
+    if kind == "FULLY_CONNECTED":
+        o = tflite.FullyConnectedOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"activation": o.FusedActivationFunction(), "keep_num_dims": bool(o.KeepNumDims())}
+    if kind == "RESHAPE":
+        o = tflite.ReshapeOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"new_shape": tuple(int(v) for v in o.NewShapeAsNumpy())} if o.NewShapeLength() else {}
     if kind == "MEAN":
         o = tflite.ReducerOptions()
         o.Init(table.Bytes, table.Pos)
