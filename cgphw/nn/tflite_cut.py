@@ -23,6 +23,7 @@ where a cut's activations for the images would not fit, the whole network runs i
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Mapping
@@ -92,29 +93,32 @@ def cut(model: TFLiteModel, start: int, weights: Mapping[str, np.ndarray] | None
 
 class ActivationCache:
     """The head's outputs per (network, cut, images), least recently used dropped first,
-    at most ``limit`` bytes in all."""
+    at most ``limit`` bytes in all (a lock: a worker may measure on several threads)."""
 
     def __init__(self, limit: int = CACHE_BYTES):
         self.limit = limit
         self.entries: OrderedDict[tuple, tuple[np.ndarray, ...]] = OrderedDict()
+        self.lock = threading.Lock()
 
     @property
     def size(self) -> int:
-        return sum(a.nbytes for arrays in self.entries.values() for a in arrays)
+        return sum(a.nbytes for arrays in list(self.entries.values()) for a in arrays)
 
     def get(self, key: tuple) -> tuple[np.ndarray, ...] | None:
-        found = self.entries.get(key)
-        if found is not None:
-            self.entries.move_to_end(key)
-        return found
+        with self.lock:
+            found = self.entries.get(key)
+            if found is not None:
+                self.entries.move_to_end(key)
+            return found
 
     def put(self, key: tuple, arrays: tuple[np.ndarray, ...]) -> None:
         need = sum(a.nbytes for a in arrays)
         if need > self.limit:
             return
-        while self.entries and self.size + need > self.limit:
-            self.entries.popitem(last=False)
-        self.entries[key] = arrays
+        with self.lock:
+            while self.entries and self.size + need > self.limit:
+                self.entries.popitem(last=False)
+            self.entries[key] = arrays
 
 
 _cache = ActivationCache()

@@ -131,7 +131,7 @@ class TFLiteModel:
         return bytes(content)
 
 
-def _operator_names() -> dict[int, str]:
+def operator_names() -> dict[int, str]:
     import tflite
 
     return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
@@ -177,7 +177,7 @@ def _parse(content: bytes, where: str):
     if root.SubgraphsLength() != 1:
         raise UserError(f"{where} has {root.SubgraphsLength()} subgraphs; only single-graph networks are supported")
     graph = root.Subgraphs(0)
-    names = _operator_names()
+    names = operator_names()
     codes = []
     for i in range(root.OperatorCodesLength()):
         code = root.OperatorCodes(i)

@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from cgphw.errors import UserError
-from cgphw.nn.tflite_model import DTYPES, Operator
+from cgphw.nn.tflite_model import DTYPES, Operator, operator_names
 
 TYPES = {name: code for code, name in DTYPES.items()}
 # Operator versions LiteRT's kernels accept for int8 (per-channel) tensors; a copied network keeps its own.
@@ -42,9 +42,7 @@ def operator_versions(content: bytes) -> dict[str, int]:
     """The version of each operator kind in a TFLite file (its kernels are chosen by it)."""
     import tflite
 
-    from cgphw.nn.tflite_model import _operator_names
-
-    names = _operator_names()
+    names = operator_names()
     root = tflite.Model.GetRootAsModel(content, 0)
     found = {}
     for i in range(root.OperatorCodesLength()):
@@ -127,7 +125,7 @@ def _buffer(b, data: np.ndarray | None) -> int:
     vector = None
     if data is not None and data.size:
         raw = data.reshape(-1).view(np.uint8)
-        b.StartVector(1, raw.size, 16)
+        b.StartVector(1, raw.size, 16)  # as CreateNumpyVector, but aligned for any element type
         b.head -= raw.size
         b.Bytes[b.head:b.head + raw.size] = raw.tobytes()
         vector = b.EndVector()
