@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +18,9 @@ from cgphw.errors import UserError
 from cgphw.nn.data import Split
 from cgphw.nn.tflite_network import Runner, TFLiteNetwork
 from cgphw.progress import ProgressCallback, step
+
+if TYPE_CHECKING:
+    from cgphw.nn.tflite_cut import ActivationCache
 
 CHUNK = 25  # images between progress updates
 CACHE_IMAGES = 5000  # decoded images kept for the next measurement (150 kB each)
@@ -64,7 +68,7 @@ def logits(network: TFLiteNetwork, images: np.ndarray, progress: ProgressCallbac
 
 
 def int8_logits(network: TFLiteNetwork, images: np.ndarray, progress: ProgressCallback | None = None,
-                what: str = "", cut: bool = True, cache=None) -> np.ndarray:
+                what: str = "", cut: bool = True, cache: ActivationCache | None = None) -> np.ndarray:
     """The int8 pre-softmax outputs [n, ...] LiteRT computes. A network with changed layers
     runs from its first changed layer on, fed with the unchanged network's activations there
     (``tflite_cut``: the same values bit for bit, computed once per layer and images), when
