@@ -128,7 +128,7 @@ def model_eval(model_path, data, split, limit, as_json):
     _emit(dict(acc.as_dict(), model=model.name), as_json, acc.line())
 
 
-def model_speed(model_path, data, limit, repeat, as_json):
+def model_speed(model_path, data, limit, repeat, layer, as_json):
     import numpy as np
 
     from cgphw.nn.data import Split
@@ -141,8 +141,10 @@ def model_speed(model_path, data, limit, repeat, as_json):
         raise UserError("model speed times TFLite networks (--model mobilenetv2 or a .tflite file)")
     images = _split(data, "test", limit, model)
     files = tuple(images.images.files) * repeat
-    lazy = LazyImages(files)
-    result = speed(model, Split(lazy, np.tile(images.labels, repeat), images.source))  # type: ignore[arg-type]  # array-like, read on use
+    if layer is not None:
+        model.model.layer(layer)  # an unknown name: one error line before any timing
+    result = speed(model, Split(LazyImages(files), np.tile(images.labels, repeat), images.source),  # type: ignore[arg-type]  # array-like, read on use
+                   layer)
     _emit(dict(result.as_dict(), model=model.name, data=images.source, repeat=repeat), as_json, result.line())
 
 
@@ -250,10 +252,13 @@ def register(group) -> None:
     @limit_opt
     @click.option("--repeat", type=click.IntRange(min=1, max=1000), default=30, show_default=True,
                   help="go through the images this many times (7 photos x 30 = 210 images)")
+    @click.option("--layer", default=None, help="time an insertion into this layer [default: the second-last "
+                                                "weight layer, conv51 of mobilenetv2]")
     @json_opt
     def _speed(**kw):
         """Evaluation speed of a TFLite network, one thread: end to end (decode, resize, crop, LiteRT)
-        beside decoding alone and LiteRT's invoke alone, in one run (images per CPU second)."""
+        beside decoding alone and LiteRT's invoke alone, in one run (images per CPU second); then an
+        insertion into a layer, the whole network beside the part from that layer on."""
         model_speed(**kw)
 
     @model.command("layers")

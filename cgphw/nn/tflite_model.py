@@ -131,7 +131,7 @@ class TFLiteModel:
         return bytes(content)
 
 
-def _operator_names() -> dict[int, str]:
+def operator_names() -> dict[int, str]:
     import tflite
 
     return {v: k for k, v in vars(tflite.BuiltinOperator).items() if not k.startswith("_")}
@@ -177,7 +177,7 @@ def _parse(content: bytes, where: str):
     if root.SubgraphsLength() != 1:
         raise UserError(f"{where} has {root.SubgraphsLength()} subgraphs; only single-graph networks are supported")
     graph = root.Subgraphs(0)
-    names = _operator_names()
+    names = operator_names()
     codes = []
     for i in range(root.OperatorCodesLength()):
         code = root.OperatorCodes(i)
@@ -258,10 +258,18 @@ def _options(kind: str, op) -> dict:
         if kind == "DEPTHWISE_CONV_2D":
             doc["depth_multiplier"] = o.DepthMultiplier()
         return doc
-    if kind in ("ADD", "FULLY_CONNECTED"):
-        o = tflite.AddOptions() if kind == "ADD" else tflite.FullyConnectedOptions()
+    if kind == "ADD":
+        o = tflite.AddOptions()
         o.Init(table.Bytes, table.Pos)
         return {"activation": o.FusedActivationFunction()}
+    if kind == "FULLY_CONNECTED":
+        o = tflite.FullyConnectedOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"activation": o.FusedActivationFunction(), "keep_num_dims": bool(o.KeepNumDims())}
+    if kind == "RESHAPE":
+        o = tflite.ReshapeOptions()
+        o.Init(table.Bytes, table.Pos)
+        return {"new_shape": tuple(int(v) for v in o.NewShapeAsNumpy())} if o.NewShapeLength() else {}
     if kind == "MEAN":
         o = tflite.ReducerOptions()
         o.Init(table.Bytes, table.Pos)

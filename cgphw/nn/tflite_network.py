@@ -79,20 +79,28 @@ class Runner:
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"LiteRT cannot run this TFLite model ({exc})") from None
-        self.input = self.interpreter.get_input_details()[0]["index"]
-        self.output = self.interpreter.get_output_details()[0]["index"]
+        self.inputs = [d["index"] for d in self.interpreter.get_input_details()]
+        self.outputs = [d["index"] for d in self.interpreter.get_output_details()]
 
     def __call__(self, pixels: np.ndarray) -> np.ndarray:
         """int8 logits [n, classes] of uint8 images [n, H, W, 3], one invoke each."""
-        out = []
+        out = self.run((pixels,))[0]
+        return out.reshape(len(out), -1) if len(out) else np.zeros((0, 0), np.int8)
+
+    def run(self, inputs: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        """The graph's outputs (batch first) for its inputs (batch first, in the graph's order),
+        one invoke per item."""
+        out: list[list[np.ndarray]] = [[] for _ in self.outputs]
         try:
-            for image in pixels:
-                self.interpreter.set_tensor(self.input, image[None])
+            for item in range(len(inputs[0])):
+                for index, values in zip(self.inputs, inputs, strict=True):
+                    self.interpreter.set_tensor(index, values[item][None])
                 self.interpreter.invoke()
-                out.append(self.interpreter.get_tensor(self.output).reshape(-1))
+                for rows, index in zip(out, self.outputs, strict=True):
+                    rows.append(self.interpreter.get_tensor(index)[0])
         except (ValueError, RuntimeError) as exc:
             raise UserError(f"LiteRT cannot run this TFLite model ({exc})") from None
-        return np.stack(out) if out else np.zeros((0, 0), np.int8)
+        return tuple(np.stack(rows) if rows else np.zeros((0,), np.int8) for rows in out)
 
 
 def load_network(spec: str | os.PathLike | None = None) -> TFLiteNetwork:

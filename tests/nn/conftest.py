@@ -33,3 +33,11 @@ def mobilenet():
     va = load_split("mnist5k", "validation").head(32)
     model, _ = train(cfg, tr, va)
     return model
+
+
+@pytest.fixture(scope="session")
+def shipped_tflite():
+    """The shipped int8 MobileNetV2 (TFLite) and its 7 photos' pixels."""
+    from cgphw.nn.tflite_network import load_network, photos
+
+    return load_network(), photos().images.pixels()

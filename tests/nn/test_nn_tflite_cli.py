@@ -154,6 +154,9 @@ def test_speed_times_the_parts_side_by_side(cli):
         assert doc[key] > 0
     # end to end does both parts' work: it cannot be faster than either alone (10 % timing noise allowed)
     assert doc["end_to_end_per_cpu_s"] < 1.1 * min(doc["decode_per_cpu_s"], doc["litert_invoke_per_cpu_s"])
+    assert doc["insert_layer"] == "conv51" and doc["insert_identical"] is True
+    assert doc["insert_whole_per_cpu_s"] > 0 and doc["insert_cut_per_cpu_s"] > 0
+    assert "no int8 layer named 'conv99'" in fails(cli, "model", "speed", "--layer", "conv99")
     assert fails(cli, "model", "speed", "--model", "missing.pt") == "error: model file missing.pt does not exist"
     from cgphw.nn.model import DEFAULT_MODEL
 
