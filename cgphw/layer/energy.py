@@ -115,7 +115,7 @@ def layer_energy(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, model
     images, one per gate-level lane. ``progress(str)`` hears about each long step."""
     from cgphw.costs import load_costs
     from cgphw.hw.cells import load_cells
-    from cgphw.nn.data import load_split
+    from cgphw.layer.setup import layer_images, load_circuit, network_for
 
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
@@ -123,17 +123,19 @@ def layer_energy(path, layer: str = "conv1", images: int = DEFAULT_IMAGES, model
         raise UserError(f"--images must lie in 1..64 (one image per gate-level lane), got {images}")
     library = load_cells(cells)
     sram = _sram_pj_per_byte(load_costs(costs))
-    chosen = load_split(data, split).head(images)
+    net = network_for(load_circuit(path), model)
+    chosen, arrays = layer_images(net, data, split, images)
     config = config or EngineConfig()
-    base = prepare(path, layer, chosen.images, model, config, "sram")
+    base = prepare(path, layer, arrays, net, config, "sram")
     n_in = base.circuit.genome.grid.n_inputs
     generated = int(sum(1 for g in base.plan.writes for (_i, v, _l, _k) in g if v >= n_in))
-    report = LayerEnergy(base.circuit.name, layer, len(chosen), base.geometry.macs_per_image, base.layer.weights.size,
+    report = LayerEnergy(base.circuit.name, base.layer.name, len(chosen), base.geometry.macs_per_image,
+                         base.layer.weights.size,
                          generated, sram)
     sources = _standalone_sources(base, library, say)
     for reuse in dict.fromkeys(reuses):
-        setup = base if reuse == config.reuse else prepare(path, layer, chosen.images, model,
-                                                           replace(config, reuse=reuse), "sram")
+        setup = base if reuse == config.reuse else prepare(path, layer, arrays, net, replace(config, reuse=reuse),
+                                                           "sram")
         run, mapped = _datapath(setup, library, say)
         report.checked_activations += _check(setup, run)
         g = setup.geometry
