@@ -72,7 +72,7 @@ class LayerEnergy:
     rows: list[EnergyRow] = field(default_factory=list)
     datapaths: dict = field(default_factory=dict)  # reuse -> cells, flops, area, pJ, registers pJ
     hard_wired: dict | None = None
-    checked_activations: int = 0  # gate-level outputs compared with torch (all equal, or an error)
+    checked_activations: int = 0  # gate-level outputs compared with the int8 network (all equal, or an error)
     seconds: float = 0.0
 
     def to_json(self) -> dict:
@@ -103,7 +103,7 @@ class LayerEnergy:
                        f"{d['registers_pj']:,.0f} pJ of {d['energy_pj']:,.0f} pJ, of which the weight buffer "
                        f"({d['weight_buffer_flops']:,} flip-flops, clocked every cycle) "
                        f"{d['weight_buffer_pj']:,.0f} pJ")
-        out.append(f"gate-level outputs equal torch on all {self.checked_activations:,} activations")
+        out.append(f"gate-level outputs equal the int8 network on all {self.checked_activations:,} activations")
         return out
 
 
@@ -208,8 +208,8 @@ def _check(setup: LayerSetup, run) -> int:
     _, expected = _streams(setup)
     if run.outputs.shape != expected.shape or np.any(run.outputs != expected):
         bad = int((run.outputs != expected).sum()) if run.outputs.shape == expected.shape else -1
-        raise UserError(f"the synthesised netlist differs from torch on {bad} activations: the energy would be "
-                        "that of another circuit")
+        raise UserError(f"the synthesised netlist differs from the int8 network on {bad} activations: the energy "
+                        "would be that of another circuit")
     return int(expected.size)
 
 
@@ -240,7 +240,7 @@ def _hard_wired(setup: LayerSetup, library, say) -> dict:
     words, expected = _streams(setup)
     run = run_netlist(mapped.netlist, words, g.outputs_per_image, library)
     if run.outputs.shape != expected.shape or np.any(run.outputs != expected):
-        raise UserError("the hard-wired netlist differs from torch")
+        raise UserError("the hard-wired netlist differs from the int8 network")
     return {"reuse": g.reuse, "cells": mapped.n_cells, "flops": mapped.flops, "area_um2": round(mapped.area, 1),
             "cycles_per_image": run.cycles, "energy_pj": round(run.energy_pj, 1),
             "registers_pj": round(run.register_pj_per_cycle * run.cycles, 1), "checked": int(expected.size)}
