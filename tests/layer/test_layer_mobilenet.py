@@ -32,7 +32,9 @@ def test_verify_layer_on_mobilenet_equals_the_int8_network(cli, mobilenet_run):
 
 
 def test_verify_layer_on_mobilenet_with_a_fault_fails(cli, mobilenet_run):
-    code, out, _ = cli("verify-layer", mobilenet_run, *ARGS, "--inject-fault", "requant-shift")
+    """weight-bit: one bit of the value the buffer's first slot takes; here a circuit output (the
+    stored weights, which the fault once hit, reach no slot of this layer)."""
+    code, out, _ = cli("verify-layer", mobilenet_run, *ARGS, "--inject-fault", "weight-bit")
     assert code == 1 and out.startswith("FAIL") and "first mismatch: image 0, channel" in out
 
 
