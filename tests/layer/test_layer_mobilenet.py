@@ -79,3 +79,17 @@ def test_bad_input_on_mobilenet(cli, mobilenet_run, command, args, message):
 def test_a_lenet_circuit_is_refused_for_mobilenet(cli):
     code, _, err = cli("verify-layer", EXAMPLE, "--model", "mobilenetv2", "--layer", "conv41", "--images", "1")
     assert code == 2 and "made from" in err and "lenet5" in err and "give that one with --model" in err
+
+
+def test_every_weight_source_loads_the_inserted_layer(mobilenet_run):
+    """What layer-energy compares: each source fills the buffer with the layer's weights in the
+    engine's order (prepare refuses a load plan that would not), the circuit's stored weights in
+    the external memory for circuit-sram, the whole layer for sram."""
+    from cgphw.layer.setup import external_memory, layer_images, load_circuit, network_for, prepare
+
+    net = network_for(load_circuit(mobilenet_run))
+    _, pixels = layer_images(net, None, "test", 1)
+    for source, kind, memory in (("circuit-sram", "circuit", (960, 3)), ("sram", "port", (960, 12))):
+        setup = prepare(mobilenet_run, LAYER, pixels, net, EngineConfig(lanes=96), source)
+        assert setup.source.kind == kind and external_memory(setup).shape == memory
+        assert setup.layer.depthwise and setup.layer.kernel_matrix.shape == (960, 9)
