@@ -40,16 +40,20 @@ def engine_config(lanes, taps, reuse, mult_bits):
 def data_options(f):
     f = click.option("--split", type=click.Choice(["train", "validation", "test"]), default="test",
                      show_default=True, help="Which images.")(f)
-    f = click.option("--data", default="mnist5k", show_default=True,
-                     help="mnist5k (built in) or a directory with the MNIST IDX files.")(f)
+    f = click.option("--data", default=None,
+                     help="Images: mnist5k (built in) or a directory with the MNIST IDX files for LeNet-5; an "
+                          "image folder (DIR/<class>/<image>) for MobileNetV2 [default: mnist5k, or the shipped "
+                          "photos].")(f)
     f = click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
-                     help="The int8 model [default: the shipped LeNet-5].")(f)
+                     help="The int8 network: a .pt model, mobilenetv2 or a .tflite file [default: the shipped "
+                          "MobileNetV2 for a circuit made from it, else the shipped LeNet-5].")(f)
     return f
 
 
 @click.command("verify-layer")
 @click.argument("path", metavar="RUNDIR|RTLDIR", type=click.Path(exists=True))
-@click.option("--layer", default="conv1", show_default=True, help="The network layer the engine computes.")
+@click.option("--layer", default="conv1", show_default=True,
+              help="The network layer the engine computes (as `cgphw model layers` names them).")
 @click.option("--images", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="Real images run through the engine (the first N of the split).")
 @click.option("--sim", type=click.Choice(SIMULATORS), default=None,
@@ -107,7 +111,8 @@ def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:
 
 @click.command("layer-energy")
 @click.argument("path", metavar="RUNDIR|RTLDIR", type=click.Path(exists=True))
-@click.option("--layer", default="conv1", show_default=True, help="The network layer the engine computes.")
+@click.option("--layer", default="conv1", show_default=True,
+              help="The network layer the engine computes (as `cgphw model layers` names them).")
 @click.option("--images", type=click.IntRange(1, 64), default=64, show_default=True,
               help="Real images simulated at gate level (one per lane).")
 @click.option("--reuse", "reuses", type=click.IntRange(min=1), multiple=True,

@@ -288,8 +288,9 @@ def register(group) -> None:
     @model_opt
     @click.option("--selector", required=True,
                   help="core-ring[:LAYER][:concat] | ring-core[:LAYER][:concat] | layer:A->B | "
-                       "const:L1[,L2] | first-n:N[:LAYER] | address:LAYER (a computed ROM: the weight's index "
-                       "bits -> the weight, one item per weight)")
+                       "const:L1[,L2] | first-n:N[:LAYER] | rows:N[:LAYER] (per output channel: its first N weights -> "
+                       "all of them) | address:LAYER (a computed ROM: the weight's index bits -> the weight, one "
+                       "item per weight)")
     @click.option("--layer", default=None, help="layer for selectors that take one")
     @click.option("--filters", default=None, help="comma-separated filter indices (core-ring, ring-core)")
     @click.option("--out", required=True, type=click.Path(dir_okay=False), help="task file to write (.npz)")

@@ -76,7 +76,7 @@ class LayerEnergy:
     rows: tuple[EnergyRow, ...] = ()
     datapaths: dict = field(default_factory=dict)  # reuse -> cells, flops, area, pJ, registers pJ
     hard_wired: dict | None = None
-    checked_activations: int = 0  # gate-level outputs compared with torch (all equal, or an error)
+    checked_activations: int = 0  # gate-level outputs compared with the int8 network (all equal, or an error)
     seconds: float = 0.0
 
     @property
@@ -111,7 +111,7 @@ class LayerEnergy:
                        f"{d['registers_pj']:,.0f} pJ of {d['energy_pj']:,.0f} pJ, of which the weight buffer "
                        f"({d['weight_buffer_flops']:,} flip-flops, clocked every cycle) "
                        f"{d['weight_buffer_pj']:,.0f} pJ")
-        out.append(f"gate-level outputs equal torch on all {self.checked_activations:,} activations")
+        out.append(f"gate-level outputs equal the int8 network on all {self.checked_activations:,} activations")
         return out
 
 
@@ -124,7 +124,7 @@ def layer_energy(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, mo
     path = stage_path(path)  # a run or export directory, or the RunResult / Run / ExportResult for it
     from cgphw.costs import load_costs
     from cgphw.hw.cells import load_cells
-    from cgphw.nn.data import load_split
+    from cgphw.layer.setup import layer_images, load_circuit, network_for
 
     def say(what: str) -> None:
         step(progress, what)
@@ -134,9 +134,10 @@ def layer_energy(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, mo
         raise UserError(f"--images must lie in 1..64 (one image per gate-level lane), got {images}")
     library = load_cells(cells)
     sram = _sram_pj_per_byte(load_costs(costs))
-    chosen = load_split(data, split).head(images)
+    net = network_for(load_circuit(path), model)
+    chosen, arrays = layer_images(net, data, split, images)
     config = config or EngineConfig()
-    base = prepare(path, layer, chosen.images, model, config, "sram")
+    base = prepare(path, layer, arrays, net, config, "sram")
     n_in = base.circuit.genome.grid.n_inputs
     generated = int(sum(1 for g in base.plan.writes for (_i, v, _l, _k) in g if v >= n_in))
     rows: list[EnergyRow] = []
@@ -144,8 +145,8 @@ def layer_energy(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, mo
     checked = 0
     sources = _standalone_sources(base, library, say)
     for reuse in dict.fromkeys(reuses):
-        setup = base if reuse == config.reuse else prepare(path, layer, chosen.images, model,
-                                                           replace(config, reuse=reuse), "sram")
+        setup = base if reuse == config.reuse else prepare(path, layer, arrays, net, replace(config, reuse=reuse),
+                                                           "sram")
         run, mapped = _datapath(setup, library, say)
         checked += _check(setup, run)
         g = setup.geometry
@@ -218,8 +219,8 @@ def _check(setup: LayerSetup, run) -> int:
     _, expected = _streams(setup)
     if run.outputs.shape != expected.shape or np.any(run.outputs != expected):
         bad = int((run.outputs != expected).sum()) if run.outputs.shape == expected.shape else -1
-        raise UserError(f"the synthesised netlist differs from torch on {bad} activations: the energy would be "
-                        "that of another circuit")
+        raise UserError(f"the synthesised netlist differs from the int8 network on {bad} activations: the energy "
+                        "would be that of another circuit")
     return int(expected.size)
 
 
@@ -250,7 +251,7 @@ def _hard_wired(setup: LayerSetup, library, say) -> dict:
     words, expected = _streams(setup)
     run = run_netlist(mapped.netlist, words, g.outputs_per_image, library)
     if run.outputs.shape != expected.shape or np.any(run.outputs != expected):
-        raise UserError("the hard-wired netlist differs from torch")
+        raise UserError("the hard-wired netlist differs from the int8 network")
     return {"reuse": g.reuse, "cells": mapped.n_cells, "flops": mapped.flops, "area_um2": round(mapped.area, 1),
             "cycles_per_image": run.cycles, "energy_pj": round(run.energy_pj, 1),
             "registers_pj": round(run.register_pj_per_cycle * run.cycles, 1), "checked": int(expected.size)}

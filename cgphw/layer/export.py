@@ -78,9 +78,8 @@ def export_layer(path, layer: str = "conv1", *, out_dir: str | os.PathLike = "rt
     from cgphw.hw import emit
     from cgphw.hw.export import build_files, check_name, load_source, write_export
     from cgphw.hw.manifest import load_manifest
-    from cgphw.nn.data import load_split
     from cgphw.layer.verify import build_engine, layer_stimulus
-    from cgphw.layer.setup import prepare
+    from cgphw.layer.setup import layer_images, load_circuit, network_for, prepare
 
     pipeline = emit.check_pipeline(pipeline)
     run = load_source(path, force)
@@ -89,8 +88,9 @@ def export_layer(path, layer: str = "conv1", *, out_dir: str | os.PathLike = "rt
     name = check_name(name) if name is not None else run.default_name
     if images < 1:
         raise UserError(f"--stimulus-images must be at least 1, got {images}")
-    chosen = load_split(data, split).head(images)
-    setup = prepare(path, layer, chosen.images, model, config, source, pipeline=pipeline, name=name)
+    net = network_for(load_circuit(path), model)
+    chosen, arrays = layer_images(net, data, split, images)
+    setup = prepare(path, layer, arrays, net, config, source, pipeline=pipeline, name=name)
     engine = build_engine(setup)
     top = setup.top
     files, manifest = build_files(run, name, pipeline)

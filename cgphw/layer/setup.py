@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -24,6 +25,9 @@ from cgphw.hw.accel.requant import Requant, TfliteRequant, layer_requant
 from cgphw.hw.accel.source import SourceSpec
 from cgphw.quantlayer import QuantLayer
 from cgphw.task import Task, expand_location_runs
+
+if TYPE_CHECKING:
+    from cgphw.nn.tflite_layer import TFLiteLayerIO
 
 SOURCES = ("circuit", "circuit-sram", "rom", "sram")
 
@@ -40,10 +44,10 @@ class Circuit:
 @dataclass(frozen=True, eq=False)
 class LayerSetup:
     circuit: Circuit
-    model: object  # the Int8Model with the circuit's weights inserted
+    model: object  # the network (Int8Model or TFLiteNetwork) with the circuit's weights inserted
     layer: QuantLayer  # the layer of that model (its weights include the generated ones)
-    inputs: np.ndarray  # uint8 [n, *input_shape]: what torch feeds the layer on the images
-    outputs: np.ndarray  # uint8 [n, *output_shape]: what torch computes
+    inputs: np.ndarray  # uint8 [n, *input_shape]: what the int8 network feeds the layer on the images
+    outputs: np.ndarray  # uint8 [n, *output_shape]: what the int8 network computes
     geometry: Geometry
     requant: Requant | TfliteRequant
     plan: LoadPlan
@@ -52,6 +56,7 @@ class LayerSetup:
     model_name: str | None  # the model file as reports name it
     model_sha256: str | None
     source_name: str  # one of SOURCES
+    tflite_io: TFLiteLayerIO | None = None  # a TFLite network's tensors up to the layer
 
     @property
     def top(self) -> str:
@@ -99,9 +104,10 @@ def exported_layer(path: str | os.PathLike, layer: str):
 
 
 def layer_writers(circuit: Circuit, layer: str, shape: tuple[int, ...], model_codes: dict) -> np.ndarray:
-    """int [C_out, K, 2]: for each weight of ``layer``, the task item (= source step) and the
-    value index (stored input i, or n_in + circuit output j) that yields it. Outputs win over
-    stored inputs and later items over earlier ones, as ``cgphw insert`` places them."""
+    """int [*shape, 2]: for each weight of ``layer`` (in the layer's own weight layout), the task
+    item (= source step) and the value index (stored input i, or n_in + circuit output j) that
+    yields it. Outputs win over stored inputs and later items over earlier ones, as ``cgphw
+    insert`` places them."""
     task, n_in = circuit.task, circuit.genome.grid.n_inputs
     try:
         sources = expand_location_runs(task.meta["inputs_from"]) if n_in else [[] for _ in range(task.n_items)]
@@ -141,24 +147,57 @@ def layer_writers(circuit: Circuit, layer: str, shape: tuple[int, ...], model_co
         raise UserError(f"the circuit and its stored weights provide {size - missing} of the {size} weights of "
                         f"layer {layer}; the layer engine needs all of them (e.g. a task made with "
                         "`cgphw task make --selector core-ring:concat`, or core-ring without --filters)")
-    return owner.reshape(shape[0], size // shape[0], 2)
+    return owner.reshape(*shape, 2)
+
+
+def network_for(circuit: Circuit, model=None):
+    """The network the circuit's weights go into: ``model`` (what ``cgphw.load_model`` takes),
+    or, when None, the shipped MobileNetV2 for a task made from it, else the shipped LeNet-5.
+    UserError when the task was made from another kind of network."""
+    from cgphw.nn.networks import load_model
+    from cgphw.nn.tflite_network import SHIPPED_FILE, SHIPPED_NAME, TFLiteNetwork
+
+    made = circuit.task.meta.get("model")
+    made = made if isinstance(made, dict) else {}
+    arch, made_path = made.get("arch"), str(made.get("path"))
+    if model is None and arch == "tflite" and made_path == f"cgphw:models/{SHIPPED_FILE}":
+        model = SHIPPED_NAME
+    net = load_model(model)
+    if arch is not None and (arch == "tflite") != isinstance(net, TFLiteNetwork):
+        given = net.name or net.arch
+        raise UserError(f"the circuit's task was made from {made_path} ({arch}), not from {given}: its weights "
+                        f"belong to another network (give that one with --model)")
+    return net
+
+
+def layer_images(net, data=None, split: str = "test", n: int | None = None):
+    """(the first ``n`` images of ``data``/``split`` as ``cgphw model eval`` reads them for
+    ``net``, the array the layer setup takes: float images for a torch model, uint8 RGB pixels
+    [n, 224, 224, 3] for a TFLite network)."""
+    from cgphw.nn.tflite_network import TFLiteNetwork, network_images
+
+    chosen = network_images(net, data, split).head(n)
+    if isinstance(net, TFLiteNetwork):
+        from cgphw.nn.tflite_eval import pixels
+
+        return chosen, pixels(chosen)
+    return chosen, chosen.images
 
 
 def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | None = None,
-            model_path: str | os.PathLike | None = None, config: EngineConfig | None = None,
-            source: str = "circuit", pipeline: int | None = None, name: str | None = None) -> LayerSetup:
-    """Gather and check everything the engine for ``layer`` needs; ``images`` (float [n, ...])
-    give the layer's input quantisation and the reference activations. ``pipeline``: the
-    circuit's pipelined form (a register bank every K logic levels); ``name``: the circuit's
-    name in module names (default: its run or export name)."""
+            model=None, config: EngineConfig | None = None, source: str = "circuit",
+            pipeline: int | None = None, name: str | None = None) -> LayerSetup:
+    """Gather and check everything the engine for ``layer`` needs; ``images`` (``layer_images``:
+    float [n, ...] for a torch model, uint8 pixels for a TFLite network) give the layer's input
+    quantisation and the reference activations. ``model``: what ``network_for`` takes.
+    ``pipeline``: the circuit's pipelined form (a register bank every K logic levels);
+    ``name``: the circuit's name in module names (default: its run or export name)."""
     from dataclasses import replace as _replace
 
     from cgphw.files import sha256_file
-    from cgphw.nn.layers import extract, with_codes
-    from cgphw.nn.model import load_model
-    from cgphw.nn.quant import weighted_layers
-    from cgphw.nn.reference import layer_io
+    from cgphw.nn.layers import extract, list_layers, with_codes
     from cgphw.nn.selectors import place
+    from cgphw.nn.tflite_network import TFLiteNetwork
 
     if source not in SOURCES:
         raise UserError(f"unknown weight source {source!r}: choose one of {', '.join(SOURCES)}")
@@ -166,17 +205,33 @@ def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | 
     circuit = load_circuit(path)
     if name is not None:
         circuit = _replace(circuit, name=name)
-    model = load_model(model_path)
-    names = [n for n, _ in weighted_layers(model.module)]
+    net = network_for(circuit, model)
+    tflite = isinstance(net, TFLiteNetwork)
+    if tflite:
+        from cgphw.nn.tflite_layer import find_layer
+
+        layer = find_layer(net.model, layer).name  # an operator the engine cannot compute is refused here
+    names = [info.name for info in list_layers(net)]
     if layer not in names:
         raise UserError(f"the model has no int8 layer named {layer!r} (layers: {', '.join(names)})")
-    codes = {n: extract(model, n) for n in names}
+    codes = {n: extract(net, n) for n in names}
     writers = layer_writers(circuit, layer, codes[layer].shape, codes)
     generated = circuit.genome.evaluate(circuit.task.inputs)
-    inserted = with_codes(model, place(model, circuit.task, generated))
+    inserted = with_codes(net, place(net, circuit.task, generated))
     if images is None or len(images) == 0:
         raise UserError("give at least one image")
-    io = layer_io(inserted, layer, images)
+    if tflite:
+        from cgphw.nn.tflite_layer import engine_order, layer_io as tflite_io, quant_layer
+
+        weight_layer = inserted.model.layer(layer)
+        layer_geometry(config, quant_layer(inserted.model, weight_layer))  # lanes / taps checked before the work
+        io: Any = tflite_io(inserted, layer, images)
+        writers = engine_order(weight_layer, writers)
+    else:
+        from cgphw.nn.reference import layer_io
+
+        io = layer_io(inserted, layer, images)
+        writers = writers.reshape(writers.shape[0], -1, 2)
     q = io.layer
     geometry = layer_geometry(config, q)
     plan = plan_load(writers, geometry, circuit.genome.grid.n_inputs + circuit.genome.grid.n_outputs)
@@ -185,8 +240,10 @@ def prepare(path: str | os.PathLike, layer: str = "conv1", images: np.ndarray | 
     if not np.array_equal(built, q.kernel_matrix):  # the load plan must rebuild exactly what insert placed
         raise UserError(f"the engine's weight buffer would hold other weights than layer {layer} of the "
                         f"network with the circuit inserted ({int((built != q.kernel_matrix).sum())} differ)")
+    path_of = getattr(net, "path", None)
     return LayerSetup(circuit, inserted, q, io.inputs, io.outputs, geometry, layer_requant(q, config.mult_bits),
-                      plan, spec, config, model.name, sha256_file(model.path) if model.path else None, source)
+                      plan, spec, config, net.name, sha256_file(path_of) if path_of else None, source,
+                      io if tflite else None)
 
 
 def _source_spec(kind: str, circuit: Circuit, plan: LoadPlan, layer: QuantLayer, geometry: Geometry,

@@ -1,13 +1,16 @@
 """verify_layer(): run real images through the layer engine whose weights come from an evolved
-circuit, cycle-accurately, and compare every output activation with the int8 network (torch);
-then finish the network from the simulated activations and compare its top-1.
+circuit, cycle-accurately, and compare every output activation with the int8 network (torch,
+or a TFLite network's int8 reference, ``cgphw.nn.tflite_reference``, equal to LiteRT's
+reference kernels bit for bit); then finish the network from the simulated activations and
+compare its top-1.
 
 What is compared, per activation: the engine's output (Amaranth's simulator, or Icarus /
 Verilator on the Verilog) against torch's int8 layer with the circuit's weights inserted as
 ``cgphw insert`` inserts them. The verdict also counts how often the engine's integer
 reference (exact rounding, see ``cgphw.hw.accel.requant``) and torch disagree on these
 images: torch requantises in float32, so a differing activation there is torch's rounding,
-not the hardware's. It fails the check all the same (the target is 0).
+not the hardware's. It fails the check all the same (the target is 0). A TFLite network's
+requantisation is integer: there the two agree on every value.
 """
 from __future__ import annotations
 
@@ -59,6 +62,7 @@ class LayerVerdict:
     problems: tuple[str, ...] = ()
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    network: str = "torch"  # what computed the expected activations: torch, or the TFLite int8 reference
 
     @property
     def ok(self) -> bool:
@@ -68,11 +72,11 @@ class LayerVerdict:
     def lines(self) -> list[str]:
         head = (f"{'PASS' if self.ok else 'FAIL'} {self.design} {self.layer} on {self.simulator} "
                 f"({self.source} weights): {self.images} images, {self.activations:,} activations, "
-                f"{self.mismatches} mismatches vs torch ({self.torch_backend}); {self.cycles:,} cycles "
+                f"{self.mismatches} mismatches vs {self.network} ({self.torch_backend}); {self.cycles:,} cycles "
                 f"({self.cycles_per_image:,.0f} per image)")
         if self.top1_simulated is not None and self.top1_software is not None:
             head += (f"; top-1 {100 * self.top1_simulated:.2f} % with {self.layer} simulated, "
-                     f"{100 * self.top1_software:.2f} % in torch ({self.predictions_equal}/{self.images} "
+                     f"{100 * self.top1_software:.2f} % in {self.network} ({self.predictions_equal}/{self.images} "
                      "predictions equal)")
         lines = [head]
         if self.fault:
@@ -83,8 +87,8 @@ class LayerVerdict:
             lines.append(f"first mismatch: image {f['image']}, channel {f['channel']}, {where}: expected "
                          f"{f['expected']}, got {f['got']} (integer reference {f['reference']})")
         if self.torch_rounding:
-            lines.append(f"the engine's integer reference and torch differ on {self.torch_rounding} activations "
-                         "(torch rounds in float32 there)")
+            lines.append(f"the engine's integer reference and {self.network} differ on {self.torch_rounding} "
+                         f"activations ({self.network} rounds in float32 there)")
         if self.requant:
             r = self.requant
             lines.append(f"requantisation on every reachable accumulator value: {r['differ']:,} of {r['values']:,} "
@@ -96,7 +100,8 @@ class LayerVerdict:
 
     def to_json(self) -> dict:
         return {"passed": self.ok, "design": self.design, "layer": self.layer, "simulator": self.simulator,
-                "subject": self.subject, "source": self.source, "torch_backend": self.torch_backend,
+                "subject": self.subject, "source": self.source, "network": self.network,
+                "torch_backend": self.torch_backend,
                 "images": self.images, "activations": self.activations, "mismatches": self.mismatches,
                 "first_mismatch": self.first_mismatch, "reference_mismatches": self.reference_mismatches,
                 "torch_rounding": self.torch_rounding, "cycles": self.cycles,
@@ -146,18 +151,15 @@ def verify_layer(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, si
     export's parameters, and Icarus / Verilator simulate its Verilog file itself; ``config`` or
     ``source`` other than the export's build the engine afresh."""
     path = stage_path(path)  # a run or export directory, or the RunResult / Run / ExportResult for it
-    from cgphw.nn.data import load_split
-    from cgphw.nn.reference import torch_backend
-
     wall, cpu = time.perf_counter(), time.process_time()
     sim = sim or default_simulator()
     backend = get_backend(sim)
     backend.environment()  # a missing simulator fails before any work
     if images < 1:
         raise UserError(f"--images must be at least 1, got {images}")
-    chosen = load_split(data, split).head(images)
+    chosen, arrays, net = _images(path, model, data, split, images)
     exported = exported_layer(path, layer)
-    setup, exported = _setup(path, layer, chosen, model, config, source, exported)
+    setup, exported = _setup(path, layer, arrays, net, config, source, exported)
     stim = layer_stimulus(setup)
     with tempfile.TemporaryDirectory(prefix="cgphw-layer-") as tmp:
         work = cocotb_run.keep_directory(workdir) if workdir is not None else Path(tmp)
@@ -171,22 +173,40 @@ def verify_layer(path, layer: str = "conv1", *, images: int = DEFAULT_IMAGES, si
         from cgphw.layer.requant_check import requant_check
 
         requant = requant_check(setup.layer, setup.requant).to_json()
-    return LayerVerdict(setup.circuit.name, layer, sim, job.subject, setup.source_name, torch_backend(setup.layer),
-                        len(chosen), **judged, **_top1(setup, chosen, run),
+    return LayerVerdict(setup.circuit.name, layer, sim, job.subject, setup.source_name, _reference_name(setup),
+                        len(chosen), **judged, **_top1(setup, chosen, arrays, run),
                         engine={**setup.geometry.to_json(), "mult_bits": setup.requant.mult_bits,
                                 "cycles_per_image": stim.meta["cycles_per_image"], "top": setup.top},
                         requant=requant, fault=fault, problems=problems,
+                        network="TFLite" if setup.tflite_io is not None else "torch",
                         seconds=time.perf_counter() - wall, cpu_seconds=time.process_time() - cpu)
 
 
-def _setup(path, layer, chosen, model, config, source, exported):
+def _images(path, model, data, split, n: int):
+    """(the chosen images, what the layer setup takes of them, the network): the network the
+    circuit's weights go into, the first ``n`` images of ``data`` as ``cgphw model eval`` reads them."""
+    from cgphw.layer.setup import layer_images, load_circuit, network_for
+
+    net = network_for(load_circuit(path), model)
+    chosen, arrays = layer_images(net, data, split, n)
+    return chosen, arrays, net
+
+
+def _reference_name(setup: LayerSetup) -> str:
+    """What computed the expected activations: torch's int8 library, or the TFLite reference kernels."""
+    from cgphw.nn.reference import torch_backend
+
+    return "TFLite reference kernels" if setup.tflite_io is not None else torch_backend(setup.layer)
+
+
+def _setup(path, layer, arrays, model, config, source, exported):
     """The setup to verify, and the export to simulate (None when the engine differs from it)."""
     if exported is None:
-        return prepare(path, layer, chosen.images, model, config, source or "circuit"), None
+        return prepare(path, layer, arrays, model, config, source or "circuit"), None
     made = EngineConfig(**exported.config)
     kind = exported.source.get("name", "circuit")
     same = (config is None or config == made) and (source is None or source == kind)
-    setup = prepare(path, layer, chosen.images, model, made if config is None else config, source or kind,
+    setup = prepare(path, layer, arrays, model, made if config is None else config, source or kind,
                     pipeline=exported.source.get("pipeline"))
     if same:
         check_claims(exported, setup, layer)
@@ -270,19 +290,26 @@ def _judge(setup: LayerSetup, stim: LayerStimulus, run: LayerRun) -> dict:
             "cycles_per_image": run.cycles / n, "first_mismatch": first, "problems": incomplete}
 
 
-def _top1(setup: LayerSetup, chosen, run: LayerRun) -> dict:
-    """The verdict's top-1 fields: the network finished from the simulated layer against torch
-    (none when the simulation did not finish)."""
+def _top1(setup: LayerSetup, chosen, arrays, run: LayerRun) -> dict:
+    """The verdict's top-1 fields: the network finished from the simulated layer against the
+    int8 network (none when the simulation did not finish)."""
     from cgphw.hw.accel.plan import outputs_from_words
-    from cgphw.nn.reference import predictions
 
     if not run.complete:
         return {}
     n, q = len(chosen), setup.layer
     simulated = outputs_from_words(run.outputs[: n * setup.geometry.outputs_per_image], setup.geometry, n)
     simulated = simulated.reshape(n, *q.output_shape)
-    with_sim = predictions(setup.model, chosen.images, q.name, simulated)
-    software = predictions(setup.model, chosen.images)
+    if setup.tflite_io is not None:
+        from cgphw.nn.tflite_layer import predictions as tflite_predictions
+
+        with_sim = tflite_predictions(setup.model, arrays, setup.tflite_io, simulated)
+        software = tflite_predictions(setup.model, arrays, setup.tflite_io)
+    else:
+        from cgphw.nn.reference import predictions
+
+        with_sim = predictions(setup.model, arrays, q.name, simulated)
+        software = predictions(setup.model, arrays)
     return {"top1_simulated": float((with_sim == chosen.labels).mean()),
             "top1_software": float((software == chosen.labels).mean()),
             "predictions_equal": int((with_sim == software).sum())}
@@ -305,13 +332,11 @@ def write_layer_stimulus(path, out, layer: str = "conv1", images: int = DEFAULT_
                          source: str | None = None) -> dict:
     """Write the stimulus file of ``images`` real images for the engine built from PATH (for
     ``cgphw.layer.testbench`` in your own cocotb flow); returns what was written."""
-    from cgphw.nn.data import load_split
-
     if images < 1:
         raise UserError(f"--images must be at least 1, got {images}")
     _replaceable_stimulus(Path(out))  # before the work: a user's file there stops it
-    chosen = load_split(data, split).head(images)
-    setup, _ = _setup(path, layer, chosen, model, config, source, exported_layer(path, layer))
+    chosen, arrays, net = _images(path, model, data, split, images)
+    setup, _ = _setup(path, layer, arrays, net, config, source, exported_layer(path, layer))
     stim = layer_stimulus(setup)
     stim.save(out)
     return {"stimulus": str(out), "top": setup.top, "images": len(chosen), "words": int(len(stim.words)),

@@ -7,6 +7,8 @@ Selector strings (LAYER defaults to the first layer with 5x5 kernels where one i
   layer:A->B                  all weights of layer A -> all weights of layer B (one item)
   const:L1[,L2...]            no inputs -> every weight of the layers (one item; value bank)
   first-n:N[:LAYER]           the layer's first N weights (flat order) -> the whole layer
+  rows:N[:LAYER]              one item per output channel of the layer: the channel's first N
+                              weights -> all its weights (a 1x1 layer or classifier a row at a time)
   address:LAYER               a computed ROM: a weight's flat index -> that weight; one item
                               per weight, inputs = the index's bytes (little-endian, int8 bit
                               patterns; one byte up to 256 weights), one output
@@ -22,7 +24,7 @@ from cgphw.errors import UserError
 from cgphw.nn.layers import extract, list_layers
 from cgphw.task import Task, expand_location_runs, location_runs
 
-SELECTORS = ("core-ring", "ring-core", "layer", "const", "first-n", "address")
+SELECTORS = ("core-ring", "ring-core", "layer", "const", "first-n", "rows", "address")
 CORE = [(r, c) for r in range(1, 4) for c in range(1, 4)]
 RING = [(0, c) for c in range(5)] + [p for r in range(1, 4) for p in ((r, 0), (r, 4))] + [(4, c) for c in range(5)]
 CORE_FLAT = [r * 5 + c for r, c in CORE]
@@ -72,6 +74,10 @@ def make_task(model, selector: str, *, layer: str | None = None, filters: list[i
         if not parts or not parts[0].isdigit() or int(parts[0]) < 1:
             raise UserError(f"selector {selector!r} must look like first-n:N[:LAYER] with N >= 1")
         task = _first_n_task(model, int(parts[0]), _pick_layer(model, parts[1:], layer, any_shape=True))
+    elif name == "rows":
+        if not parts or not parts[0].isdigit() or int(parts[0]) < 1:
+            raise UserError(f"selector {selector!r} must look like rows:N[:LAYER] with N >= 1")
+        task = _rows_task(model, int(parts[0]), _pick_layer(model, parts[1:], layer, any_shape=True))
     elif name == "address":
         if "," in rest or len(parts) > 1:
             raise UserError(f"selector {selector!r} names more than one layer: an address circuit computes "
@@ -143,6 +149,20 @@ def _first_n_task(model, n: int, layer: str) -> Task:
         raise UserError(f"layer {layer} has only {flat.size} weights, fewer than first-n:{n}")
     return Task(flat[None, :n].copy(), flat[None, :].copy(),
                 meta=_where(model, [[(layer, i) for i in range(n)]], [[(layer, i) for i in range(flat.size)]]))
+
+
+def _rows_task(model, n: int, layer: str) -> Task:
+    codes = extract(model, layer)
+    flat = np.arange(codes.size).reshape(codes.shape)
+    # a TFLite depthwise layer keeps its channels last ([1, KH, KW, C]); every other layer first
+    depthwise = next(info.kind for info in list_layers(model) if info.name == layer) == "depthwise-conv"
+    rows = flat.reshape(-1, codes.shape[-1]).T if depthwise and codes.shape[0] == 1 else flat.reshape(len(flat), -1)
+    if n > rows.shape[1]:
+        raise UserError(f"layer {layer} has {rows.shape[1]} weights per output channel, fewer than rows:{n}")
+    values = codes.ravel()[rows]
+    return Task(values[:, :n].copy(), values.copy(),
+                meta=_where(model, [[(layer, int(i)) for i in row[:n]] for row in rows],
+                            [[(layer, int(i)) for i in row] for row in rows]))
 
 
 def address_inputs(n_words: int) -> np.ndarray:

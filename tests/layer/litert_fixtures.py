@@ -1,20 +1,19 @@
 """MobileNetV2's int8 TFLite layers and LiteRT's reference-kernel tensors on the shipped photos,
 for checking the layer engine against them (no network: the model and photos are files).
 
-``tflite_layer`` reads one CONV_2D / DEPTHWISE_CONV_2D operator as a ``QuantLayer`` (TFLite's
-int8 codes + 128, see ``cgphw.quantlayer``); ``reference_tensors`` runs the photos through
-LiteRT's BUILTIN_REF kernels keeping every intermediate tensor.
+``tflite_layer`` reads one CONV_2D / DEPTHWISE_CONV_2D operator as a ``QuantLayer`` with the
+package's reader (``cgphw.nn.tflite_layer``: TFLite's int8 codes + 128); ``reference_tensors``
+runs the photos through LiteRT's BUILTIN_REF kernels keeping every intermediate tensor, the
+yardstick the tests hold the engine and that reader to.
 """
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from cgphw.quantlayer import QuantLayer
-from cgphw.tflite_requant import activation_range
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_NAME = "tf2_mobilenet_v2_1.0_224_ptq.tflite"
@@ -66,12 +65,12 @@ def _interpreter():
 
 
 @lru_cache(maxsize=1)
-def _flatbuffer():
-    import tflite
+def _model():
+    from cgphw.nn.tflite_model import read_tflite
 
     folder = model_folder()
     assert folder is not None
-    return tflite.Model.GetRootAs((folder / MODEL_NAME).read_bytes(), 0)
+    return read_tflite(folder / MODEL_NAME)
 
 
 def operator(index: int) -> dict:
@@ -87,56 +86,15 @@ def reference_tensors(photo_name: str, tensors: tuple[int, ...]) -> tuple[np.nda
     return tuple(it.get_tensor(i).copy() for i in tensors)
 
 
-def _quant(details: dict) -> tuple[np.ndarray, np.ndarray]:
-    q = details["quantization_parameters"]
-    return np.asarray(q["scales"], np.float64), np.asarray(q["zero_points"], np.int64)
-
-
 def tflite_layer(index: int) -> QuantLayer:
-    """Operator ``index`` (CONV_2D or DEPTHWISE_CONV_2D) as a QuantLayer."""
-    import tflite
+    """Operator ``index`` (CONV_2D or DEPTHWISE_CONV_2D) as the package reads it (``cgphw.nn.tflite_layer``)."""
+    from cgphw.nn.tflite_layer import quant_layer
 
-    op = operator(index)
-    it = _interpreter()
-    details = {t["index"]: t for t in it.get_tensor_details()}
-    x_id, w_id, b_id = (int(i) for i in op["inputs"])
-    y_id = int(op["outputs"][0])
-    raw = _flatbuffer().Subgraphs(0).Operators(index)
-    table = raw.BuiltinOptions()
-    if op["op_name"] == "CONV_2D":
-        options = tflite.Conv2DOptions()
-        options.Init(table.Bytes, table.Pos)
-        weights = it.get_tensor(w_id).transpose(0, 3, 1, 2)  # [O, KH, KW, I] -> [O, I, KH, KW]
-        groups = 1
-    elif op["op_name"] == "DEPTHWISE_CONV_2D":
-        options = tflite.DepthwiseConv2DOptions()
-        options.Init(table.Bytes, table.Pos)
-        assert options.DepthMultiplier() == 1
-        weights = it.get_tensor(w_id).transpose(3, 0, 1, 2)  # [1, KH, KW, C] -> [C, 1, KH, KW]
-        groups = weights.shape[0]
-    else:
-        raise ValueError(f"operator {index} is a {op['op_name']}")
-    assert options.DilationHFactor() == options.DilationWFactor() == 1
-    (s_in,), (zp_in,) = _quant(details[x_id])
-    (s_out,), (zp_out,) = _quant(details[y_id])
-    w_scales, _ = _quant(details[w_id])
-    bias = it.get_tensor(b_id).astype(np.int64)
-    _, h, w, c_in = details[x_id]["shape"]
-    stride = (int(options.StrideH()), int(options.StrideW()))
-    kh, kw = weights.shape[2:]
-    if options.Padding() == tflite.Padding.SAME:  # TensorFlow puts the odd one at the end
-        total = [max((math.ceil(int(n) / s) - 1) * s + int(k) - int(n), 0)
-                 for n, s, k in ((h, stride[0], kh), (w, stride[1], kw))]
-        before, after = (total[0] // 2, total[1] // 2), (total[0] - total[0] // 2, total[1] - total[1] // 2)
-    else:
-        before = after = (0, 0)
-    names = {v: k for k, v in vars(tflite.ActivationFunctionType).items() if not k.startswith("_")}
-    activation = names[options.FusedActivationFunction()]
-    low, high = activation_range(activation, float(s_out), int(zp_out))
-    return QuantLayer(details[y_id]["name"].split(";")[0], "conv", np.ascontiguousarray(weights, np.int8), w_scales,
-                      bias * float(s_in) * w_scales, float(s_in), int(zp_in) + 128, float(s_out), int(zp_out) + 128,
-                      activation in ("RELU", "RELU6"), (int(c_in), int(h), int(w)), stride, before, groups, after,
-                      "tflite", bias, (low + 128, high + 128))
+    model = _model()
+    layer = next((w for w in model.layers if w.operator.index == index), None)
+    if layer is None:
+        raise ValueError(f"operator {index} is a {model.operators[index].kind}")
+    return quant_layer(model, layer)
 
 
 def layer_io(index: int, photo_name: str) -> tuple[np.ndarray, np.ndarray]:

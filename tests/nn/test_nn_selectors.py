@@ -61,7 +61,7 @@ def test_layer_const_and_first_n(lenet):
 
 def test_every_selector_places_outputs_back_and_saves(lenet, tmp_path):
     selectors = ["core-ring", "core-ring:concat", "ring-core:conv2", "layer:conv1->conv2",
-                 "const:conv1,conv2", "first-n:10:fc3"]
+                 "const:conv1,conv2", "first-n:10:fc3", "rows:4:conv1"]
     for selector in selectors:
         task = make_task(lenet, selector)
         placed = place(lenet, task, task.targets)
@@ -72,6 +72,22 @@ def test_every_selector_places_outputs_back_and_saves(lenet, tmp_path):
             assert bumped[name].ravel()[index] == np.int8((int(value) + 1 + 128) % 256 - 128)
         loaded = load_task(task.save(tmp_path / "t.npz"))
         assert loaded.meta == task.meta and np.array_equal(loaded.targets, task.targets)
+
+
+def test_rows_selector_one_item_per_output_channel(lenet):
+    from cgphw.nn.networks import load_model
+
+    rows = make_task(lenet, "rows:4:conv1")  # [6, 1, 5, 5]: channel c's weights flat[25c:25c+25]
+    codes = extract(lenet, "conv1").reshape(6, 25)
+    assert np.array_equal(rows.inputs, codes[:, :4]) and np.array_equal(rows.targets, codes)
+    assert rows.meta["targets_at"][5] == [["conv1", 125, 25]]
+    tflite = load_model("mobilenetv2")
+    dw = make_task(tflite, "rows:3:dw1")  # TFLite depthwise [1, 3, 3, 32]: channels last
+    kernels = extract(tflite, "dw1")[0].reshape(9, 32).T
+    assert np.array_equal(dw.targets, kernels) and np.array_equal(dw.inputs, kernels[:, :3])
+    assert target_locations(dw.meta)[1] == [("dw1", 1 + 32 * k) for k in range(9)]
+    with pytest.raises(UserError, match="fewer than rows:26"):
+        make_task(lenet, "rows:26:conv1")
 
 
 def test_mobilenet_first_n_for_every_conv_layer(mobilenet):

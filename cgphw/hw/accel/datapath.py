@@ -23,9 +23,9 @@ activation's range). A result leaves 3 cycles after its last word. ``in_ready`` 
 the engine's state.
 
 ``fault`` builds a deliberately wrong engine (to show that verification catches it):
-``requant-shift`` (one more bit of shift), ``weight-bit`` (bit 0 of the first value the
-source yields, flipped on its way into the buffer) and ``acc-reset`` (the accumulator is
-cleared on slice 1 instead of slice 0: an off-by-one in its reset).
+``requant-shift`` (one more bit of shift), ``weight-bit`` (bit 0 of the value the buffer's
+first slot takes from the source, flipped on its way into the buffer) and ``acc-reset``
+(the accumulator is cleared on slice 1 instead of slice 0: an off-by-one in its reset).
 """
 from __future__ import annotations
 
@@ -109,8 +109,9 @@ class LayerEngine(wiring.Component):
         weights = [[Signal(signed(8), name=f"w{lane}_{k}", reset_less=True) for k in range(g.fan_in)]
                    for lane in range(g.lanes)]
         values = [source.values[v] for v in range(plan.values)]
-        if self.fault == "weight-bit":
-            values[0] = values[0] ^ 1
+        if self.fault == "weight-bit":  # a value the buffer takes (value 0 may be a stored weight it never reads)
+            first = plan.writes[0][0][1]
+            values[first] = values[first] ^ 1
         slot_writer = [{(ln, kk): (i, v) for i, v, ln, kk in writes} for writes in plan.writes]
         for lane in range(g.lanes):
             for k in range(g.fan_in):
