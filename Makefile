@@ -19,12 +19,17 @@ $(VENV)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(CGPHW) run demo --out runs/demo
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist; one per core, at most 4: each holds
+# torch and numba), a test file per process so that a file's module fixtures are made once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 # everything but the tests marked slow (pyproject.toml lists the markers)
 test-fast: $(VENV)/.installed
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 # ruff over the tree, mypy over the package but the numba kernels ([tool.ruff], [tool.mypy])
 lint: $(VENV)/.installed
