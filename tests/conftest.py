@@ -1,9 +1,17 @@
 """Fixtures every test folder shares: the CLI run in-process."""
 from __future__ import annotations
 
+import signal
 from typing import NamedTuple
 
 import pytest
+
+
+def pytest_configure(config):
+    # A shell starts a background job with SIGINT ignored, and an ignored signal stays ignored in
+    # every process started from it: the tests of Ctrl-C in a real cgphw process need it delivered.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class CliResult(NamedTuple):
