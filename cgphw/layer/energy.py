@@ -18,7 +18,8 @@ Rows per reuse (output positions per weight load):
 the same engine, the same input images) and scales each per-image energy and cycle count by
 C/K: every output channel of a layer costs the same MACs, and a source's work is per weight it
 yields. SRAM bytes are counted on the whole layer's load plan (exact); the rest is an estimate
-whose error is how far the sampled channels' switching differs from the others'.
+whose error is how far the sampled channels' switching differs from the others', except that a
+ROM of K channels' words costs less per read than one of all: the ROM-fed rows are lower bounds.
 """
 from __future__ import annotations
 
