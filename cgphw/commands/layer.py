@@ -140,8 +140,9 @@ def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, ch
     engine together with its ROM (constant weights folded into the multipliers).
 
     --channels K simulates whole lane groups of the same engine on the same images and scales
-    by channels/K (each output channel costs the same MACs, each source's work is per weight);
-    SRAM bytes are counted on the whole layer."""
+    by channels/K (each output channel costs the same MACs, each source's work is per weight;
+    a smaller ROM is cheaper per read, so the ROM-fed rows are lower bounds); SRAM bytes are
+    counted on the whole layer."""
     from cgphw.layer.energy import layer_energy
 
     config = engine_config(lanes, taps, None, mult_bits)
