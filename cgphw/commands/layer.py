@@ -123,9 +123,13 @@ def _emit(doc: dict, as_json: bool, lines: list[str]) -> None:
 @click.option("--taps", type=click.IntRange(min=1), default=None, help="MACs per lane per cycle [default: all].")
 @click.option("--mult-bits", type=click.IntRange(8, 48), default=None,
               help="Width of the requantisation multiplier [default: 32].")
+@click.option("--channels", type=int, default=None,
+              help="Measure on the layer's first K output channels (a multiple of the lanes) and scale the "
+                   "energies and cycles per image by channels/K [default: all channels].")
 @data_options
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, model_path, data, split, as_json):
+def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, channels, model_path, data, split,
+                         as_json):
     """Energy per image of the layer engine fed by the circuit in PATH, by a ROM, or by an
     SRAM: synthesised with Yosys to the calibrated cell set and simulated at gate level on
     real images (a minute or more: each datapath is a synthesis of ~100k cells).
@@ -133,13 +137,19 @@ def layer_energy_command(path, layer, images, reuses, lanes, taps, mult_bits, mo
     The datapath (weight buffer, MACs, requantisation) is the same netlist for every
     source; each source is synthesised alone and driven with the datapath's requests; SRAM
     reads cost gate_costs.json's memory.sram_read_pj_per_byte. A last row synthesises the
-    engine together with its ROM (constant weights folded into the multipliers)."""
+    engine together with its ROM (constant weights folded into the multipliers).
+
+    --channels K simulates whole lane groups of the same engine on the same images and scales
+    by channels/K (each output channel costs the same MACs, each source's work is per weight;
+    a smaller ROM is cheaper per read, so the ROM-fed rows are lower bounds); SRAM bytes are
+    counted on the whole layer."""
     from cgphw.layer.energy import layer_energy
 
     config = engine_config(lanes, taps, None, mult_bits)
     chosen = tuple(reuses) if reuses else (None, 1)
     report = layer_energy(path, layer, images=images, model=model_path, data=data, split=split, config=config,
-                          reuses=chosen, progress=None if as_json else echo_steps(lambda m: click.echo(m, err=True)))
+                          reuses=chosen, channels=channels,
+                          progress=None if as_json else echo_steps(lambda m: click.echo(m, err=True)))
     _emit(report.to_json(), as_json, report.lines())
 
 

@@ -69,6 +69,8 @@ def test_expected_outputs_are_litert_s_on_the_patched_network(mobilenet_run):
     ("verify-layer", ["--layer", "dw46"], "computes no weight of layer dw46"),
     ("verify-layer", ["--layer", LAYER, "--lanes", "7"], "--lanes must divide the layer's 960 output channels"),
     ("layer-energy", ["--layer", LAYER, "--taps", "4"], "--taps must divide the layer's 9 weights per channel"),
+    ("layer-energy", ["--layer", LAYER, "--lanes", LANES, "--channels", "100"],
+     "--channels must be a multiple of the engine's 96 lanes in 1..960"),
 ])
 def test_bad_input_on_mobilenet(cli, mobilenet_run, command, args, message):
     code, out, err = cli(command, mobilenet_run, "--images", "1", *args)
