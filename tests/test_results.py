@@ -75,7 +75,8 @@ def test_verdicts_are_judged_whole():
     assert layer.ok and _check(layer, "PASS c conv1 on amaranth")["passed"] is True
     row = EnergyRow("sram", 1, 4, 100, 50.0, 0.0, 5.0, 4, 0, 0.0)
     energy = cgphw.LayerEnergy("c", "conv1", 2, 1000, 150, 150, 1.25, (row,), checked_activations=8)
-    assert energy.ok and _check(energy, "gate-level outputs equal the int8 network on all 8")["rows"][0]["source"] == "sram"
+    doc = _check(energy, "gate-level outputs equal the int8 network on all 8")
+    assert energy.ok and doc["rows"][0]["source"] == "sram"
 
 
 def test_insertion_and_campaign_results(tmp_path):
