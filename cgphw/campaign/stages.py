@@ -56,12 +56,6 @@ def conv_layers(model) -> list[str]:
     return [info.name for info in list_layers(model) if info.kind != "linear"]
 
 
-def layer_shapes(model) -> dict[str, list[int]]:
-    from cgphw.nn.layers import list_layers
-
-    return {info.name: list(info.shape) for info in list_layers(model)}
-
-
 def check_data(source: str, split: str, model=None) -> None:
     """Fail early (before any run starts) when the images cannot be read."""
     from cgphw.nn.tflite_network import network_images
